@@ -1,0 +1,1 @@
+"""ceping bot: the Telegram conversation and commands."""

@@ -1,0 +1,1 @@
+"""Scheduled jobs: reminders, digests and outbox delivery."""

@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, engine, queries and Alembic migrations."""

@@ -1,0 +1,1 @@
+"""The domain: instruments, scoring, grades, coverage. Pure: no Telegram, no database."""
