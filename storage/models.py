@@ -1,0 +1,456 @@
+"""All tables, with their constraints next to the fields.
+
+Anonymity of the satisfaction survey (DOMAIN §7)
+------------------------------------------------
+No row ever holds one person's satisfaction answers once they are submitted:
+
+* While someone is answering, their choices live in ``Draft`` (keyed by the
+  assignment), because the bot must resume after a restart. Submitting deletes
+  the draft and, in the same transaction, adds one to each counter in
+  ``SatisfactionTally`` (round, branch, question, option → count), one to
+  ``SatisfactionBallots`` and marks the ``Assignment`` submitted.
+* A counter has no id of its own, no timestamp and no author, and its row is
+  shared by every ballot of the branch, so neither an id, a time nor the order
+  rows were written can tie a choice to a respondent: the ballot never exists
+  as a row.
+* Free-text suggestions go into ``SatisfactionComments``: one row per branch
+  whose list is reshuffled on every insert, so list position says nothing about
+  who wrote when.
+* The satisfaction ``Assignment`` records only *that* the person responded
+  (which is not secret); its ``submitted_at`` stays NULL so not even the time
+  of the response is kept.
+
+What remains is inherent to any live tally and is handled in the reports: a
+branch with fewer than five ballots shows participation only.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime, utcnow
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+CATEGORIES = ("committee", "village", "community", "institution", "enterprise", "social")
+ROLES = ("member", "mass", "committee", "secretary", "inspector", "organizer")
+AUDIENCES = ("members", "masses", "committee", "inspectors", "organizers")
+PHASES = ("self_evaluation", "satisfaction", "inspection", "superior_scoring")
+GRADES = ("good", "fairly_good", "average", "poor")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    """SQL for a CHECK that a text column holds one of the given values."""
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def _when(**kwargs: Any) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, **kwargs)
+
+
+def _score() -> Any:
+    return Field(default=None, max_digits=7, decimal_places=2)
+
+
+# --- Roster --------------------------------------------------------------------------------
+
+
+class Organization(SQLModel, table=True):
+    """A party organization: the grading committee (党委) or a branch it grades."""
+
+    __table_args__ = (
+        CheckConstraint(_one_of("category", CATEGORIES), name="category"),
+        CheckConstraint("members >= 0 AND representatives >= 0 AND staff >= 0", name="counts"),
+        CheckConstraint(
+            "NOT members_only OR members_only_reason IS NOT NULL", name="members_only_reason"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    category: str = Field(max_length=20)
+    parent_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    members: int = 0
+    representatives: int = 0
+    staff: int = 0
+    has_workers_congress: bool = False
+    members_only: bool = False
+    members_only_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Person(SQLModel, table=True):
+    """Someone on the roster, or an anonymous mass participant who came by branch link."""
+
+    __table_args__ = (CheckConstraint("anonymous OR phone IS NOT NULL", name="phone_or_anonymous"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=60)
+    phone: str | None = Field(default=None, max_length=20, unique=True)
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    anonymous: bool = False
+    created_at: datetime = _created()
+
+
+class PersonRole(SQLModel, table=True):
+    """One role of one person in one organization (a person can hold several)."""
+
+    __tablename__ = "person_role"
+    __table_args__ = (
+        UniqueConstraint("person_id", "org_id", "role"),
+        CheckConstraint(_one_of("role", ROLES), name="role"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    role: str = Field(max_length=20)
+
+
+class TelegramAccount(SQLModel, table=True):
+    """The binding of one Telegram account to one person (one account is one person)."""
+
+    __tablename__ = "telegram_account"
+    __table_args__ = (
+        CheckConstraint(_one_of("bound_via", ("invitation", "contact", "branch_link")), name="via"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", unique=True, ondelete="CASCADE")
+    telegram_user_id: int = Field(sa_type=BigInteger, unique=True)
+    chat_id: int = Field(sa_type=BigInteger)
+    language: str | None = Field(default=None, max_length=10)
+    bound_via: str = Field(max_length=20)
+    bound_at: datetime = _created()
+    blocked_at: datetime | None = _when()
+    block_reason: str | None = Field(default=None, max_length=200)
+
+
+class Invitation(SQLModel, table=True):
+    """A deep-link token: personal (single use) or per branch for mass representatives."""
+
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", ("personal", "branch")), name="kind"),
+        CheckConstraint(
+            "(kind = 'personal' AND person_id IS NOT NULL)"
+            " OR (kind = 'branch' AND org_id IS NOT NULL)",
+            name="target",
+        ),
+        CheckConstraint("uses >= 0 AND uses <= max_uses", name="uses"),
+    )
+
+    token: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=10)
+    person_id: int | None = Field(
+        default=None, foreign_key="person.id", index=True, ondelete="CASCADE"
+    )
+    org_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    round_id: int | None = Field(default=None, foreign_key="round.id")
+    max_uses: int = 1
+    uses: int = 0
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = _created()
+    last_used_at: datetime | None = _when()
+
+
+# --- Rounds and assignments ----------------------------------------------------------------
+
+
+class Round(SQLModel, table=True):
+    """One grading round (测评轮次), with its pinned instruments and overrides."""
+
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ("draft", "open", "closed")), name="status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120, unique=True)
+    status: str = Field(default="draft", max_length=10)
+    # Per-round overrides of the defaults (targets, weights, reminder offsets, thresholds…),
+    # validated by surveys when read; kept as JSON because they change by year, not by schema.
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _created()
+    opened_at: datetime | None = _when()
+    closed_at: datetime | None = _when()
+
+
+class RoundPhase(SQLModel, table=True):
+    """The window of one phase of a round: when it opens and its deadline."""
+
+    __tablename__ = "round_phase"
+    __table_args__ = (
+        CheckConstraint(_one_of("phase", PHASES), name="phase"),
+        CheckConstraint("opens_at IS NULL OR opens_at < deadline", name="window"),
+    )
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    phase: str = Field(primary_key=True, max_length=20)
+    opens_at: datetime | None = _when()
+    deadline: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class RoundInstrument(SQLModel, table=True):
+    """The instrument version a round pinned (a version never changes once pinned)."""
+
+    __tablename__ = "round_instrument"
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    instrument_id: str = Field(primary_key=True, max_length=40)
+    version: int
+    phase: str = Field(max_length=20)
+
+
+class Assignment(SQLModel, table=True):
+    """Who answers which instrument about which branch in a round; also the participation record."""
+
+    __table_args__ = (
+        UniqueConstraint("round_id", "person_id", "instrument_id", "org_id"),
+        CheckConstraint(_one_of("audience", AUDIENCES), name="audience"),
+        CheckConstraint(_one_of("status", ("pending", "in_progress", "submitted")), name="status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="round.id", index=True, ondelete="CASCADE")
+    person_id: int = Field(foreign_key="person.id", index=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    instrument_id: str = Field(max_length=40)
+    audience: str = Field(max_length=20)
+    status: str = Field(default="pending", max_length=20)
+    # Left NULL for the anonymous satisfaction survey (see the module docstring).
+    submitted_at: datetime | None = _when()
+    created_at: datetime = _created()
+
+
+class Draft(SQLModel, table=True):
+    """Answers given so far, saved at every tap so a restart loses nothing."""
+
+    assignment_id: int = Field(foreign_key="assignment.id", primary_key=True, ondelete="CASCADE")
+    answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    position: int = 0
+    # What the next message from this person means: a question, a deduction amount, a reason…
+    stage: str = Field(default="question", max_length=30)
+    chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    message_id: int | None = Field(default=None, sa_type=BigInteger)
+    # Bumped on every save so two bot processes cannot overwrite each other unseen.
+    revision: int = 0
+    updated_at: datetime = _created()
+
+
+# --- Named responses (self-evaluation, inspection, superior scoring) -------------------------
+
+
+class Response(SQLModel, table=True):
+    """A submitted, named response (never used for the anonymous satisfaction survey)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    assignment_id: int = Field(foreign_key="assignment.id", unique=True, ondelete="CASCADE")
+    round_id: int = Field(foreign_key="round.id", index=True)
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    instrument_id: str = Field(max_length=40)
+    instrument_version: int
+    total: Decimal | None = _score()
+    submitted_at: datetime = _created()
+
+
+class Answer(SQLModel, table=True):
+    """One item of a named response, with its item score for SQL aggregation."""
+
+    __table_args__ = (
+        UniqueConstraint("response_id", "item_id"),
+        CheckConstraint("deduction IS NULL OR deduction >= 0", name="deduction"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    response_id: int = Field(foreign_key="response.id", index=True, ondelete="CASCADE")
+    section_id: str = Field(max_length=40)
+    item_id: str = Field(max_length=40)
+    choice: str | None = Field(default=None, max_length=40)
+    points: Decimal | None = _score()
+    deduction: Decimal | None = _score()
+    reason: str | None = Field(default=None, max_length=500)
+    text: str | None = Field(default=None, max_length=2000)
+    score: Decimal | None = _score()
+
+
+# --- Anonymous satisfaction ballots (see the module docstring) ------------------------------
+
+
+class SatisfactionTally(SQLModel, table=True):
+    """How many ballots of a branch chose an option of a question: counts, never ballots."""
+
+    __tablename__ = "satisfaction_tally"
+    __table_args__ = (CheckConstraint("count >= 0", name="count"),)
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    item_id: str = Field(primary_key=True, max_length=40)
+    option_id: str = Field(primary_key=True, max_length=40)
+    count: int = 0
+
+
+class SatisfactionBallots(SQLModel, table=True):
+    """How many satisfaction ballots a branch has received."""
+
+    __tablename__ = "satisfaction_ballots"
+    __table_args__ = (CheckConstraint("ballots >= 0", name="ballots"),)
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    ballots: int = 0
+
+
+class SatisfactionComments(SQLModel, table=True):
+    """Free-text suggestions of a branch, reshuffled on every insert."""
+
+    __tablename__ = "satisfaction_comments"
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    comments: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+# --- Grading -------------------------------------------------------------------------------
+
+
+class Veto(SQLModel, table=True):
+    """A veto condition (高压线) recorded against a branch: it cannot be 好."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="round.id", index=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    condition: str = Field(max_length=100)
+    note: str | None = Field(default=None, max_length=500)
+    recorded_by: int | None = Field(default=None, foreign_key="person.id")
+    recorded_at: datetime = _created()
+
+
+class GradeDecision(SQLModel, table=True):
+    """The proposed grade of a branch and the committee's confirmed or overridden grade."""
+
+    __tablename__ = "grade_decision"
+    __table_args__ = (
+        CheckConstraint(_one_of("proposed_grade", GRADES), name="proposed"),
+        CheckConstraint("final_grade IS NULL OR " + _one_of("final_grade", GRADES), name="final"),
+        CheckConstraint(
+            "final_grade IS NULL OR final_grade = proposed_grade OR reason IS NOT NULL",
+            name="override_reason",
+        ),
+    )
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    score: Decimal | None = _score()
+    proposed_grade: str = Field(max_length=20)
+    proposal_reason: str = Field(default="threshold", max_length=30)
+    tie_at_edge: bool = False
+    final_grade: str | None = Field(default=None, max_length=20)
+    reason: str | None = Field(default=None, max_length=500)
+    decided_by: int | None = Field(default=None, foreign_key="person.id")
+    decided_at: datetime | None = _when()
+    locked: bool = False
+
+
+class SignOff(SQLModel, table=True):
+    """A signature on a branch's summary sheet (书记, 工作组组长)."""
+
+    __tablename__ = "sign_off"
+    __table_args__ = (
+        UniqueConstraint("round_id", "org_id", "role"),
+        CheckConstraint(_one_of("role", ("secretary", "work_group_leader")), name="role"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="round.id", index=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id")
+    role: str = Field(max_length=20)
+    person_id: int = Field(foreign_key="person.id")
+    signed_at: datetime = _created()
+
+
+class RectificationItem(SQLModel, table=True):
+    """One line of a branch's rectification ledger (整改台账)."""
+
+    __tablename__ = "rectification_item"
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    round_id: int | None = Field(default=None, foreign_key="round.id")
+    matter: str = Field(max_length=500)
+    measures: str = Field(max_length=1000)
+    due_on: date
+    responsible: str = Field(max_length=60)
+    created_by: int | None = Field(default=None, foreign_key="person.id")
+    created_at: datetime = _created()
+    closed_at: datetime | None = _when()
+    closed_by: int | None = Field(default=None, foreign_key="person.id")
+
+
+# --- Messages out and the audit trail ------------------------------------------------------
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message the jobs must deliver; its dedup key makes every reminder happen once."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("dedup_key"),
+        CheckConstraint(
+            _one_of("status", ("pending", "sending", "sent", "failed", "dropped")), name="status"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # "<round>:<recipient>:<kind>:<slot>" — unique, so a second scheduler cannot add it again.
+    dedup_key: str = Field(max_length=200)
+    round_id: int | None = Field(default=None, foreign_key="round.id", index=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    chat_id: int = Field(sa_type=BigInteger)
+    kind: str = Field(max_length=40)
+    slot: str = Field(max_length=60)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=10, index=True)
+    attempts: int = 0
+    not_before: datetime = _created()
+    expires_at: datetime | None = _when()
+    claimed_by: str | None = Field(default=None, max_length=80)
+    claimed_at: datetime | None = _when()
+    sent_at: datetime | None = _when()
+    telegram_message_id: int | None = Field(default=None, sa_type=BigInteger)
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _created()
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did (or was refused) what, when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        CheckConstraint(_one_of("outcome", ("ok", "refused", "error")), name="outcome"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _created()
+    actor_person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    actor_telegram_id: int | None = Field(default=None, sa_type=BigInteger)
+    action: str = Field(max_length=60, index=True)
+    target: str | None = Field(default=None, max_length=200)
+    outcome: str = Field(default="ok", max_length=10)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
