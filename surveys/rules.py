@@ -186,9 +186,7 @@ def propose_grades(
     quota_poor_ids = {s.org_id for s in by_quota_poor}
     not_quota_poor = [s for s in ordered if s.org_id not in quota_poor_ids]
 
-    good_eligible = [
-        s for s in not_quota_poor if not s.vetoed and grade_for(s.score) is Grade.GOOD
-    ]
+    good_eligible = [s for s in not_quota_poor if not s.vetoed and grade_for(s.score) is Grade.GOOD]
     kept_good, dropped_good = good_eligible[:max_good], good_eligible[max_good:]
     dropped_good_ids = {s.org_id for s in dropped_good}
 
