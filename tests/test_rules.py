@@ -7,10 +7,21 @@ from decimal import Decimal
 
 import pytest
 
-from surveys.categories import Category, Role, graded, parse_category, parse_role, parse_roles
+from surveys.categories import (
+    Audience,
+    Category,
+    Phase,
+    Role,
+    graded,
+    parse_category,
+    parse_role,
+    parse_roles,
+)
+from surveys.i18n import catalog, t
 from surveys.rules import (
     DEFAULT_COMPOSITE_WEIGHTS,
     GRADE_ORDER,
+    CoverageStatus,
     Grade,
     Proposal,
     ProposalReason,
@@ -390,3 +401,30 @@ def test_parse_roles_names_the_bad_part() -> None:
 )
 def test_parse_role_reads_roster_names(text: str, role: Role) -> None:
     assert parse_role(text) is role
+
+
+# --- display names --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("locale", ["zh_CN", "en"])
+def test_every_domain_value_has_a_display_name(locale: str) -> None:
+    families = {
+        "grade": Grade,
+        "category": Category,
+        "role": Role,
+        "audience": Audience,
+        "phase": Phase,
+        "proposal_reason": ProposalReason,
+        "coverage_status": CoverageStatus,
+    }
+    missing = [
+        f"{prefix}.{member}"
+        for prefix, enum in families.items()
+        for member in enum
+        if f"{prefix}.{member}" not in catalog(locale)
+    ]
+    assert missing == []
+
+
+def test_grades_read_in_chinese() -> None:
+    assert [t(f"grade.{g}") for g in GRADE_ORDER] == ["好", "较好", "一般", "较差"]
