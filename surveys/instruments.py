@@ -42,9 +42,13 @@ Phase = Literal["self_evaluation", "satisfaction", "inspection", "superior_scori
 Audience = Literal["members", "masses", "committee", "inspectors", "organizers"]
 
 
-def _problem(message: str) -> PydanticCustomError:
-    """A validation error whose message is shown as is (no "Value error," prefix)."""
-    return PydanticCustomError("instrument", message)
+def _problem(message: str, at: tuple[int | str, ...] = ()) -> PydanticCustomError:
+    """A validation error whose message is shown as is (no "Value error," prefix).
+
+    ``at`` narrows pydantic's location further down, e.g. to the second of two
+    duplicate ids, when the check needs the whole list to find the culprit.
+    """
+    return PydanticCustomError("instrument", message, {"at": at} if at else None)
 
 
 class _Strict(BaseModel):
@@ -104,9 +108,9 @@ class Item(_Strict):
         if kind in ("points", "deduction", "text") and options:
             raise _problem(f"a {kind} item must not have options")
         seen: set[str] = set()
-        for option in options:
+        for index, option in enumerate(options):
             if option.id in seen:
-                raise _problem(f"duplicate option id {option.id!r}")
+                raise _problem(f"duplicate option id {option.id!r}", at=(index, "id"))
             seen.add(option.id)
         return options
 
@@ -257,13 +261,13 @@ def _check_unique_item_ids(sections: list[Section]) -> None:
     first_seen: dict[str, str] = {}
     for s_index, section in enumerate(sections):
         if section.id in section_ids:
-            raise _problem(f"duplicate section id {section.id!r} (sections[{s_index}])")
+            raise _problem(f"duplicate section id {section.id!r}", at=(s_index, "id"))
         section_ids.add(section.id)
         for i_index, item in enumerate(section.items):
-            where = f"sections[{s_index}].items[{i_index}]"
             if item.id in first_seen:
-                raise _problem(f"duplicate item id {item.id!r} ({first_seen[item.id]} and {where})")
-            first_seen[item.id] = where
+                message = f"duplicate item id {item.id!r} (first used at {first_seen[item.id]})"
+                raise _problem(message, at=(s_index, "items", i_index, "id"))
+            first_seen[item.id] = f"sections[{s_index}].items[{i_index}]"
 
 
 # --------------------------------------------------------------------------- loading
@@ -347,7 +351,11 @@ def _read_yaml(path: Path) -> Any:
 def _problems_from(path: Path, error: ValidationError) -> list[Problem]:
     """One Problem per pydantic error, at pydantic's own location."""
     return [
-        Problem(str(path), format_loc(detail["loc"]), detail["msg"].removeprefix("Value error, "))
+        Problem(
+            str(path),
+            format_loc((*detail["loc"], *detail.get("ctx", {}).get("at", ()))),
+            detail["msg"].removeprefix("Value error, "),
+        )
         for detail in error.errors()
     ]
 
