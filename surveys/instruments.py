@@ -519,7 +519,9 @@ def validate_answer(item: Item, value: AnswerValue) -> AnswerValue:
         if value.deduction is None:
             raise AnswerError("wrong_kind")
         deduction = _check_amount(item, value.deduction)
-        reason = _checked_text(item, value.reason, required=deduction > 0)
+        reason = _checked_text(item, value.reason, required=False)
+        if deduction > 0 and reason is None:
+            raise AnswerError("reason_required")
         return AnswerValue(deduction=deduction, reason=reason)
     if value.text is None:
         raise AnswerError("wrong_kind")
