@@ -20,6 +20,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 warnings.filterwarnings("ignore", category=exc.SAWarning, message=".*Decimal objects natively.*")
 
 
+def _begin_immediate(connection: Any) -> None:
+    """Take the write lock when a transaction starts, so the busy timeout queues writers.
+
+    A deferred transaction that reads and then writes fails at once with SQLITE_BUSY
+    if another connection wrote in between; IMMEDIATE waits its turn instead.
+    """
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets readers run beside the writer; a busy timeout queues writers, not fails."""
     cursor = dbapi_connection.cursor()
@@ -28,6 +37,8 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own BEGIN is deferred).
+    dbapi_connection.isolation_level = None
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -35,6 +46,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _tune_sqlite)
+        event.listen(engine, "begin", _begin_immediate)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
 

@@ -1,0 +1,357 @@
+"""Saving answers as they are given and submitting responses, named or anonymous.
+
+Every function takes the session as a keyword and does one thing; the caller owns the
+transaction (``storage.db.transaction``), so what belongs together lands together.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from storage.models import (
+    Answer,
+    Assignment,
+    Draft,
+    Response,
+    Round,
+    RoundInstrument,
+    RoundPhase,
+    SatisfactionBallots,
+    SatisfactionComments,
+    SatisfactionTally,
+)
+from storage.types import utcnow
+from surveys.instruments import (
+    AnswerValue,
+    Instrument,
+    get_instrument,
+    missing_required,
+    validate_answer,
+)
+from surveys.scoring import satisfaction_counts, score_response
+
+_shuffler = secrets.SystemRandom()
+
+
+class AlreadySubmitted(Exception):
+    """The response was submitted before: it is final."""
+
+
+class Incomplete(Exception):
+    """Required items are still unanswered."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(", ".join(missing))
+        self.missing = missing
+
+
+class StaleDraft(Exception):
+    """The draft changed since the screen the person tapped on (old button, other process)."""
+
+
+class WindowState(StrEnum):
+    """Whether answers are accepted for a phase right now."""
+
+    NOT_OPEN = "not_open"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What a submission stored."""
+
+    assignment_id: int
+    anonymous: bool
+    total: Decimal | None
+
+
+# --- Reading -------------------------------------------------------------------------------
+
+
+def instrument_for(session: Session, *, assignment: Assignment) -> Instrument:
+    """The instrument version the assignment's round pinned."""
+    pin = session.get(RoundInstrument, (assignment.round_id, assignment.instrument_id))
+    version = pin.version if pin is not None else None
+    return get_instrument(assignment.instrument_id, version)
+
+
+def get_draft(session: Session, *, assignment_id: int) -> Draft | None:
+    """The saved draft of an assignment, if any answering has started."""
+    return session.get(Draft, assignment_id)
+
+
+def draft_answers(draft: Draft | None) -> dict[str, AnswerValue]:
+    """The draft's answers as AnswerValues, by item id."""
+    if draft is None:
+        return {}
+    return {item_id: AnswerValue.model_validate(raw) for item_id, raw in draft.answers.items()}
+
+
+def phase_window(session: Session, *, round_id: int, phase: str) -> RoundPhase | None:
+    """The opening time and deadline of one phase of a round."""
+    return session.get(RoundPhase, (round_id, phase))
+
+
+def window_state(round_: Round, phase: RoundPhase | None, now: datetime) -> WindowState:
+    """Open only while the round is open and now lies inside the phase's window."""
+    if round_.status == "closed":
+        return WindowState.CLOSED
+    if round_.status != "open" or phase is None:
+        return WindowState.NOT_OPEN
+    if phase.opens_at is not None and now < phase.opens_at:
+        return WindowState.NOT_OPEN
+    if now >= phase.deadline:
+        return WindowState.CLOSED
+    return WindowState.OPEN
+
+
+# --- Drafts --------------------------------------------------------------------------------
+
+
+def _locked_assignment(session: Session, assignment_id: int) -> Assignment:
+    """The assignment, row-locked on PostgreSQL so two bot processes take turns."""
+    statement = select(Assignment).where(Assignment.id == assignment_id).with_for_update()
+    assignment = session.exec(statement).one_or_none()
+    if assignment is None:
+        raise LookupError(f"assignment {assignment_id}")
+    if assignment.status == "submitted":
+        raise AlreadySubmitted(assignment_id)
+    return assignment
+
+
+def _draft_for_update(session: Session, assignment: Assignment) -> Draft:
+    assert assignment.id is not None
+    draft = session.get(Draft, assignment.id)
+    if draft is None:
+        draft = Draft(assignment_id=assignment.id)
+        session.add(draft)
+    return draft
+
+
+def _touch(draft: Draft, expected_revision: int | None) -> None:
+    if expected_revision is not None and draft.revision != expected_revision:
+        raise StaleDraft(draft.assignment_id)
+    draft.revision += 1
+    draft.updated_at = utcnow()
+
+
+def save_answer(
+    session: Session,
+    *,
+    assignment_id: int,
+    item_id: str,
+    value: AnswerValue,
+    stage: str | None = None,
+    position: int | None = None,
+    expected_revision: int | None = None,
+) -> Draft:
+    """Validate one answer and keep it in the draft at once; AnswerError if it does not fit."""
+    assignment = _locked_assignment(session, assignment_id)
+    item = instrument_for(session, assignment=assignment).item(item_id)
+    checked = validate_answer(item, value)
+    draft = _draft_for_update(session, assignment)
+    _touch(draft, expected_revision)
+    # A new dict, so the JSON column is seen as changed.
+    draft.answers = {**draft.answers, item_id: checked.model_dump(mode="json", exclude_none=True)}
+    if stage is not None:
+        draft.stage = stage
+    if position is not None:
+        draft.position = position
+    assignment.status = "in_progress"
+    session.add(assignment)
+    session.flush()
+    return draft
+
+
+def clear_answer(
+    session: Session, *, assignment_id: int, item_id: str, expected_revision: int | None = None
+) -> Draft:
+    """Forget the answer to one item (an optional question skipped after all)."""
+    assignment = _locked_assignment(session, assignment_id)
+    draft = _draft_for_update(session, assignment)
+    _touch(draft, expected_revision)
+    draft.answers = {key: raw for key, raw in draft.answers.items() if key != item_id}
+    session.flush()
+    return draft
+
+
+def update_draft_view(
+    session: Session,
+    *,
+    assignment_id: int,
+    position: int | None = None,
+    stage: str | None = None,
+    chat_id: int | None = None,
+    message_id: int | None = None,
+    expected_revision: int | None = None,
+) -> Draft:
+    """Move within the survey or remember which message shows it, without changing answers."""
+    assignment = _locked_assignment(session, assignment_id)
+    draft = _draft_for_update(session, assignment)
+    _touch(draft, expected_revision)
+    for name, value in (
+        ("position", position),
+        ("stage", stage),
+        ("chat_id", chat_id),
+        ("message_id", message_id),
+    ):
+        if value is not None:
+            setattr(draft, name, value)
+    session.flush()
+    return draft
+
+
+# --- Submitting ----------------------------------------------------------------------------
+
+
+def _claim_submission(session: Session, assignment_id: int, submitted_at: datetime | None) -> None:
+    """Mark submitted only if it was not yet: a double tap or a second process gets nothing."""
+    result = session.execute(
+        update(Assignment)
+        .where(Assignment.id == assignment_id, Assignment.status != "submitted")  # type: ignore[arg-type]
+        .values(status="submitted", submitted_at=submitted_at)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise AlreadySubmitted(assignment_id)
+
+
+def submit(session: Session, *, assignment_id: int, now: datetime) -> SubmitOutcome:
+    """Make the draft a final response: anonymous tallies or a named response, in one go."""
+    assignment = _locked_assignment(session, assignment_id)
+    instrument = instrument_for(session, assignment=assignment)
+    draft = session.get(Draft, assignment_id)
+    answers = draft_answers(draft)
+    missing = missing_required(instrument, answers)
+    if missing:
+        raise Incomplete(missing)
+    if instrument.anonymous:
+        _claim_submission(session, assignment_id, None)
+        _add_ballot(session, assignment, instrument, answers)
+        total = None
+    else:
+        _claim_submission(session, assignment_id, now)
+        total = _store_named_response(session, assignment, instrument, answers, now)
+    if draft is not None:
+        session.delete(draft)
+    session.flush()
+    return SubmitOutcome(assignment_id=assignment_id, anonymous=instrument.anonymous, total=total)
+
+
+def _store_named_response(
+    session: Session,
+    assignment: Assignment,
+    instrument: Instrument,
+    answers: Mapping[str, AnswerValue],
+    now: datetime,
+) -> Decimal | None:
+    """A Response with one Answer per item, each carrying its item score for SQL sums."""
+    score = score_response(instrument, answers)
+    response = Response(
+        assignment_id=assignment.id,  # type: ignore[arg-type]
+        round_id=assignment.round_id,
+        org_id=assignment.org_id,
+        person_id=assignment.person_id,
+        instrument_id=instrument.id,
+        instrument_version=instrument.version,
+        total=score.total,
+        submitted_at=now,
+    )
+    session.add(response)
+    session.flush()
+    for item in instrument.items:
+        value = answers.get(item.id)
+        if value is None:
+            continue
+        session.add(_answer_row(response.id, instrument, item.id, value))  # type: ignore[arg-type]
+    return score.total
+
+
+def _answer_row(
+    response_id: int, instrument: Instrument, item_id: str, value: AnswerValue
+) -> Answer:
+    item = instrument.item(item_id)
+    item_score: Decimal | None = None
+    if item.kind == "points":
+        item_score = value.points
+    elif item.kind == "deduction" and item.max_points is not None and value.deduction is not None:
+        item_score = max(Decimal(0), item.max_points - value.deduction)
+    return Answer(
+        response_id=response_id,
+        section_id=instrument.section_of(item_id).id,
+        item_id=item_id,
+        choice=value.choice,
+        points=value.points,
+        deduction=value.deduction,
+        reason=value.reason,
+        text=value.text,
+        score=item_score,
+    )
+
+
+# --- The anonymous ballot box --------------------------------------------------------------
+
+
+def _add_ballot(
+    session: Session,
+    assignment: Assignment,
+    instrument: Instrument,
+    answers: Mapping[str, AnswerValue],
+) -> None:
+    """Add one ballot to the branch's counters; nothing of it is stored as a row of its own."""
+    key = {"round_id": assignment.round_id, "org_id": assignment.org_id}
+    for item_id, option_id in satisfaction_counts(instrument, answers):
+        _increment(
+            session, SatisfactionTally, {**key, "item_id": item_id, "option_id": option_id}, "count"
+        )
+    _increment(session, SatisfactionBallots, key, "ballots")
+    texts = [value.text for value in answers.values() if value.text]
+    if texts:
+        _add_comments(session, assignment, texts)
+
+
+def _increment(session: Session, model: Any, key: Mapping[str, Any], counter: str) -> None:
+    """INSERT … ON CONFLICT DO UPDATE counter + 1, on SQLite and PostgreSQL alike."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model.__table__).values(**key, **{counter: 1})
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key),
+        set_={counter: getattr(model.__table__.c, counter) + 1},
+    )
+    session.execute(statement)
+
+
+def _add_comments(session: Session, assignment: Assignment, texts: list[str]) -> None:
+    """Append suggestions and reshuffle the branch's list, so position tells nothing."""
+    key = {"round_id": assignment.round_id, "org_id": assignment.org_id}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Make sure the row exists first, so two first ballots cannot both insert it.
+    session.execute(
+        insert(SatisfactionComments.__table__)  # type: ignore[attr-defined]
+        .values(**key, comments=[])
+        .on_conflict_do_nothing(index_elements=list(key))
+    )
+    statement = (
+        select(SatisfactionComments)
+        .where(
+            SatisfactionComments.round_id == assignment.round_id,
+            SatisfactionComments.org_id == assignment.org_id,
+        )
+        .with_for_update()
+    )
+    box = session.exec(statement).one()
+    comments = [*box.comments, *texts]
+    _shuffler.shuffle(comments)
+    box.comments = comments
