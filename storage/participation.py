@@ -1,0 +1,171 @@
+"""Participation (参与面) of every branch of a round against its targets, in one SQL pass.
+
+Denominators come from the roster counts (DOMAIN §6): someone who never registered
+with the bot has simply not responded. Respondents are counted from submitted
+assignments, grouped by branch and audience in the database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, func
+from sqlmodel import Session, select
+
+from storage.models import Assignment, Organization, Person, Round, TelegramAccount
+from surveys.categories import Audience, Category
+from surveys.rules import Coverage, OrgProfile, coverage_for, targets_for
+
+
+@dataclass(frozen=True)
+class BranchCoverage:
+    """One branch's participation against target, per audience."""
+
+    org_id: int
+    name: str
+    category: Category
+    members_only: bool
+    coverage: dict[Audience, Coverage]
+
+    @property
+    def behind(self) -> int:
+        """How many more respondents the branch needs over all audiences."""
+        return sum(item.needed for item in self.coverage.values())
+
+
+@dataclass(frozen=True)
+class PersonStatus:
+    """Someone assigned to a branch who has not responded yet, and whether the bot reaches them."""
+
+    person_id: int
+    name: str
+    phone: str | None
+    audience: Audience
+    instrument_id: str
+    registered: bool
+    blocked: bool
+
+    @property
+    def unreachable(self) -> bool:
+        """The bot cannot nudge this person: never registered, or blocked the bot."""
+        return not self.registered or self.blocked
+
+
+def target_overrides(round_: Round) -> Mapping[str, Decimal]:
+    """The round's target-rate overrides (``options["targets"]``), as Decimals."""
+    raw: Mapping[str, Any] = round_.options.get("targets", {}) if round_.options else {}
+    return {key: Decimal(str(value)) for key, value in raw.items()}
+
+
+def _assignment_counts(
+    session: Session, round_id: int
+) -> dict[int, dict[Audience, tuple[int, int]]]:
+    """(assigned, submitted) per branch and audience, grouped in SQL."""
+    submitted = func.sum(case((Assignment.status == "submitted", 1), else_=0))
+    rows = session.exec(
+        select(Assignment.org_id, Assignment.audience, func.count(), submitted)
+        .where(Assignment.round_id == round_id)
+        .group_by(Assignment.org_id, Assignment.audience)
+    ).all()
+    counts: dict[int, dict[Audience, tuple[int, int]]] = defaultdict(dict)
+    for org_id, audience, assigned, done in rows:
+        counts[org_id][Audience(audience)] = (int(assigned), int(done or 0))
+    return counts
+
+
+def _profile(org: Organization) -> OrgProfile:
+    return OrgProfile(
+        category=Category(org.category),
+        members=org.members,
+        representatives=org.representatives,
+        staff=org.staff,
+        has_workers_congress=org.has_workers_congress,
+        members_only=org.members_only,
+    )
+
+
+def round_coverage(
+    session: Session, *, round_id: int, org_ids: Collection[int] | None = None
+) -> dict[int, BranchCoverage]:
+    """Coverage of every graded branch of the round (or of the given branches), by org id."""
+    round_ = session.get(Round, round_id)
+    if round_ is None:
+        raise LookupError(f"round {round_id}")
+    overrides = target_overrides(round_)
+    counts = _assignment_counts(session, round_id)
+    statement = select(Organization).where(Organization.category != Category.COMMITTEE.value)
+    if org_ids is not None:
+        statement = statement.where(Organization.id.in_(list(org_ids)))  # type: ignore[union-attr]
+    result: dict[int, BranchCoverage] = {}
+    for org in session.exec(statement.order_by(Organization.id)).all():
+        assert org.id is not None
+        result[org.id] = _branch_coverage(org, counts.get(org.id, {}), overrides)
+    return result
+
+
+def _branch_coverage(
+    org: Organization,
+    counts: Mapping[Audience, tuple[int, int]],
+    overrides: Mapping[str, Decimal],
+) -> BranchCoverage:
+    def assigned(audience: Audience) -> int:
+        return counts.get(audience, (0, 0))[0]
+
+    targets = targets_for(
+        _profile(org),
+        committee_members=assigned(Audience.COMMITTEE),
+        inspectors=assigned(Audience.INSPECTORS),
+        organizers=assigned(Audience.ORGANIZERS),
+        overrides=overrides,
+    )
+    coverage = {
+        audience: coverage_for(target, counts.get(audience, (0, 0))[1])
+        for audience, target in targets.items()
+    }
+    return BranchCoverage(
+        org_id=org.id,  # type: ignore[arg-type]
+        name=org.name,
+        category=Category(org.category),
+        members_only=org.members_only,
+        coverage=coverage,
+    )
+
+
+def non_respondents(
+    session: Session,
+    *,
+    round_id: int,
+    org_id: int,
+    audiences: Collection[Audience] | None = None,
+) -> list[PersonStatus]:
+    """People on the roster who owe a response about the branch (who answered is not secret)."""
+    statement = (
+        select(Assignment, Person, TelegramAccount)
+        .join(Person, Person.id == Assignment.person_id)  # type: ignore[arg-type]
+        .outerjoin(TelegramAccount, TelegramAccount.person_id == Person.id)  # type: ignore[arg-type]
+        .where(
+            Assignment.round_id == round_id,
+            Assignment.org_id == org_id,
+            Assignment.status != "submitted",
+            Person.anonymous == False,  # noqa: E712  (SQL comparison)
+        )
+        .order_by(Assignment.audience, Person.name, Person.id)
+    )
+    if audiences is not None:
+        statement = statement.where(Assignment.audience.in_([a.value for a in audiences]))  # type: ignore[attr-defined]
+    return [
+        PersonStatus(
+            person_id=person.id,  # type: ignore[arg-type]
+            name=person.name,
+            phone=person.phone,
+            audience=Audience(assignment.audience),
+            instrument_id=assignment.instrument_id,
+            registered=account is not None,
+            blocked=account is not None and account.blocked_at is not None,
+        )
+        for assignment, person, account in session.exec(statement).all()
+    ]
