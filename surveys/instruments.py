@@ -312,7 +312,17 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_decimal(loader: _Loader, node: yaml.ScalarNode) -> Decimal:
-    return Decimal(loader.construct_scalar(node).replace("_", ""))
+    """A YAML float as the exact Decimal written (0.1 stays 0.1); .inf, .nan, 1:30 refused."""
+    written = loader.construct_scalar(node)
+    try:
+        number = Decimal(written.replace("_", ""))
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{written!r} is not a plain decimal number", node.start_mark
+        )
+    return number
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -328,7 +338,17 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any
     return mapping
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    """A YAML int, refusing YAML 1.1 base-60 forms where 1:30 would silently mean 90."""
+    if ":" in loader.construct_scalar(node):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a plain decimal number", node.start_mark
+        )
+    return int(loader.construct_yaml_int(node))
+
+
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 

@@ -324,6 +324,28 @@ def test_all_problems_of_a_file_are_reported_one_per_line() -> None:
     assert len(str(caught.value).splitlines()) == 4
 
 
+@pytest.mark.parametrize("written", [".inf", ".nan", "1:30", "1:30.5"])
+def test_yaml_floats_that_are_not_plain_numbers_are_refused(tmp_path: Path, written: str) -> None:
+    text = (DATA / "tiny.v1.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "tiny.v1.yaml"
+    path.write_text(text.replace("max_points: 4", f"max_points: {written}"), encoding="utf-8")
+    with pytest.raises(InstrumentError) as caught:
+        load_instrument_file(path)
+    [problem] = caught.value.problems
+    assert problem.path.startswith("line 13, column ")
+    assert "not a plain decimal number" in problem.message
+
+
+def test_decimal_points_in_files_are_exact(tmp_path: Path) -> None:
+    text = (DATA / "tiny.v1.yaml").read_text(encoding="utf-8")
+    text = text.replace("max_points: 4,", "max_points: 3.9, step: 0.1,")
+    text = text.replace("max_points: 6, step: 1", "max_points: 6.1, step: 0.1")
+    path = tmp_path / "tiny.v1.yaml"
+    path.write_text(text, encoding="utf-8")
+    tiny = load_instrument_file(path)  # 3.9 + 6.1 == 10 only in exact decimals
+    assert [item.max_points for item in tiny.items] == [Decimal("3.9"), Decimal("6.1")]
+
+
 def test_a_missing_file_is_a_problem_too() -> None:
     problems = _problems("does_not_exist.v1.yaml")
     assert "cannot read" in problems[0].message
