@@ -1,0 +1,624 @@
+"""Rounds (测评轮次): creation with pinned instruments and deadlines, assignments, invitations.
+
+Assignments follow the roster (DOMAIN §2): members and mass representatives answer the
+satisfaction survey about their branch, committee members the self-evaluation, inspectors
+the inspection sheet of each branch they cover, organizers the superior scoring of each
+branch in scope. Someone listed under the township committee (党委) covers every graded
+branch under it.
+
+Round options (``Round.options``, JSON), each optional:
+
+* ``targets``: {rate key of ``DEFAULT_TARGET_RATES``: "0.8"} — participation targets
+* ``weights``: {"self_evaluation"|"satisfaction"|"inspection": "0.3"} — composite weights
+* ``reminder_offsets``: [72, 24, 2] — hours before a deadline to remind
+* ``small_group_threshold``: 5 — fewer satisfaction ballots show no breakdown
+* ``quiet_hours``: {"start": "22:00", "end": "08:00"} — local time, no reminders
+* ``interim_time``: "12:00" — local time of day for interim results to secretaries
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import and_, func, update
+from sqlmodel import Session, col, select
+
+from storage.models import (
+    Assignment,
+    Invitation,
+    Organization,
+    PersonRole,
+    Round,
+    RoundInstrument,
+    RoundPhase,
+)
+from surveys.categories import Audience, Category, Phase, Role, graded
+from surveys.instruments import bundled_instruments
+from surveys.rules import DEFAULT_COMPOSITE_WEIGHTS, DEFAULT_TARGET_RATES
+
+INSPECTION_INSTRUMENTS: Mapping[Category, str] = {
+    Category.VILLAGE: "inspection_village",
+    Category.COMMUNITY: "inspection_village",
+    Category.INSTITUTION: "inspection_two_new",
+    Category.ENTERPRISE: "inspection_two_new",
+    Category.SOCIAL: "inspection_two_new",
+}
+DEFAULT_SMALL_GROUP_THRESHOLD = 5
+DEFAULT_REMINDER_OFFSETS = (72, 24, 2)
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+# --- Errors --------------------------------------------------------------------------------
+
+
+class RoundError(Exception):
+    """A round operation refused; ``code`` is a catalog key under ``round.error.``."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+class InvitationError(Exception):
+    """A deep-link token that cannot be redeemed."""
+
+    code = "invitation.error"
+
+
+class InvitationUnknown(InvitationError):
+    """No such token."""
+
+    code = "unknown"
+
+
+class InvitationExpired(InvitationError):
+    """The token's expiry has passed."""
+
+    code = "expired"
+
+
+class InvitationUsed(InvitationError):
+    """A personal token already redeemed."""
+
+    code = "used"
+
+
+class BranchLinkFull(InvitationError):
+    """A branch link redeemed as many times as the branch has representatives."""
+
+    code = "full"
+
+
+# --- Options -------------------------------------------------------------------------------
+
+
+def _decimal(key: str, text: str, *, at_most_one: bool) -> str:
+    """A non-negative decimal (at most 1 for rates), kept as text so JSON stays exact."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise RoundError("bad_option", key=key, value=text) from None
+    if not value.is_finite() or value < 0 or (at_most_one and value > 1):
+        raise RoundError("bad_option", key=key, value=text)
+    return str(value)
+
+
+def _clock(key: str, text: str) -> str:
+    """A local time of day HH:MM."""
+    match = _CLOCK.match(text.strip())
+    if not match:
+        raise RoundError("bad_option", key=key, value=text)
+    return f"{int(match[1]):02d}:{match[2]}"
+
+
+def _positive_int(key: str, text: str) -> int:
+    """A whole number ≥ 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise RoundError("bad_option", key=key, value=text)
+    return int(text)
+
+
+def _hours(key: str, text: str) -> list[int]:
+    """Hours before a deadline, e.g. "72,24,2", largest first, no duplicates."""
+    parts = [part for part in re.split(r"[,，\s]+", text.strip()) if part]
+    if not parts:
+        raise RoundError("bad_option", key=key, value=text)
+    return sorted({_positive_int(key, part) for part in parts}, reverse=True)
+
+
+def _set_option(options: dict[str, Any], key: str, text: str) -> None:
+    """Validate one KEY=VALUE and store it in its place in the options."""
+    group, _, name = key.partition(".")
+    if group == "targets" and name in DEFAULT_TARGET_RATES:
+        options.setdefault("targets", {})[name] = _decimal(key, text, at_most_one=True)
+    elif group == "weights" and name in DEFAULT_COMPOSITE_WEIGHTS:
+        options.setdefault("weights", {})[name] = _decimal(key, text, at_most_one=False)
+    elif key == "reminder_offsets":
+        options[key] = _hours(key, text)
+    elif key == "small_group_threshold":
+        options[key] = _positive_int(key, text)
+    elif key == "quiet_hours":
+        start, dash, end = text.partition("-")
+        if not dash:
+            raise RoundError("bad_option", key=key, value=text)
+        options[key] = {"start": _clock(key, start), "end": _clock(key, end)}
+    elif key == "interim_time":
+        options[key] = _clock(key, text)
+    else:
+        raise RoundError("unknown_option", key=key)
+
+
+def option_keys() -> list[str]:
+    """Every KEY accepted by ``parse_options``."""
+    return [
+        *(f"targets.{name}" for name in DEFAULT_TARGET_RATES),
+        *(f"weights.{name}" for name in DEFAULT_COMPOSITE_WEIGHTS),
+        "reminder_offsets",
+        "small_group_threshold",
+        "quiet_hours",
+        "interim_time",
+    ]
+
+
+def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """Round options from KEY=VALUE strings; unknown keys and bad values raise RoundError."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals:
+            raise RoundError("bad_option", key=pair, value="")
+        _set_option(options, key.strip(), value)
+    return options
+
+
+@dataclass(frozen=True)
+class RoundOptions:
+    """A round's options with the defaults filled in, for readers (jobs, reports)."""
+
+    targets: dict[str, Decimal]
+    weights: dict[str, Decimal]
+    reminder_offsets: tuple[int, ...]
+    small_group_threshold: int
+    quiet_hours: tuple[time, time] | None
+    interim_time: time | None
+
+
+def round_options(round_: Round) -> RoundOptions:
+    """The round's options merged over the defaults."""
+    raw = round_.options or {}
+    quiet = raw.get("quiet_hours")
+    interim = raw.get("interim_time")
+    return RoundOptions(
+        targets={k: Decimal(str(v)) for k, v in raw.get("targets", {}).items()},
+        weights={
+            **DEFAULT_COMPOSITE_WEIGHTS,
+            **{k: Decimal(str(v)) for k, v in raw.get("weights", {}).items()},
+        },
+        reminder_offsets=tuple(raw.get("reminder_offsets", DEFAULT_REMINDER_OFFSETS)),
+        small_group_threshold=int(raw.get("small_group_threshold", DEFAULT_SMALL_GROUP_THRESHOLD)),
+        quiet_hours=(
+            (time.fromisoformat(quiet["start"]), time.fromisoformat(quiet["end"]))
+            if quiet
+            else None
+        ),
+        interim_time=time.fromisoformat(interim) if interim else None,
+    )
+
+
+# --- Rounds --------------------------------------------------------------------------------
+
+
+def parse_local_time(text: str, zone: tzinfo) -> datetime:
+    """A local "YYYY-MM-DDTHH:MM" (or with a space) as an aware UTC datetime."""
+    try:
+        local = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise RoundError("bad_time", value=text) from None
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=zone)
+    return local.astimezone(UTC)
+
+
+def parse_phase_time(text: str, zone: tzinfo) -> tuple[Phase, datetime]:
+    """PHASE=YYYY-MM-DDTHH:MM (local time) as the phase and an aware UTC datetime."""
+    name, equals, when = text.partition("=")
+    try:
+        phase = Phase(name.strip())
+    except ValueError:
+        raise RoundError("unknown_phase", phase=name.strip()) from None
+    if not equals:
+        raise RoundError("bad_time", value=text)
+    return phase, parse_local_time(when, zone)
+
+
+def get_round(session: Session, round_id: int) -> Round:
+    """The round, or RoundError("not_found")."""
+    round_ = session.get(Round, round_id)
+    if round_ is None:
+        raise RoundError("not_found", id=round_id)
+    return round_
+
+
+def list_rounds(session: Session) -> list[Round]:
+    """Every round, newest first."""
+    return list(session.exec(select(Round).order_by(col(Round.id).desc())).all())
+
+
+def current_round(session: Session) -> Round | None:
+    """The open round, if any (at most one is open at a time)."""
+    return session.exec(select(Round).where(Round.status == "open")).first()
+
+
+def round_phases(session: Session, round_id: int) -> list[RoundPhase]:
+    """The phase windows of a round, in the order of the phases."""
+    order = {phase.value: index for index, phase in enumerate(Phase)}
+    rows = session.exec(select(RoundPhase).where(RoundPhase.round_id == round_id)).all()
+    return sorted(rows, key=lambda row: order[row.phase])
+
+
+def _latest_instruments() -> dict[str, tuple[int, str]]:
+    """Instrument id → (highest bundled version, phase)."""
+    latest: dict[str, tuple[int, str]] = {}
+    for instrument in bundled_instruments():
+        if instrument.id not in latest or instrument.version > latest[instrument.id][0]:
+            latest[instrument.id] = (instrument.version, str(instrument.phase))
+    return latest
+
+
+def _check_windows(
+    deadlines: Mapping[Phase, datetime], opens_at: Mapping[Phase, datetime], now: datetime
+) -> None:
+    """Deadlines aware and in the future; an opening time before its deadline."""
+    if not deadlines:
+        raise RoundError("no_deadline")
+    for phase, deadline in deadlines.items():
+        if deadline.tzinfo is None:
+            raise ValueError("deadlines must be timezone-aware")
+        if deadline <= now:
+            raise RoundError("deadline_past", phase=phase.value)
+    for phase, opening in opens_at.items():
+        if phase not in deadlines:
+            raise RoundError("opens_without_deadline", phase=phase.value)
+        if opening >= deadlines[phase]:
+            raise RoundError("opens_after_deadline", phase=phase.value)
+
+
+def create_round(
+    session: Session,
+    *,
+    name: str,
+    deadlines: Mapping[Phase, datetime],
+    options: Mapping[str, Any] | None = None,
+    opens_at: Mapping[Phase, datetime] | None = None,
+    now: datetime,
+) -> Round:
+    """A draft round: pins each phase's current instruments, stores windows, makes assignments.
+
+    Only the phases given a deadline take part in the round.
+    """
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise RoundError("bad_name", name=name)
+    if session.exec(select(Round).where(Round.name == name)).first() is not None:
+        raise RoundError("duplicate_name", name=name)
+    _check_windows(deadlines, opens_at or {}, now)
+    round_ = Round(name=name, options=dict(options or {}), created_at=now)
+    session.add(round_)
+    session.flush()
+    assert round_.id is not None
+    for phase, deadline in deadlines.items():
+        opening = (opens_at or {}).get(phase)
+        session.add(
+            RoundPhase(round_id=round_.id, phase=phase.value, deadline=deadline, opens_at=opening)
+        )
+    phases = {phase.value for phase in deadlines}
+    for instrument_id, (version, phase) in _latest_instruments().items():
+        if phase in phases:
+            session.add(
+                RoundInstrument(
+                    round_id=round_.id, instrument_id=instrument_id, version=version, phase=phase
+                )
+            )
+    session.flush()
+    sync_assignments(session, round_.id)
+    return round_
+
+
+def open_round(session: Session, *, round_id: int, now: datetime) -> Round:
+    """Open a draft round; refused while another round is open or once it is closed."""
+    round_ = get_round(session, round_id)
+    if round_.status == "open":
+        raise RoundError("already_open", id=round_id)
+    if round_.status == "closed":
+        raise RoundError("already_closed", id=round_id)
+    other = current_round(session)
+    if other is not None:
+        raise RoundError("another_open", id=other.id, name=other.name)
+    round_.status, round_.opened_at = "open", now
+    session.add(round_)
+    session.flush()
+    return round_
+
+
+def close_round(session: Session, *, round_id: int, now: datetime) -> Round:
+    """Close an open round: no more answers are accepted."""
+    round_ = get_round(session, round_id)
+    if round_.status != "open":
+        raise RoundError("not_open", id=round_id)
+    round_.status, round_.closed_at = "closed", now
+    session.add(round_)
+    session.flush()
+    return round_
+
+
+# --- Assignments ---------------------------------------------------------------------------
+
+AssignmentKey = tuple[int, str, int]  # (person id, instrument id, org id)
+
+
+@dataclass(frozen=True)
+class _Org:
+    id: int
+    category: Category
+    parent_id: int | None
+
+
+def _organizations(session: Session) -> dict[int, _Org]:
+    """Every organization's id, category and parent."""
+    rows = session.exec(
+        select(Organization.id, Organization.category, Organization.parent_id)
+    ).all()
+    return {org_id: _Org(org_id, Category(category), parent) for org_id, category, parent in rows}
+
+
+def _graded_under(orgs: Mapping[int, _Org], org_id: int) -> list[int]:
+    """The graded branches in scope of an organization: itself if graded, else its descendants."""
+    if org_id not in orgs:
+        return []
+    if graded(orgs[org_id].category):
+        return [org_id]
+    children: dict[int, list[int]] = defaultdict(list)
+    for org in orgs.values():
+        if org.parent_id is not None:
+            children[org.parent_id].append(org.id)
+    found: list[int] = []
+    stack, seen = [org_id], {org_id}
+    while stack:
+        for child in children[stack.pop()]:
+            if child in seen:
+                continue
+            seen.add(child)
+            stack.append(child)
+            if graded(orgs[child].category):
+                found.append(child)
+    return sorted(found)
+
+
+def _wanted_assignments(session: Session, phases: set[str]) -> dict[AssignmentKey, Audience]:
+    """Every assignment the roster asks for in the given phases, with its audience."""
+    orgs = _organizations(session)
+    wanted: dict[AssignmentKey, Audience] = {}
+    roles = session.exec(select(PersonRole.person_id, PersonRole.org_id, PersonRole.role)).all()
+    by_person: dict[tuple[int, int], set[str]] = defaultdict(set)
+    for person_id, org_id, role in roles:
+        by_person[(person_id, org_id)].add(role)
+    for (person_id, org_id), held in by_person.items():
+        org = orgs[org_id]
+        if graded(org.category) and Phase.SATISFACTION in phases:
+            # Someone both member and mass representative of a branch answers once, as member.
+            if Role.MEMBER in held:
+                wanted[(person_id, "satisfaction", org_id)] = Audience.MEMBERS
+            elif Role.MASS in held:
+                wanted[(person_id, "satisfaction", org_id)] = Audience.MASSES
+        if graded(org.category) and Role.COMMITTEE in held and Phase.SELF_EVALUATION in phases:
+            wanted[(person_id, "self_evaluation", org_id)] = Audience.COMMITTEE
+        if Role.INSPECTOR in held and Phase.INSPECTION in phases:
+            for branch in _graded_under(orgs, org_id):
+                sheet = INSPECTION_INSTRUMENTS[orgs[branch].category]
+                wanted[(person_id, sheet, branch)] = Audience.INSPECTORS
+        if Role.ORGANIZER in held and Phase.SUPERIOR_SCORING in phases:
+            for branch in _graded_under(orgs, org_id):
+                wanted[(person_id, "superior_scoring", branch)] = Audience.ORGANIZERS
+    return wanted
+
+
+def sync_assignments(session: Session, round_id: int) -> int:
+    """Add the assignments the roster asks for and the round lacks; returns how many were added.
+
+    Never removes one (it may hold answers) and never duplicates (unique in the database).
+    """
+    round_ = get_round(session, round_id)
+    if round_.status == "closed":
+        raise RoundError("already_closed", id=round_id)
+    pinned = session.exec(
+        select(RoundInstrument.instrument_id, RoundInstrument.phase).where(
+            RoundInstrument.round_id == round_id
+        )
+    ).all()
+    instruments = {instrument_id for instrument_id, _ in pinned}
+    wanted = _wanted_assignments(session, {phase for _, phase in pinned})
+    have = set(
+        session.exec(
+            select(Assignment.person_id, Assignment.instrument_id, Assignment.org_id).where(
+                Assignment.round_id == round_id
+            )
+        ).all()
+    )
+    missing = [
+        Assignment(
+            round_id=round_id,
+            person_id=person_id,
+            instrument_id=instrument_id,
+            org_id=org_id,
+            audience=audience.value,
+        )
+        for (person_id, instrument_id, org_id), audience in sorted(wanted.items())
+        if (person_id, instrument_id, org_id) not in have and instrument_id in instruments
+    ]
+    session.add_all(missing)
+    session.flush()
+    return len(missing)
+
+
+# --- Scope ---------------------------------------------------------------------------------
+
+
+def roles_of(session: Session, person_id: int) -> list[tuple[Role, int]]:
+    """Every (role, organization id) a person holds."""
+    rows = session.exec(
+        select(PersonRole.role, PersonRole.org_id)
+        .where(PersonRole.person_id == person_id)
+        .order_by(PersonRole.org_id, PersonRole.role)
+    ).all()
+    return [(Role(role), org_id) for role, org_id in rows]
+
+
+def branches_in_scope(session: Session, *, person_id: int, role: Role) -> list[int]:
+    """Graded branches this person sees in this role (under the 党委: every branch under it)."""
+    orgs = _organizations(session)
+    found: set[int] = set()
+    for held, org_id in roles_of(session, person_id):
+        if held is role:
+            found.update(_graded_under(orgs, org_id))
+    return sorted(found)
+
+
+def graded_branches(session: Session, *, under: int | None = None) -> list[int]:
+    """Ids of graded branches: all of them, or those under one organization."""
+    orgs = _organizations(session)
+    if under is not None:
+        return _graded_under(orgs, under)
+    return sorted(org.id for org in orgs.values() if graded(org.category))
+
+
+# --- Invitations ---------------------------------------------------------------------------
+
+
+def _new_token() -> str:
+    """A URL-safe token ([A-Za-z0-9_-], 22 characters) fit for a Telegram deep link."""
+    return secrets.token_urlsafe(16)
+
+
+def create_invitation(
+    session: Session, *, person_id: int, round_id: int | None, now: datetime, days: int
+) -> Invitation:
+    """A personal, single-use deep-link token valid for ``days``."""
+    invitation = Invitation(
+        token=_new_token(),
+        kind="personal",
+        person_id=person_id,
+        round_id=round_id,
+        max_uses=1,
+        expires_at=now + timedelta(days=days),
+        created_at=now,
+    )
+    session.add(invitation)
+    session.flush()
+    return invitation
+
+
+def invitation_for(
+    session: Session, *, person_id: int, round_id: int | None, now: datetime, days: int
+) -> Invitation:
+    """The person's unused, unexpired invitation for the round, or a new one.
+
+    Printing invitations twice then hands out the same QR codes, not a second set.
+    """
+    existing = session.exec(
+        select(Invitation)
+        .where(
+            Invitation.kind == "personal",
+            Invitation.person_id == person_id,
+            Invitation.round_id == round_id,
+            Invitation.uses < Invitation.max_uses,
+            Invitation.expires_at > now,
+        )
+        .order_by(col(Invitation.expires_at).desc())
+    ).first()
+    if existing is not None:
+        return existing
+    return create_invitation(session, person_id=person_id, round_id=round_id, now=now, days=days)
+
+
+def branch_link_capacity(org: Organization) -> int:
+    """Seats of a branch link: the masses its target counts (representatives, or all staff)."""
+    category = Category(org.category)
+    if category in (Category.VILLAGE, Category.COMMUNITY) or org.has_workers_congress:
+        return org.representatives
+    return org.staff
+
+
+def create_branch_link(
+    session: Session, *, org_id: int, round_id: int | None, now: datetime, days: int
+) -> Invitation:
+    """A branch token for mass representatives, usable as many times as the branch has them."""
+    org = session.get(Organization, org_id)
+    if org is None:
+        raise RoundError("unknown_branch", id=org_id)
+    capacity = branch_link_capacity(org)
+    if not graded(Category(org.category)) or capacity < 1:
+        raise RoundError("no_branch_link", name=org.name)
+    invitation = Invitation(
+        token=_new_token(),
+        kind="branch",
+        org_id=org_id,
+        round_id=round_id,
+        max_uses=capacity,
+        expires_at=now + timedelta(days=days),
+        created_at=now,
+    )
+    session.add(invitation)
+    session.flush()
+    return invitation
+
+
+def redeem_invitation(session: Session, *, token: str, now: datetime) -> Invitation:
+    """Use a token once; raises InvitationUnknown/Expired/Used or BranchLinkFull.
+
+    The use is counted by one conditional UPDATE (``uses < max_uses``), written before
+    anything is read, so two processes redeeming at once can never exceed the cap.
+    """
+    if not token or len(token) > 64:
+        raise InvitationUnknown(token)
+    claimed = session.exec(
+        update(Invitation)
+        .where(
+            and_(
+                col(Invitation.token) == token,
+                col(Invitation.uses) < col(Invitation.max_uses),
+                col(Invitation.expires_at) > now,
+            )
+        )
+        .values(uses=Invitation.uses + 1, last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    invitation = session.exec(
+        select(Invitation)
+        .where(Invitation.token == token)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if invitation is None:
+        raise InvitationUnknown(token)
+    if claimed.rowcount == 1:
+        return invitation
+    if invitation.expires_at <= now:
+        raise InvitationExpired(token)
+    if invitation.kind == "branch":
+        raise BranchLinkFull(token)
+    raise InvitationUsed(token)
+
+
+def invitations_used(session: Session, *, round_id: int) -> int:
+    """How many times the round's invitations have been redeemed (for the organizer)."""
+    total = session.exec(
+        select(func.coalesce(func.sum(Invitation.uses), 0)).where(Invitation.round_id == round_id)
+    ).one()
+    return int(total)
