@@ -224,6 +224,9 @@ class TrackingUpdateProcessor(BaseUpdateProcessor):
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Run the update through the wrapped processor, then report it processed."""
         before = _create_task_tasks(self.application)
+        update_id = getattr(update, "update_id", None)
+        if update_id is not None:
+            self.api.mark_started(update_id)
         try:
             await self.inner.do_process_update(update, coroutine)
         finally:
@@ -232,7 +235,6 @@ class TrackingUpdateProcessor(BaseUpdateProcessor):
                 for task in _create_task_tasks(self.application) - before
                 if not task.get_name().endswith("process_concurrent_update")
             }
-            update_id = getattr(update, "update_id", None)
             if update_id is not None:
                 self._report_when_done(update_id, spawned)
 
@@ -486,6 +488,7 @@ class FakeBotApi:
         self._allowed_updates: list[str] | None = None
         self._active_poll = 0
         self._processed: set[int] = set()
+        self._windows: dict[int, tuple[int, int | None]] = {}
         self._errors_by_update: dict[int, list[BaseException]] = {}
         self._tracked_apps: list[Any] = []
         self._consumed: set[int] = set()
@@ -728,10 +731,21 @@ class FakeBotApi:
         """Whether some Application reports processed updates to this server."""
         return bool(self._tracked_apps)
 
+    def mark_started(self, update_id: int) -> None:
+        """Called by the harness when the Application begins handling update_id."""
+        self._windows[update_id] = (len(self.log), None)
+
     def mark_processed(self, update_id: int) -> None:
         """Called by the harness once the Application has fully handled update_id."""
+        start, _ = self._windows.get(update_id, (0, None))
+        self._windows[update_id] = (start, len(self.log))
         self._processed.add(update_id)
         self._notify()
+
+    def calls_during(self, update_id: int) -> list[CallRecord]:
+        """Requests made while a tracked Application handled update_id (any chat)."""
+        start, end = self._windows.get(update_id, (0, None))
+        return self.log[start:end]
 
     def record_bot_error(self, update_id: int | None, error: BaseException) -> None:
         """Called by the harness's error handler for every exception in the bot."""
