@@ -17,12 +17,12 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
+    Message,
     ReplyKeyboardMarkup,
     Update,
 )
 from telegram.error import BadRequest, Conflict, Forbidden, NetworkError, RetryAfter
 from telegram.ext import (
-    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
@@ -31,7 +31,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.fakebot import BotCrashed, FakeBotApi, PhoneError, running_bot
+from tests.fakebot import AnyApplication, BotCrashed, FakeBotApi, PhoneError, running_bot
 
 pytest_plugins = ["tests.fakebot.fixtures"]
 
@@ -71,11 +71,9 @@ async def increment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def edit_unchanged(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Re-sends the message's own text and keyboard: Telegram refuses such an edit."""
     query = update.callback_query
-    assert query is not None and isinstance(query.message, object)
+    assert query is not None and isinstance(query.message, Message) and query.message.text
     await query.answer("好的", show_alert=True)
-    message = query.message
-    assert message is not None and hasattr(message, "text")
-    await query.edit_message_text(message.text, reply_markup=COUNTER_KEYBOARD)  # type: ignore[union-attr]
+    await query.edit_message_text(query.message.text, reply_markup=COUNTER_KEYBOARD)
 
 
 async def send_report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -114,7 +112,7 @@ async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_text(f"{name}: {update.effective_message.text}")
 
 
-async def publish_commands(app: Application) -> None:  # type: ignore[type-arg]
+async def publish_commands(app: AnyApplication) -> None:
     """post_init: a default command list and a Chinese one for private chats."""
     await app.bot.set_my_commands([BotCommand("start", "Start")])
     await app.bot.set_my_commands(
@@ -126,10 +124,10 @@ async def publish_commands(app: Application) -> None:  # type: ignore[type-arg]
 
 def tiny_bot_factory(
     name: str = "bot", handled: list[int] | None = None
-) -> Callable[..., Application]:  # type: ignore[type-arg]
+) -> Callable[..., AnyApplication]:
     """A factory for running_bot building the tiny bot; handled collects echoed update ids."""
 
-    def build(token: str, base_url: str, base_file_url: str) -> Application:  # type: ignore[type-arg]
+    def build(token: str, base_url: str, base_file_url: str) -> AnyApplication:
         app = (
             ApplicationBuilder()
             .token(token)
@@ -154,7 +152,7 @@ def tiny_bot_factory(
 
 
 @pytest.fixture
-async def bot(fake_api: FakeBotApi) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+async def bot(fake_api: FakeBotApi) -> AsyncIterator[AnyApplication]:
     """The tiny bot polling the fake API."""
     async with running_bot(tiny_bot_factory(), fake_api) as app:
         yield app
@@ -163,7 +161,7 @@ async def bot(fake_api: FakeBotApi) -> AsyncIterator[Application]:  # type: igno
 # -- basics --------------------------------------------------------------------------------
 
 
-async def test_get_me_goes_through_ptb(bot: Application, fake_api: FakeBotApi) -> None:  # type: ignore[type-arg]
+async def test_get_me_goes_through_ptb(bot: AnyApplication, fake_api: FakeBotApi) -> None:
     me = await bot.bot.get_me()
 
     assert (me.id, me.username, me.is_bot) == (123456, "ceping_test_bot", True)
@@ -190,8 +188,7 @@ async def test_unknown_method_is_404(fake_api: FakeBotApi) -> None:
 
 
 async def test_a_user_starts_the_bot_with_a_deep_link(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     phone = fake_api.user(1001, first_name="李四")
 
@@ -205,8 +202,7 @@ async def test_a_user_starts_the_bot_with_a_deep_link(
 
 
 async def test_tapping_a_button_edits_the_message_in_place(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     phone = fake_api.user(1002)
     await phone.send("/start")
@@ -224,8 +220,7 @@ async def test_tapping_a_button_edits_the_message_in_place(
 
 
 async def test_an_edit_that_changes_nothing_raises_bad_request_in_the_bot(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     phone = fake_api.user(1003)
     await phone.send("/start")
@@ -242,8 +237,7 @@ async def test_an_edit_that_changes_nothing_raises_bad_request_in_the_bot(
 
 
 async def test_taps_on_missing_buttons_are_reported_to_the_test(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     phone = fake_api.user(1004)
     await phone.send("/start")
@@ -253,12 +247,11 @@ async def test_taps_on_missing_buttons_are_reported_to_the_test(
 
 
 async def test_a_forged_tap_on_a_deleted_message_arrives_inaccessible(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     phone = fake_api.user(1005)
-    await phone.send("/start")
-    message_id = phone.last_bot_message["message_id"]  # type: ignore[index]
+    started = await phone.send("/start")
+    message_id = started.messages[0]["message_id"]
     await bot.bot.delete_message(1005, message_id)
 
     reply = await phone.tap(callback_data="inc", message_id=message_id, raise_errors=False)
@@ -272,8 +265,7 @@ async def test_a_forged_tap_on_a_deleted_message_arrives_inaccessible(
 
 
 async def test_flood_control_surfaces_as_retry_after(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     phone = fake_api.user(1006)
     phone.start_chat()
@@ -288,8 +280,7 @@ async def test_flood_control_surfaces_as_retry_after(
 
 
 async def test_server_errors_and_dropped_connections_are_network_errors(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     fake_api.user(1007).start_chat()
     fake_api.fail_next("sendMessage", error_code=500)
@@ -302,8 +293,7 @@ async def test_server_errors_and_dropped_connections_are_network_errors(
 
 
 async def test_a_user_who_blocked_the_bot_gives_forbidden(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     phone = fake_api.user(1008)
     await phone.send("/start")
@@ -314,16 +304,14 @@ async def test_a_user_who_blocked_the_bot_gives_forbidden(
 
 
 async def test_a_chat_that_never_talked_to_the_bot_is_not_found(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     with pytest.raises(BadRequest, match="Chat not found"):
         await bot.bot.send_message(4242, "你好")
 
 
 async def test_broken_html_is_refused_like_telegram(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     fake_api.user(1009).start_chat()
 
@@ -339,8 +327,7 @@ async def test_broken_html_is_refused_like_telegram(
 
 
 async def test_a_sent_document_is_stored_and_downloadable(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     phone = fake_api.user(1010)
 
@@ -356,8 +343,7 @@ async def test_a_sent_document_is_stored_and_downloadable(
 
 
 async def test_commands_are_stored_per_scope_and_language(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     private_zh = fake_api.commands({"type": "all_private_chats"}, "zh")
 
@@ -374,8 +360,7 @@ async def test_commands_are_stored_per_scope_and_language(
 
 
 async def test_contact_sharing_through_a_reply_keyboard(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     phone = fake_api.user(1011)
     await phone.send("/contact")
@@ -390,8 +375,7 @@ async def test_contact_sharing_through_a_reply_keyboard(
 
 
 async def test_stickers_are_ignored_by_the_tiny_bot(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     phone = fake_api.user(1012)
 
@@ -402,8 +386,7 @@ async def test_stickers_are_ignored_by_the_tiny_bot(
 
 
 async def test_group_messages_come_from_the_group_chat(
-    bot: Application,
-    fake_api: FakeBotApi,  # type: ignore[type-arg]
+    bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     reply = await fake_api.user(1013).send_in_group("大家好", group_id=-100777)
 
@@ -483,7 +466,7 @@ async def test_the_server_runs_as_its_own_process() -> None:
         async with app, httpx.AsyncClient() as control:
             await control.post(f"{root}/_fake/message", json={"user_id": 7, "text": "hi"})
             (update,) = await app.bot.get_updates(timeout=timedelta(seconds=1))
-            await app.bot.send_message(update.effective_chat.id, "收到")  # type: ignore[union-attr]
+            await app.bot.send_message(update.message.chat.id if update.message else 0, "收到")
             me = await app.bot.get_me()
             chat = (await control.get(f"{root}/_fake/chat/7")).json()["result"]
         assert me.username == "ceping_test_bot"
@@ -491,3 +474,47 @@ async def test_the_server_runs_as_its_own_process() -> None:
     finally:
         process.terminate()
         await process.wait()
+
+
+# -- synchronising with the bot without sleeping ---------------------------------------------
+
+
+async def test_a_scheduled_job_is_awaited_by_its_request(
+    bot: AnyApplication, fake_api: FakeBotApi
+) -> None:
+    fake_api.user(1050).start_chat()
+
+    async def remind(context: ContextTypes.DEFAULT_TYPE) -> None:
+        await context.bot.send_message(1050, "请在3月20日前完成自评")
+
+    assert bot.job_queue is not None
+    bot.job_queue.run_once(remind, when=0)
+    sent = await fake_api.wait_for_request("sendMessage", lambda p: p["chat_id"] == 1050)
+
+    assert sent["text"] == "请在3月20日前完成自评"
+    assert fake_api.chat(1050)[-1]["text"] == sent["text"]
+
+
+async def test_waiting_for_a_request_that_never_comes_explains_what_happened(
+    bot: AnyApplication, fake_api: FakeBotApi
+) -> None:
+    await fake_api.user(1051).send("你好")
+
+    with pytest.raises(TimeoutError) as raised:
+        await fake_api.wait_for_request("sendDocument", timeout=0.05)
+
+    assert "no sendDocument request" in str(raised.value)
+    assert "sendMessage" in str(raised.value), "the recent requests are listed"
+
+
+async def test_a_phone_works_with_an_application_started_by_hand(fake_api: FakeBotApi) -> None:
+    app = tiny_bot_factory("manual")(fake_api.token, fake_api.base_url, fake_api.base_file_url)
+    async with app:
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=timedelta(seconds=5))
+        await app.start()
+        reply = await fake_api.user(1052).send("你好")
+        await app.updater.stop()
+        await app.stop()
+
+    assert reply.texts == ["manual: 你好"]

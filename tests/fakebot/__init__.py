@@ -22,6 +22,7 @@ ApplicationFactory = Callable[[str, str, str], AnyApplication | Awaitable[AnyApp
 """Builds the bot: (token, base_url, base_file_url) -> Application (or an awaitable of one)."""
 
 __all__ = [
+    "AnyApplication",
     "ApiError",
     "ApplicationFactory",
     "BotCrashed",

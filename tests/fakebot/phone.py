@@ -487,6 +487,8 @@ class Phone:
         raise_errors: bool,
     ) -> Reply:
         since = self.api.mark()
+        if chat["id"] == self.user_id:
+            self.api.unblock(self.user_id)  # writing to a bot you blocked restarts it
         message = self.api.add_message(chat, self.user, content)
         update_id = await self._dispatch({"message": message}, via)
         return await self._reply(update_id, chat["id"], since, timeout, raise_errors)

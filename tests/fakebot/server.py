@@ -714,13 +714,13 @@ class FakeBotApi:
 
     # -- processing (fed by the harness's update processor) ---------------------------------
 
-    def track(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    def track(self, application: AnyApplication) -> None:
         """Have application report processed updates and handler errors here; idempotent."""
         if application not in self._tracked_apps:
             install_tracking(application, self)
             self._tracked_apps.append(application)
 
-    def untrack(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    def untrack(self, application: AnyApplication) -> None:
         """Undo track() (the harness calls it when the Application shuts down)."""
         if application in self._tracked_apps:
             remove_tracking(application)
@@ -1179,7 +1179,9 @@ class FakeBotApi:
         return self._bot_message(state, content, params)
 
     async def _get_file(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
-        stored = self.files.get(str(params.get("file_id")))
+        file_id = str(params.get("file_id"))
+        # a photo's thumbnail id ends in "-s"; both sizes share the stored bytes
+        stored = self.files.get(file_id) or self.files.get(file_id.removesuffix("-s"))
         if stored is None:
             raise bad_request("invalid file_id")
         return {
