@@ -1,0 +1,332 @@
+"""The Telegram Application: built in one place, handlers in one list, run by polling or webhook.
+
+``ceping run`` calls :func:`run`. Handlers keep nothing in memory (see ``bot.context``)
+and run concurrently, so a meeting of two thousand people is not answered one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlparse
+
+from sqlalchemy import Engine
+from telegram import MessageEntity, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import answering, lang, registration, reports
+from bot.common import (
+    COMMANDS_KEY,
+    PRIVATE,
+    Context,
+    MenuCommand,
+    all_commands,
+    bot_commands,
+    help_text,
+    in_transaction,
+    remove_keyboard,
+    reply,
+    send_text,
+    viewer_in,
+    visible_commands,
+)
+from bot.context import SERVICES_KEY, BotServices
+from jobs import runner
+from storage.db import engine_for
+from storage.settings import Settings
+from storage.types import utcnow
+from surveys.i18n import normalize_locale, t
+
+log = logging.getLogger(__name__)
+
+MAX_CONCURRENT_UPDATES = 128
+"""Updates handled at once; database work runs in threads, so this is not a thread count."""
+
+MENU_LANGUAGES = (("zh_CN", None), ("en", "en"))
+"""(catalog locale, Telegram language_code) of the default command menus; None is the default."""
+
+GROUPS = filters.ChatType.GROUPS
+MEDIA = ~filters.TEXT & ~filters.CONTACT & ~filters.StatusUpdate.ALL
+"""Anything but text and contacts: stickers, photos, voice, video, documents, locations…"""
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+# A help and a cancel that every module shares; the modules add their own commands.
+GENERAL_COMMANDS = (
+    MenuCommand("help", "command.help"),
+    MenuCommand("cancel", "command.cancel"),
+)
+
+
+# --- Building --------------------------------------------------------------------------------
+
+
+def build_application(
+    settings: Settings,
+    engine: Engine,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    base_url: str | None = None,
+    base_file_url: str | None = None,
+) -> AnyApplication:
+    """The bot: services in bot_data, every handler in order, error handler, menus and jobs."""
+    token = settings.require_token()
+    install_token_redaction(token)
+    quiet_http_loggers()
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url or settings.bot_api_url)
+        .concurrent_updates(MAX_CONCURRENT_UPDATES)
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+    )
+    file_url = base_file_url or settings.bot_file_url
+    if file_url:
+        builder = builder.base_file_url(file_url)
+    application = builder.build()
+    application.bot_data[SERVICES_KEY] = BotServices(engine, settings, clock)
+    application.bot_data[COMMANDS_KEY] = menu_commands()
+    application.add_handlers(handler_list())
+    application.add_error_handler(on_error)
+    return application
+
+
+def handler_list() -> list[BaseHandler]:  # type: ignore[type-arg]
+    """Every handler, top to bottom; in a group the first matching handler wins."""
+    return [
+        # Group chats first: nothing below may answer there, commands get one short reply.
+        MessageHandler(GROUPS & filters.UpdateType.MESSAGE & filters.COMMAND, group_command),
+        MessageHandler(~filters.ChatType.PRIVATE, ignore),
+        *registration.handlers(),
+        *lang.handlers(),
+        CommandHandler("help", show_help, filters=PRIVATE),
+        *answering.handlers(),
+        *reports.handlers(),
+        # After the modules, so one that has something to cancel answers /cancel itself.
+        CommandHandler("cancel", cancel, filters=PRIVATE),
+        MessageHandler(PRIVATE & filters.COMMAND, unknown_command),
+        MessageHandler(PRIVATE & MEDIA, media_not_understood),
+        MessageHandler(PRIVATE & filters.TEXT, text_not_understood),
+    ]
+
+
+def menu_commands() -> tuple[MenuCommand, ...]:
+    """The commands of every module, in the order the menu shows them."""
+    return (
+        *registration.COMMANDS,
+        *module_commands(answering),
+        *module_commands(reports),
+        *lang.COMMANDS,
+        *GENERAL_COMMANDS,
+    )
+
+
+def module_commands(module: object) -> Sequence[MenuCommand]:
+    """A module's ``COMMANDS`` (modules still being written may not declare any yet)."""
+    return tuple(getattr(module, "COMMANDS", ()))
+
+
+# --- Lifecycle -------------------------------------------------------------------------------
+
+
+async def post_init(application: AnyApplication) -> None:
+    """Publish the command menus, then start the scheduled jobs."""
+    await publish_default_menus(application)
+    await runner.start(application)
+
+
+async def post_shutdown(application: AnyApplication) -> None:
+    """Stop the scheduled jobs."""
+    await runner.stop(application)
+
+
+async def publish_default_menus(application: AnyApplication) -> None:
+    """The menu everyone sees, in Chinese by default and in English for English clients."""
+    commands = visible_commands(application.bot_data[COMMANDS_KEY], (), registered=False)
+    for locale, language_code in MENU_LANGUAGES:
+        await application.bot.set_my_commands(
+            bot_commands(commands, locale), language_code=language_code
+        )
+
+
+def run(
+    settings: Settings,
+    *,
+    webhook_url: str | None = None,
+    listen: str = "127.0.0.1",
+    port: int = 8443,
+    secret_token: str | None = None,
+) -> None:
+    """Run the bot until Ctrl-C: long polling, or a webhook when webhook_url is given."""
+    application = build_application(settings, engine_for(settings.database_url))
+    if webhook_url is None:
+        application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
+        return
+    # Telegram sends this secret in a header; PTB refuses requests that lack it.
+    secret = secret_token or secrets.token_urlsafe(32)
+    install_token_redaction(secret)
+    application.run_webhook(
+        listen=listen,
+        port=port,
+        url_path=webhook_path(webhook_url),
+        webhook_url=webhook_url,
+        secret_token=secret,
+        allowed_updates=Update.ALL_TYPES,
+        drop_pending_updates=False,
+    )
+
+
+def webhook_path(webhook_url: str) -> str:
+    """The local path the webhook listens on: the public URL's path (never the token)."""
+    return urlparse(webhook_url).path.strip("/")
+
+
+# --- General handlers ------------------------------------------------------------------------
+
+
+async def show_help(update: Update, context: Context) -> None:
+    """/help: the commands this person may use."""
+    who = await in_transaction(context, lambda session: viewer_in(session, update))
+    commands = visible_commands(all_commands(context), who.roles, registered=who.registered)
+    await send_text(update, context, help_text(commands, who.locale))
+
+
+async def cancel(update: Update, context: Context) -> None:
+    """/cancel when nothing is under way: say so and take away any reply keyboard."""
+    await reply(update, context, "cancel.nothing", reply_markup=remove_keyboard())
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """A command no module knows."""
+    await reply(update, context, "fallback.unknown_command")
+
+
+async def media_not_understood(update: Update, context: Context) -> None:
+    """Stickers, photos, voice, files…: only text and buttons are read."""
+    await reply(update, context, "fallback.media")
+
+
+async def text_not_understood(update: Update, context: Context) -> None:
+    """Text that no conversation step expects."""
+    who = await in_transaction(context, lambda session: viewer_in(session, update))
+    key = "fallback.text" if who.registered else "fallback.text_unregistered"
+    await reply(update, context, key, locale=who.locale)
+
+
+async def group_command(update: Update, context: Context) -> None:
+    """A command for this bot in a group: ask to talk in a private chat (nothing else)."""
+    if not addressed_to_me(update, context):
+        return
+    user = update.effective_user
+    locale = normalize_locale(user.language_code if user is not None else None)
+    await reply(update, context, "fallback.group", locale=locale)
+
+
+async def ignore(update: Update, context: Context) -> None:
+    """Group chatter and channel posts: not for this bot."""
+
+
+def addressed_to_me(update: Update, context: Context) -> bool:
+    """Whether a group command is plain (/help) or names this bot (/help@this_bot)."""
+    message = update.effective_message
+    if message is None:
+        return False
+    entities = message.parse_entities([MessageEntity.BOT_COMMAND])
+    command = next(iter(entities.values()), "")
+    _, _, name = command.partition("@")
+    return not name or name.lower() == (context.bot.username or "").lower()
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log the failure (token redacted) and apologise to the user in a private chat."""
+    log.error("error while handling an update", exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_chat is None:
+        return
+    if update.effective_chat.type != "private":
+        return
+    user = update.effective_user
+    # No database here: the database may be what failed.
+    locale = normalize_locale(user.language_code if user is not None else None)
+    try:
+        await send_text(update, context, t("error.generic", locale))
+    except TelegramError as exc:
+        log.warning("could not tell the user about the error: %s", exc)
+
+
+# --- Logging without secrets -----------------------------------------------------------------
+
+REDACTED = "[REDACTED]"
+HTTP_LOGGERS = ("httpx", "httpcore")
+
+
+class SecretRedactor:
+    """A log record factory that blanks secrets (the bot token) out of every record.
+
+    httpx logs request URLs, and Bot API URLs contain the token; a record factory sees
+    every record of every logger before any handler does, so nothing can slip past.
+    """
+
+    def __init__(self, inner: Callable[..., logging.LogRecord]) -> None:
+        self.inner = inner
+        self.secrets: set[str] = set()
+
+    def add(self, secret: str) -> None:
+        """Redact this secret from now on (and its part after the colon, for bot tokens)."""
+        self.secrets.add(secret)
+        _, _, tail = secret.partition(":")
+        if len(tail) >= 8:
+            self.secrets.add(tail)
+
+    def scrub(self, text: str) -> str:
+        """The text with every secret replaced."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.inner(*args, **kwargs)
+        if self.secrets:
+            self.redact(record)
+        return record
+
+    def redact(self, record: logging.LogRecord) -> None:
+        """Scrub the formatted message and any traceback of one record, in place."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is logging's problem, not ours
+            return
+        clean = self.scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[0] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = self.scrub(text)
+
+
+def install_token_redaction(secret: str) -> SecretRedactor:
+    """Make sure no log record anywhere in the process shows this secret."""
+    factory = logging.getLogRecordFactory()
+    if not isinstance(factory, SecretRedactor):
+        factory = SecretRedactor(factory)
+        logging.setLogRecordFactory(factory)
+    factory.add(secret)
+    return factory
+
+
+def quiet_http_loggers() -> None:
+    """httpx logs every request URL at INFO; keep it to warnings (redacted all the same)."""
+    for name in HTTP_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

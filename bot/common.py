@@ -1,0 +1,303 @@
+"""Helpers every bot module may use: who is asking, in which language, replies, menus, audit.
+
+Database work in a handler goes through :func:`in_transaction`, which runs a plain
+function ``work(session)`` in a worker thread inside one short transaction. Handlers
+then never block the event loop on the database, and with ``concurrent_updates`` a
+meeting of two thousand people is not answered one at a time.
+
+Commands shown in Telegram's menu and in /help are declared as :class:`MenuCommand`
+tuples named ``COMMANDS`` in each bot module (``bot.registration``, ``bot.answering``,
+``bot.reports``); the description is a catalog key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlmodel import Session
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import TelegramError
+from telegram.ext import CallbackContext, filters
+
+from bot.context import services
+from storage.db import transaction
+from storage.models import AuditLog, Person, TelegramAccount
+from storage.registration import find_account, organization_name, roles_of
+from surveys.i18n import normalize_locale, t
+
+T = TypeVar("T")
+Context = CallbackContext[Any, Any, Any, Any]
+
+PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+"""New messages in a private chat (edits are not answered twice)."""
+
+LANGUAGE_CALLBACK_PREFIX = "lang:"
+LANGUAGES = ("zh_CN", "en")
+COMMANDS_KEY = "ceping.commands"
+"""bot_data key of every module's MenuCommands, stored when the Application is built."""
+
+log = logging.getLogger(__name__)
+
+
+# --- Database and identity ----------------------------------------------------------------
+
+
+async def in_transaction(context: Context, work: Callable[[Session], T]) -> T:
+    """Run ``work(session)`` in one transaction on a worker thread and return its result."""
+    engine = services(context).engine
+
+    def run() -> T:
+        with transaction(engine) as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
+
+
+def current_account(session: Session, telegram_user_id: int) -> TelegramAccount | None:
+    """The binding of this Telegram user, or None when they have not registered."""
+    return find_account(session, telegram_user_id=telegram_user_id)
+
+
+def locale_of(update: Update | None, account: TelegramAccount | None) -> str:
+    """The reply language: the account's choice, else the language of the Telegram client."""
+    if account is not None and account.language:
+        return account.language
+    user = update.effective_user if update is not None else None
+    return normalize_locale(user.language_code if user is not None else None)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person behind an update, as far as the bot knows them (detached from the session)."""
+
+    telegram_user_id: int
+    locale: str
+    person_id: int | None = None
+    name: str = ""
+    org_id: int | None = None
+    branch: str = ""
+    roles: tuple[str, ...] = ()
+    anonymous: bool = False
+
+    @property
+    def registered(self) -> bool:
+        """Whether this Telegram account is bound to a person."""
+        return self.person_id is not None
+
+
+def viewer_in(session: Session, update: Update) -> Viewer:
+    """Who sent this update: their person, branch, roles and reply language."""
+    user = update.effective_user
+    assert user is not None, "updates without a user are filtered out before handlers"
+    account = current_account(session, user.id)
+    locale = locale_of(update, account)
+    person = session.get(Person, account.person_id) if account is not None else None
+    if person is None or person.id is None:
+        return Viewer(telegram_user_id=user.id, locale=locale)
+    return Viewer(
+        telegram_user_id=user.id,
+        locale=locale,
+        person_id=person.id,
+        name=person.name,
+        org_id=person.org_id,
+        branch=organization_name(session, org_id=person.org_id),
+        roles=tuple(roles_of(session, person_id=person.id)),
+        anonymous=person.anonymous,
+    )
+
+
+async def viewer(update: Update, context: Context) -> Viewer:
+    """Who sent this update (one short read transaction)."""
+    return await in_transaction(context, lambda session: viewer_in(session, update))
+
+
+# --- Replies ------------------------------------------------------------------------------
+
+
+ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+
+
+async def reply(
+    update: Update,
+    context: Context,
+    key: str,
+    *,
+    locale: str | None = None,
+    reply_markup: ReplyMarkup | None = None,
+    **kwargs: object,
+) -> Message:
+    """Send the catalog text ``key`` to the chat of this update, in the asker's language."""
+    if locale is None:
+        locale = (await viewer(update, context)).locale
+    return await send_text(update, context, t(key, locale, **kwargs), reply_markup=reply_markup)
+
+
+async def send_text(
+    update: Update, context: Context, text: str, *, reply_markup: ReplyMarkup | None = None
+) -> Message:
+    """Send an already translated text to the chat of this update."""
+    chat = update.effective_chat
+    assert chat is not None, "replies go to the chat the update came from"
+    return await context.bot.send_message(chat_id=chat.id, text=text, reply_markup=reply_markup)
+
+
+def join_list(items: Iterable[str], locale: str) -> str:
+    """Items joined the way the language lists them (、 in Chinese, commas in English)."""
+    return t("bot.list_separator", locale).join(items)
+
+
+# Most responsible first: a secretary reads "书记、班子成员、党员".
+ROLE_DISPLAY_ORDER = ("organizer", "secretary", "committee", "inspector", "member", "mass")
+
+
+def role_names(roles: Iterable[str], locale: str) -> str:
+    """Roles as display names in one line, most responsible first, or the catalog's 'none'."""
+    ordered = sorted(
+        set(roles), key=lambda r: ROLE_DISPLAY_ORDER.index(r) if r in ROLE_DISPLAY_ORDER else 99
+    )
+    names = [t(f"role.{role}", locale) for role in ordered]
+    return join_list(names, locale) if names else t("common.none", locale)
+
+
+# --- Keyboards and menus ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MenuCommand:
+    """A command in Telegram's menu and in /help: for everyone, or for some roles only."""
+
+    name: str
+    description_key: str
+    roles: frozenset[str] | None = None  # None: everyone, registered or not
+
+    def visible_to(self, roles: Iterable[str], *, registered: bool) -> bool:
+        """Whether someone with these roles sees this command."""
+        if self.roles is None:
+            return True
+        return registered and bool(self.roles & set(roles))
+
+
+def visible_commands(
+    commands: Sequence[MenuCommand], roles: Iterable[str], *, registered: bool
+) -> list[MenuCommand]:
+    """The commands someone may use, without duplicates, in declaration order."""
+    held = list(roles)
+    seen: set[str] = set()
+    visible: list[MenuCommand] = []
+    for command in commands:
+        if command.name not in seen and command.visible_to(held, registered=registered):
+            seen.add(command.name)
+            visible.append(command)
+    return visible
+
+
+def bot_commands(commands: Sequence[MenuCommand], locale: str) -> list[BotCommand]:
+    """Telegram's menu entries for these commands in one language."""
+    return [BotCommand(c.name, t(c.description_key, locale)) for c in commands]
+
+
+def all_commands(context: Context) -> Sequence[MenuCommand]:
+    """Every command of every bot module, in menu order."""
+    return context.application.bot_data.get(COMMANDS_KEY, ())
+
+
+async def refresh_chat_menu(
+    context: Context, *, chat_id: int, roles: Iterable[str], locale: str
+) -> None:
+    """Give someone whose roles have extra commands their own menu (others keep the default)."""
+    commands = all_commands(context)
+    mine = visible_commands(commands, roles, registered=True)
+    if len(mine) == len(visible_commands(commands, (), registered=False)):
+        return
+    try:
+        await context.bot.set_my_commands(
+            bot_commands(mine, locale), scope=BotCommandScopeChat(chat_id)
+        )
+    except TelegramError as exc:
+        # The menu is a convenience: /help still lists the commands.
+        log.warning("could not set the command menu of chat %s: %s", chat_id, exc)
+
+
+def help_text(commands: Sequence[MenuCommand], locale: str) -> str:
+    """The /help text: one line per command."""
+    lines = [t("help.header", locale)]
+    lines += [
+        t("help.line", locale, command=c.name, description=t(c.description_key, locale))
+        for c in commands
+    ]
+    return "\n".join(lines)
+
+
+def contact_keyboard(locale: str) -> ReplyKeyboardMarkup:
+    """One big button that shares the user's own phone number."""
+    button = KeyboardButton(t("registration.share_phone_button", locale), request_contact=True)
+    return ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
+
+
+def remove_keyboard() -> ReplyKeyboardRemove:
+    """Take away a reply keyboard shown earlier (e.g. the phone button)."""
+    return ReplyKeyboardRemove()
+
+
+def language_keyboard() -> InlineKeyboardMarkup:
+    """Two buttons: 简体中文 / English (each in its own language)."""
+    buttons = [
+        InlineKeyboardButton(
+            t("lang.name", locale), callback_data=LANGUAGE_CALLBACK_PREFIX + locale
+        )
+        for locale in ("zh_CN", "en")
+    ]
+    return InlineKeyboardMarkup([buttons])
+
+
+# --- Audit --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: the Telegram user and, once registered, their person."""
+
+    telegram_user_id: int | None
+    person_id: int | None = None
+
+    @classmethod
+    def of(cls, update: Update, person_id: int | None = None) -> Actor:
+        """The sender of an update."""
+        user = update.effective_user
+        return cls(user.id if user is not None else None, person_id)
+
+
+def audit(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    target: str | None = None,
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> AuditLog:
+    """Add an audit row to the caller's transaction ('ok', 'refused' or 'error')."""
+    row = AuditLog(
+        actor_person_id=actor.person_id,
+        actor_telegram_id=actor.telegram_user_id,
+        action=action,
+        target=target,
+        outcome=outcome,
+        detail=detail or {},
+    )
+    session.add(row)
+    return row
