@@ -385,13 +385,19 @@ async def test_stickers_are_ignored_by_the_tiny_bot(
     assert fake_api.is_processed(reply.update_id)
 
 
-async def test_group_messages_come_from_the_group_chat(
+async def test_in_groups_the_bot_only_sees_commands(
     bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
-    reply = await fake_api.user(1013).send_in_group("大家好", group_id=-100777)
+    phone = fake_api.user(1013)
 
-    assert reply.texts == ["bot: 大家好"]
-    assert reply.last and reply.last["chat"]["type"] == "supergroup"
+    chatter = await phone.send_in_group("大家好", group_id=-100777)
+    command = await phone.send_in_group("/start@ceping_test_bot", group_id=-100777)
+
+    assert not chatter, "privacy mode: plain group messages never reach the bot"
+    assert command.texts == ["你好，张三！参数：-"]
+    assert command.last and command.last["chat"]["type"] == "supergroup"
+    assert command.last["reply_to_message"]["text"] == "/start@ceping_test_bot"
+    assert [m["text"] for m in fake_api.chat(-100777)][:2] == ["大家好", "/start@ceping_test_bot"]
 
 
 # -- restarts and several Applications -------------------------------------------------------

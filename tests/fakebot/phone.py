@@ -270,7 +270,12 @@ class Phone:
         """Send a text in a group chat (supergroup when the id starts with -100)."""
         kind = "supergroup" if str(group_id).startswith("-100") else "group"
         chat = {"id": group_id, "type": kind, "title": title}
-        return await self._deliver_message(chat, _text_content(text), via, timeout, raise_errors)
+        content = _text_content(text)
+        if self.api.privacy_mode and not _meant_for_bot(content):
+            # Privacy mode: the group sees the message, the bot never gets an update.
+            self.api.add_message(chat, self.user, content)
+            return Reply(update_id=0, records=[])
+        return await self._deliver_message(chat, content, via, timeout, raise_errors)
 
     async def share_contact(
         self,
@@ -557,6 +562,11 @@ def _text_content(text: str) -> JSON:
     if entities:
         content["entities"] = entities
     return content
+
+
+def _meant_for_bot(content: JSON) -> bool:
+    """Privacy mode lets a group message through only if it starts with a command."""
+    return any(e["offset"] == 0 for e in content.get("entities", []))
 
 
 def _concerns(record: CallRecord, chat_id: int, query_id: str | None) -> bool:

@@ -473,6 +473,7 @@ class FakeBotApi:
             "username": username,
         }
         self.allow_multiple_pollers = False
+        self.privacy_mode = True
         self.log: list[CallRecord] = []
         self.webhook: JSON = {}
         self.commands_by_scope: dict[tuple[str, str], list[JSON]] = {}
@@ -925,7 +926,7 @@ class FakeBotApi:
         return {
             **self.bot_user,
             "can_join_groups": True,
-            "can_read_all_group_messages": False,
+            "can_read_all_group_messages": not self.privacy_mode,
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,
@@ -1028,13 +1029,22 @@ class FakeBotApi:
 
     def _bot_message(self, state: ChatState, content: JSON, params: JSON) -> JSON:
         """Store a message from the bot (with reply_markup/reply_to handling) and return it."""
-        reply_to = params.get("reply_to_message_id") or (
-            (params.get("reply_parameters") or {}).get("message_id")
+        markup = params.get("reply_markup")
+        inline = _inline_markup(markup)
+        if inline:
+            _check_inline_keyboard(inline)
+        reply_parameters = params.get("reply_parameters") or {}
+        reply_to = params.get("reply_to_message_id") or reply_parameters.get("message_id")
+        replied = state.messages.get(reply_to) if reply_to not in state.deleted else None
+        may_lose_reply = params.get("allow_sending_without_reply") or reply_parameters.get(
+            "allow_sending_without_reply"
         )
+        if reply_to and replied is None and not may_lose_reply:
+            raise bad_request("message to be replied not found")
         message = self.add_message(state.chat, self.bot_user, content)
-        if reply_to and reply_to in state.messages:
-            message["reply_to_message"] = dict(state.messages[reply_to])
-        self._apply_markup(state, message, params.get("reply_markup"))
+        if replied is not None:
+            message["reply_to_message"] = dict(replied)
+        self._apply_markup(state, message, markup)
         return message
 
     async def _send_message(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
