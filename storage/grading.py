@@ -1,0 +1,466 @@
+"""The committee's decisions: grades, vetoes, members-only branches, sign-offs, rectification.
+
+Every change writes an AuditLog row in the same transaction. Authorization is the caller's
+job (``storage.scope``); these functions check the data rules only and raise
+:class:`GradingError` with a code the bot turns into a catalog message.
+
+Conversation state (an override waiting for its reason, a rectification item being typed
+in) lives in the database, not in memory: an AuditLog row ``report.pending`` carries the
+state and a later ``report.pending_cleared`` (or a newer ``report.pending``) ends it. So a
+restarted bot, or a second bot process, picks the conversation up where it stopped, and
+no schema change was needed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from storage.models import (
+    AuditLog,
+    GradeDecision,
+    Organization,
+    Person,
+    PersonRole,
+    RectificationItem,
+    SignOff,
+    TelegramAccount,
+    Veto,
+)
+from storage.tallies import round_tally
+from surveys.rules import Grade
+
+# 高压线 (seed 004): 不合格党员、违纪违法党员、超计划生育、重大治安和刑事案件.
+VETO_CONDITIONS: dict[str, tuple[str, ...]] = {
+    "unqualified_member": ("不合格党员", "不合格黨員"),
+    "disciplinary_violation": ("违纪违法党员", "違紀違法黨員", "违纪违法"),
+    "excess_births": ("超计划生育", "超計劃生育"),
+    "major_crime": ("重大治安和刑事案件", "重大治安和刑事案件发生", "重大治安", "刑事案件"),
+}
+SIGN_ROLES = ("secretary", "work_group_leader")
+PENDING = "report.pending"
+PENDING_CLEARED = "report.pending_cleared"
+PENDING_MAX_AGE = timedelta(minutes=30)
+REMINDER_DAYS = 3
+
+
+class GradingError(Exception):
+    """A data rule refused the change; ``code`` names it for the message catalog."""
+
+    def __init__(self, code: str, **params: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+def _audit(
+    session: Session, *, person_id: int | None, action: str, target: str, detail: dict[str, Any]
+) -> None:
+    session.add(AuditLog(actor_person_id=person_id, action=action, target=target, detail=detail))
+
+
+def _clean(text: str | None) -> str:
+    return (text or "").strip()
+
+
+# --- Vetoes and members-only branches ------------------------------------------------------
+
+
+def parse_veto_condition(text: str) -> str | None:
+    """The veto code for a code or a Chinese name (simplified or traditional), else None."""
+    wanted = _clean(text)
+    for code, names in VETO_CONDITIONS.items():
+        if wanted == code or wanted in names:
+            return code
+    return None
+
+
+def record_veto(
+    session: Session,
+    *,
+    round_id: int,
+    org_id: int,
+    condition: str,
+    note: str | None,
+    person_id: int | None,
+    now: datetime,
+) -> Veto:
+    """Record a veto condition against a branch: it can no longer be proposed 好."""
+    code = parse_veto_condition(condition)
+    if code is None:
+        raise GradingError("unknown_condition", condition=condition)
+    veto = Veto(
+        round_id=round_id,
+        org_id=org_id,
+        condition=code,
+        note=_clean(note) or None,
+        recorded_by=person_id,
+        recorded_at=now,
+    )
+    session.add(veto)
+    _audit(
+        session,
+        person_id=person_id,
+        action="grade.veto",
+        target=f"org:{org_id}",
+        detail={"round_id": round_id, "condition": code, "note": veto.note},
+    )
+    session.flush()
+    return veto
+
+
+def mark_members_only(
+    session: Session, *, org_id: int, reason: str, person_id: int | None, now: datetime
+) -> Organization:
+    """Mark a branch whose masses cannot be reached (以全体党员测评为准), with the reason."""
+    reason = _clean(reason)
+    if not reason:
+        raise GradingError("reason_required")
+    org = session.get(Organization, org_id)
+    if org is None:
+        raise GradingError("not_found")
+    org.members_only, org.members_only_reason, org.updated_at = True, reason[:500], now
+    session.add(org)
+    _audit(
+        session,
+        person_id=person_id,
+        action="org.members_only",
+        target=f"org:{org_id}",
+        detail={"reason": org.members_only_reason},
+    )
+    session.flush()
+    return org
+
+
+# --- Grade decisions ---------------------------------------------------------------------
+
+
+def decide_grade(
+    session: Session,
+    *,
+    round_id: int,
+    org_id: int,
+    person_id: int | None,
+    now: datetime,
+    grade: Grade | None = None,
+    reason: str | None = None,
+) -> GradeDecision:
+    """Confirm the proposed grade (``grade`` None or equal) or override it with a reason.
+
+    Either way the decision is locked and audited. Without a proposal (no score yet), on a
+    locked decision, or overriding without a reason, nothing changes and GradingError says why.
+    """
+    existing = session.get(GradeDecision, (round_id, org_id))
+    if existing is not None and existing.locked:
+        raise GradingError("locked")
+    branch = round_tally(session, round_id=round_id, org_ids=[org_id]).branch(org_id)
+    proposal = branch.proposal if branch is not None else None
+    if proposal is None:
+        raise GradingError("no_proposal")
+    final = grade or proposal.grade
+    reason = _clean(reason) or None
+    overriding = final is not proposal.grade
+    if overriding and reason is None:
+        raise GradingError("reason_required")
+    decision = existing or GradeDecision(round_id=round_id, org_id=org_id, proposed_grade="")
+    decision.score = proposal.score
+    decision.proposed_grade = proposal.grade.value
+    decision.proposal_reason = proposal.reason.value
+    decision.tie_at_edge = proposal.tie_at_edge
+    decision.final_grade = final.value
+    decision.reason = reason[:500] if reason else None
+    decision.decided_by, decision.decided_at, decision.locked = person_id, now, True
+    session.add(decision)
+    _audit(
+        session,
+        person_id=person_id,
+        action="grade.override" if overriding else "grade.confirm",
+        target=f"org:{org_id}",
+        detail={
+            "round_id": round_id,
+            "proposed": proposal.grade.value,
+            "final": final.value,
+            "score": str(proposal.score),
+            "reason": decision.reason,
+        },
+    )
+    session.flush()
+    return decision
+
+
+def grade_decisions(session: Session, *, round_id: int) -> dict[int, GradeDecision]:
+    """Every stored decision of the round, by branch."""
+    rows = session.exec(select(GradeDecision).where(GradeDecision.round_id == round_id)).all()
+    return {row.org_id: row for row in rows}
+
+
+# --- Conversation state kept in the database ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the next text message of a person answers (an override reason, a ledger field)."""
+
+    kind: str
+    data: dict[str, Any]
+    at: datetime
+
+
+def set_pending(session: Session, *, person_id: int, kind: str, data: dict[str, Any]) -> None:
+    """Remember that the next text of this person answers ``kind`` (replacing any earlier)."""
+    _audit(
+        session,
+        person_id=person_id,
+        action=PENDING,
+        target=f"person:{person_id}",
+        detail={"kind": kind, **data},
+    )
+    session.flush()
+
+
+def clear_pending(session: Session, *, person_id: int) -> None:
+    """End whatever this person was in the middle of."""
+    _audit(
+        session,
+        person_id=person_id,
+        action=PENDING_CLEARED,
+        target=f"person:{person_id}",
+        detail={},
+    )
+    session.flush()
+
+
+def pending_for(
+    session: Session, *, person_id: int, now: datetime, max_age: timedelta = PENDING_MAX_AGE
+) -> Pending | None:
+    """The person's open conversation step, if one was started within max_age and not ended."""
+    row = session.exec(
+        select(AuditLog)
+        .where(
+            AuditLog.actor_person_id == person_id,
+            col(AuditLog.action).in_([PENDING, PENDING_CLEARED]),
+        )
+        .order_by(col(AuditLog.id).desc())
+        .limit(1)
+    ).first()
+    if row is None or row.action != PENDING or now - row.at > max_age:
+        return None
+    data = dict(row.detail)
+    kind = str(data.pop("kind"))
+    return Pending(kind=kind, data=data, at=row.at)
+
+
+# --- Sign-offs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Who signed a branch's summary sheet in which capacity, and when (UTC)."""
+
+    org_id: int
+    role: str
+    person_id: int
+    name: str
+    signed_at: datetime
+
+
+def sign(
+    session: Session, *, round_id: int, org_id: int, role: str, person_id: int, now: datetime
+) -> SignOff:
+    """Sign the branch's satisfaction summary as 书记 or 工作组组长 (once per role)."""
+    if role not in SIGN_ROLES:
+        raise GradingError("unknown_role", role=role)
+    existing = session.exec(
+        select(SignOff).where(
+            SignOff.round_id == round_id, SignOff.org_id == org_id, SignOff.role == role
+        )
+    ).first()
+    if existing is not None:
+        raise GradingError("already_signed", role=role)
+    row = SignOff(round_id=round_id, org_id=org_id, role=role, person_id=person_id, signed_at=now)
+    session.add(row)
+    _audit(
+        session,
+        person_id=person_id,
+        action="sign_off",
+        target=f"org:{org_id}",
+        detail={"round_id": round_id, "role": role},
+    )
+    session.flush()
+    return row
+
+
+def signatures(
+    session: Session, *, round_id: int, org_ids: Collection[int] | None = None
+) -> dict[int, dict[str, Signature]]:
+    """Signatures of the round by branch and role, with the signer's name."""
+    statement = (
+        select(SignOff, Person.name)
+        .join(Person, Person.id == SignOff.person_id)  # type: ignore[arg-type]
+        .where(SignOff.round_id == round_id)
+    )
+    if org_ids is not None:
+        statement = statement.where(col(SignOff.org_id).in_(list(org_ids)))
+    found: dict[int, dict[str, Signature]] = {}
+    for row, name in session.exec(statement).all():
+        found.setdefault(row.org_id, {})[row.role] = Signature(
+            row.org_id, row.role, row.person_id, name, row.signed_at
+        )
+    return found
+
+
+# --- Rectification ledger (整改台账) -------------------------------------------------------
+
+_DATE_PATTERNS = (
+    re.compile(r"^(?P<y>\d{4})[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})日?$"),
+    re.compile(r"^(?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})日?$"),
+)
+
+
+def parse_due_date(text: str, *, today: date) -> date | None:
+    """A deadline typed as 2027-04-30, 2027/4/30, 2027年4月30日 or 4月30日 (next such day)."""
+    normalized = unicodedata.normalize("NFKC", text).strip().replace(" ", "")
+    for pattern in _DATE_PATTERNS:
+        match = pattern.match(normalized)
+        if match is None:
+            continue
+        parts = match.groupdict()
+        year = int(parts["y"]) if parts.get("y") else today.year
+        try:
+            due = date(year, int(parts["m"]), int(parts["d"]))
+        except ValueError:
+            return None
+        if not parts.get("y") and due < today:
+            due = due.replace(year=today.year + 1)
+        return due
+    return None
+
+
+def add_rectification(
+    session: Session,
+    *,
+    org_id: int,
+    round_id: int | None,
+    matter: str,
+    measures: str,
+    due_on: date,
+    responsible: str,
+    person_id: int | None,
+) -> RectificationItem:
+    """Add one line to a branch's ledger: 整改事项, 整改措施, 整改时限, 责任人."""
+    fields = {
+        "matter": _clean(matter),
+        "measures": _clean(measures),
+        "responsible": _clean(responsible),
+    }
+    for name, value in fields.items():
+        if not value:
+            raise GradingError("field_required", field=name)
+    item = RectificationItem(
+        org_id=org_id,
+        round_id=round_id,
+        matter=fields["matter"][:500],
+        measures=fields["measures"][:1000],
+        due_on=due_on,
+        responsible=fields["responsible"][:60],
+        created_by=person_id,
+    )
+    session.add(item)
+    session.flush()
+    _audit(
+        session,
+        person_id=person_id,
+        action="rectify.add",
+        target=f"org:{org_id}",
+        detail={"item_id": item.id, "due_on": due_on.isoformat()},
+    )
+    return item
+
+
+def ledger(
+    session: Session, *, org_ids: Collection[int] | None = None, round_id: int | None = None
+) -> list[RectificationItem]:
+    """Ledger lines of the given branches (all when None), oldest deadline first."""
+    statement = select(RectificationItem)
+    if org_ids is not None:
+        statement = statement.where(col(RectificationItem.org_id).in_(list(org_ids)))
+    if round_id is not None:
+        statement = statement.where(RectificationItem.round_id == round_id)
+    order = (RectificationItem.org_id, RectificationItem.due_on, RectificationItem.id)
+    return list(session.exec(statement.order_by(*order)).all())
+
+
+def close_rectification(
+    session: Session, *, item_id: int, person_id: int | None, now: datetime
+) -> RectificationItem:
+    """Close (销号) a ledger line; closing twice is refused."""
+    item = session.get(RectificationItem, item_id)
+    if item is None:
+        raise GradingError("not_found")
+    if item.closed_at is not None:
+        raise GradingError("already_closed")
+    item.closed_at, item.closed_by = now, person_id
+    session.add(item)
+    _audit(
+        session,
+        person_id=person_id,
+        action="rectify.close",
+        target=f"org:{item.org_id}",
+        detail={"item_id": item.id},
+    )
+    session.flush()
+    return item
+
+
+@dataclass(frozen=True)
+class DueReminder:
+    """A reminder the jobs should send: one open ledger line, one person to tell."""
+
+    item_id: int
+    org_id: int
+    person_id: int
+    chat_id: int
+    matter: str
+    due_on: date
+    dedup_key: str
+
+
+def rectification_reminders(
+    session: Session, *, today: date, within_days: int = REMINDER_DAYS
+) -> list[DueReminder]:
+    """Open ledger lines due within ``within_days`` (or overdue), for each secretary to remind.
+
+    The jobs helper enqueues these into the outbox with kind ``rectification_due``; the
+    dedup key (item and deadline) makes a reminder happen once per line and deadline.
+    """
+    horizon = today + timedelta(days=within_days)
+    rows = session.exec(
+        select(RectificationItem, PersonRole.person_id, TelegramAccount.chat_id)
+        .join(PersonRole, PersonRole.org_id == RectificationItem.org_id)  # type: ignore[arg-type]
+        .join(TelegramAccount, TelegramAccount.person_id == PersonRole.person_id)  # type: ignore[arg-type]
+        .where(
+            col(RectificationItem.closed_at).is_(None),
+            RectificationItem.due_on <= horizon,
+            PersonRole.role == "secretary",
+            col(TelegramAccount.blocked_at).is_(None),
+        )
+        .order_by(RectificationItem.due_on, RectificationItem.id)
+    ).all()
+    return [
+        DueReminder(
+            item_id=item.id,  # type: ignore[arg-type]
+            org_id=item.org_id,
+            person_id=person_id,
+            chat_id=chat_id,
+            matter=item.matter,
+            due_on=item.due_on,
+            dedup_key=f"rectify:{item.id}:{person_id}:rectification_due:{item.due_on.isoformat()}",
+        )
+        for item, person_id, chat_id in rows
+    ]

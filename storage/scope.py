@@ -1,0 +1,90 @@
+"""Who may see which branch's reports in a round, read from the database on every request.
+
+Organizer: every graded branch under the organization they organize (under the 党委: all its
+branches; under a branch: that branch). Secretary: their own branch. Inspector: the branches
+they are assigned to inspect in the round. Members and masses see no reports at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from storage.models import Assignment
+from storage.rounds import branches_in_scope
+from surveys.categories import Audience, Role
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The branches one person may see in one round, by the role that lets them."""
+
+    person_id: int | None
+    round_id: int
+    organizer_orgs: frozenset[int] = frozenset()
+    secretary_orgs: frozenset[int] = frozenset()
+    inspector_orgs: frozenset[int] = frozenset()
+
+    @property
+    def visible_orgs(self) -> frozenset[int]:
+        """Every branch this person may see."""
+        return self.organizer_orgs | self.secretary_orgs | self.inspector_orgs
+
+    @property
+    def empty(self) -> bool:
+        """Whether this person may see no branch at all."""
+        return not self.visible_orgs
+
+    @property
+    def is_organizer(self) -> bool:
+        """Whether the person organizes at least one branch."""
+        return bool(self.organizer_orgs)
+
+    def can_see(self, org_id: int) -> bool:
+        """Whether the person may see this branch's reports."""
+        return org_id in self.visible_orgs
+
+    def organizes(self, org_id: int) -> bool:
+        """Whether the person may decide about this branch (grades, vetoes, members only)."""
+        return org_id in self.organizer_orgs
+
+    def leads_work_group_of(self, org_id: int) -> bool:
+        """Whether the person may sign as 工作组组长: an organizer or an assigned inspector."""
+        return org_id in self.organizer_orgs or org_id in self.inspector_orgs
+
+    def is_secretary_of(self, org_id: int) -> bool:
+        """Whether the person is the branch's secretary."""
+        return org_id in self.secretary_orgs
+
+    def keeps_ledger_of(self, org_id: int) -> bool:
+        """Whether the person may edit the branch's rectification ledger."""
+        return org_id in self.secretary_orgs or org_id in self.organizer_orgs
+
+
+def _inspected(session: Session, person_id: int, round_id: int) -> frozenset[int]:
+    rows = session.exec(
+        select(Assignment.org_id).where(
+            Assignment.round_id == round_id,
+            Assignment.person_id == person_id,
+            Assignment.audience == Audience.INSPECTORS.value,
+        )
+    ).all()
+    return frozenset(int(org_id) for org_id in rows)
+
+
+def scope_for(session: Session, *, person_id: int | None, round_id: int) -> Scope:
+    """What this person may see in this round (nobody unregistered sees anything)."""
+    if person_id is None:
+        return Scope(person_id=None, round_id=round_id)
+    return Scope(
+        person_id=person_id,
+        round_id=round_id,
+        organizer_orgs=frozenset(
+            branches_in_scope(session, person_id=person_id, role=Role.ORGANIZER)
+        ),
+        secretary_orgs=frozenset(
+            branches_in_scope(session, person_id=person_id, role=Role.SECRETARY)
+        ),
+        inspector_orgs=_inspected(session, person_id, round_id),
+    )

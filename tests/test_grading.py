@@ -1,0 +1,322 @@
+"""Scope, grade decisions, vetoes, members-only, sign-offs and the rectification ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from storage.db import transaction
+from storage.grading import (
+    GradingError,
+    add_rectification,
+    clear_pending,
+    close_rectification,
+    decide_grade,
+    ledger,
+    mark_members_only,
+    parse_due_date,
+    parse_veto_condition,
+    pending_for,
+    record_veto,
+    rectification_reminders,
+    set_pending,
+    sign,
+    signatures,
+)
+from storage.models import AuditLog, GradeDecision, Organization, TelegramAccount
+from storage.scope import scope_for
+from storage.tallies import round_tally
+from surveys.rules import Grade, ProposalReason
+from tests.factories import add_person
+from tests.test_tallies import _graded_township, _phone, build_township
+
+NOW = datetime(2027, 3, 20, 2, 0, tzinfo=UTC)
+
+
+def _audits(session: Session, action: str) -> list[AuditLog]:
+    return list(session.exec(select(AuditLog).where(AuditLog.action == action)).all())
+
+
+# --- Scope -------------------------------------------------------------------------------
+
+
+def test_each_role_sees_its_own_branches(engine: Engine) -> None:
+    with transaction(engine) as session:
+        ids = build_township(session)
+        town = session.get(Organization, ids["town"])
+        assert town is not None
+        organizer = add_person(session, "陈华", town, "organizer", phone=_phone())
+        ids["organizer"] = organizer.id  # type: ignore[assignment]
+    with Session(engine) as session:
+
+        def scope(person: str) -> frozenset[int]:
+            return scope_for(session, person_id=ids[person], round_id=ids["round"]).visible_orgs
+
+        assert scope("organizer") == {ids["east"], ids["west"], ids["south"]}
+        assert scope("secretary_east") == {ids["east"]}
+        assert scope("inspector_1") == {ids["east"]}, "only the branch they inspect"
+        assert scope("member_south") == frozenset()
+        nobody = scope_for(session, person_id=None, round_id=ids["round"])
+        assert nobody.empty and not nobody.can_see(ids["east"])
+        east_secretary = scope_for(session, person_id=ids["secretary_east"], round_id=ids["round"])
+        assert not east_secretary.organizes(ids["east"])
+        assert east_secretary.keeps_ledger_of(ids["east"])
+        inspector = scope_for(session, person_id=ids["inspector_1"], round_id=ids["round"])
+        assert inspector.leads_work_group_of(ids["east"])
+        assert not inspector.leads_work_group_of(ids["west"])
+
+
+# --- Grade decisions ---------------------------------------------------------------------
+
+
+def test_confirming_locks_the_proposed_grade_and_audits_it(engine: Engine) -> None:
+    with transaction(engine) as session:
+        round_id, ids = _graded_township(session, [95, 85, 75, 65, 55])
+    with transaction(engine) as session:
+        decision = decide_grade(session, round_id=round_id, org_id=ids[1], person_id=None, now=NOW)
+        assert (decision.proposed_grade, decision.final_grade) == ("fairly_good", "fairly_good")
+    with Session(engine) as session:
+        stored = session.get(GradeDecision, (round_id, ids[1]))
+        assert stored is not None and stored.locked and stored.score == Decimal("85.00")
+        assert [a.detail["final"] for a in _audits(session, "grade.confirm")] == ["fairly_good"]
+        tally = round_tally(session, round_id=round_id).branch(ids[1])
+        assert tally and tally.decision and tally.decision.locked
+        assert tally.grade is Grade.FAIRLY_GOOD
+    with transaction(engine) as session, pytest.raises(GradingError) as error:
+        decide_grade(
+            session,
+            round_id=round_id,
+            org_id=ids[1],
+            person_id=None,
+            now=NOW,
+            grade=Grade.GOOD,
+            reason="改",
+        )
+    assert error.value.code == "locked"
+
+
+def test_an_override_without_a_reason_is_refused_and_changes_nothing(engine: Engine) -> None:
+    with transaction(engine) as session:
+        round_id, ids = _graded_township(session, [95, 85, 75, 65, 55])
+    for blank in (None, "   "):
+        with transaction(engine) as session, pytest.raises(GradingError) as error:
+            decide_grade(
+                session,
+                round_id=round_id,
+                org_id=ids[2],
+                person_id=None,
+                now=NOW,
+                grade=Grade.FAIRLY_GOOD,
+                reason=blank,
+            )
+        assert error.value.code == "reason_required"
+    with Session(engine) as session:
+        assert session.get(GradeDecision, (round_id, ids[2])) is None
+        assert _audits(session, "grade.override") == []
+
+
+def test_an_override_with_a_reason_keeps_both_grades_and_the_reason(engine: Engine) -> None:
+    with transaction(engine) as session:
+        round_id, ids = _graded_township(session, [95, 85, 75, 65, 55])
+    with transaction(engine) as session:
+        decide_grade(
+            session,
+            round_id=round_id,
+            org_id=ids[2],
+            person_id=None,
+            now=NOW,
+            grade=Grade.FAIRLY_GOOD,
+            reason="全年无信访，群众评价高",
+        )
+    with Session(engine) as session:
+        stored = session.get(GradeDecision, (round_id, ids[2]))
+        assert stored is not None
+        assert (stored.proposed_grade, stored.final_grade) == ("average", "fairly_good")
+        assert stored.reason == "全年无信访，群众评价高" and stored.locked
+        assert len(_audits(session, "grade.override")) == 1
+
+
+def test_a_branch_without_a_score_cannot_be_graded(engine: Engine) -> None:
+    with transaction(engine) as session:
+        ids = build_township(session)
+    with transaction(engine) as session, pytest.raises(GradingError) as error:
+        decide_grade(session, round_id=ids["round"], org_id=ids["south"], person_id=None, now=NOW)
+    assert error.value.code == "no_proposal"
+
+
+# --- Vetoes and members-only -------------------------------------------------------------
+
+
+def test_a_veto_by_its_chinese_name_stops_a_good_proposal(engine: Engine) -> None:
+    with transaction(engine) as session:
+        round_id, ids = _graded_township(session, [95, 85, 75, 65, 55])
+        record_veto(
+            session,
+            round_id=round_id,
+            org_id=ids[0],
+            condition="超计划生育",
+            note="2026年",
+            person_id=None,
+            now=NOW,
+        )
+    with Session(engine) as session:
+        top = round_tally(session, round_id=round_id).branch(ids[0])
+        assert top and top.vetoes == ["excess_births"]
+        assert top.proposal and top.proposal.grade is Grade.FAIRLY_GOOD
+        assert top.proposal.reason is ProposalReason.VETO
+        assert len(_audits(session, "grade.veto")) == 1
+    assert parse_veto_condition("違紀違法黨員") == "disciplinary_violation"
+    with transaction(engine) as session, pytest.raises(GradingError):
+        record_veto(
+            session,
+            round_id=round_id,
+            org_id=ids[0],
+            condition="迟到",
+            note=None,
+            person_id=None,
+            now=NOW,
+        )
+
+
+def test_members_only_needs_a_reason_and_drops_the_masses_target(engine: Engine) -> None:
+    with transaction(engine) as session:
+        ids = build_township(session)
+    with transaction(engine) as session, pytest.raises(GradingError):
+        mark_members_only(session, org_id=ids["south"], reason=" ", person_id=None, now=NOW)
+    with transaction(engine) as session:
+        mark_members_only(
+            session, org_id=ids["south"], reason="居民外出务工", person_id=None, now=NOW
+        )
+    with Session(engine) as session:
+        south = round_tally(session, round_id=ids["round"]).branch(ids["south"])
+        assert south is not None and south.members_only
+        assert "masses" not in south.coverage
+        assert _audits(session, "org.members_only")[0].detail["reason"] == "居民外出务工"
+
+
+# --- Sign-offs ---------------------------------------------------------------------------
+
+
+def test_each_capacity_signs_once(engine: Engine) -> None:
+    with transaction(engine) as session:
+        ids = build_township(session)
+        for role, person in (("secretary", "secretary_east"), ("work_group_leader", "inspector_1")):
+            sign(
+                session,
+                round_id=ids["round"],
+                org_id=ids["east"],
+                role=role,
+                person_id=ids[person],
+                now=NOW,
+            )
+    with transaction(engine) as session, pytest.raises(GradingError) as error:
+        sign(
+            session,
+            round_id=ids["round"],
+            org_id=ids["east"],
+            role="secretary",
+            person_id=ids["secretary_east"],
+            now=NOW,
+        )
+    assert error.value.code == "already_signed"
+    with Session(engine) as session:
+        signed = signatures(session, round_id=ids["round"])[ids["east"]]
+    assert signed["secretary"].name == "张书记"
+    assert signed["work_group_leader"].name == "王组长"
+    assert signed["secretary"].signed_at == NOW
+
+
+# --- Conversation state ------------------------------------------------------------------
+
+
+def test_pending_state_survives_in_the_database_until_cleared_or_stale(engine: Engine) -> None:
+    with transaction(engine) as session:
+        ids = build_township(session)
+    person = ids["organizer"] if "organizer" in ids else ids["inspector_1"]
+    with transaction(engine) as session:
+        set_pending(session, person_id=person, kind="override", data={"org_id": 5, "grade": "good"})
+    with Session(engine) as session:
+        now = datetime.now(UTC)
+        pending = pending_for(session, person_id=person, now=now)
+        assert pending is not None and pending.kind == "override"
+        assert pending.data == {"org_id": 5, "grade": "good"}
+        assert pending_for(session, person_id=person, now=now + timedelta(hours=1)) is None
+    with transaction(engine) as session:
+        clear_pending(session, person_id=person)
+    with Session(engine) as session:
+        assert pending_for(session, person_id=person, now=datetime.now(UTC)) is None
+
+
+# --- Rectification -----------------------------------------------------------------------
+
+
+def test_due_dates_are_read_in_the_usual_ways() -> None:
+    today = date(2027, 3, 20)
+    assert parse_due_date("2027-04-30", today=today) == date(2027, 4, 30)
+    assert parse_due_date("2027年4月30日", today=today) == date(2027, 4, 30)
+    assert parse_due_date("４月３０日", today=today) == date(2027, 4, 30)
+    assert parse_due_date("1月5日", today=today) == date(2028, 1, 5), "a past day means next year"
+    assert parse_due_date("2月30日", today=today) is None
+    assert parse_due_date("下周", today=today) is None
+
+
+def test_a_ledger_line_is_added_reminded_when_due_and_closed_once(engine: Engine) -> None:
+    with transaction(engine) as session:
+        ids = build_township(session)
+        session.add(
+            TelegramAccount(
+                person_id=ids["secretary_east"],
+                telegram_user_id=7001,
+                chat_id=7001,
+                bound_via="invitation",
+            )
+        )
+        soon = add_rectification(
+            session,
+            org_id=ids["east"],
+            round_id=ids["round"],
+            matter="三会一课记录不全",
+            measures="补齐记录，每月检查",
+            due_on=date(2027, 3, 22),
+            responsible="张书记",
+            person_id=ids["secretary_east"],
+        )
+        add_rectification(
+            session,
+            org_id=ids["east"],
+            round_id=ids["round"],
+            matter="活动阵地老旧",
+            measures="翻新活动室",
+            due_on=date(2027, 6, 30),
+            responsible="李委员",
+            person_id=ids["secretary_east"],
+        )
+        soon_id = soon.id
+    with transaction(engine) as session, pytest.raises(GradingError):
+        add_rectification(
+            session,
+            org_id=ids["east"],
+            round_id=ids["round"],
+            matter="  ",
+            measures="x",
+            due_on=date(2027, 6, 30),
+            responsible="x",
+            person_id=None,
+        )
+    with Session(engine) as session:
+        reminders = rectification_reminders(session, today=date(2027, 3, 20))
+    assert [(r.item_id, r.chat_id) for r in reminders] == [(soon_id, 7001)]
+    with transaction(engine) as session:
+        close_rectification(session, item_id=soon_id, person_id=ids["secretary_east"], now=NOW)  # type: ignore[arg-type]
+    with transaction(engine) as session, pytest.raises(GradingError) as error:
+        close_rectification(session, item_id=soon_id, person_id=None, now=NOW)  # type: ignore[arg-type]
+    assert error.value.code == "already_closed"
+    with Session(engine) as session:
+        assert rectification_reminders(session, today=date(2027, 3, 20)) == []
+        lines = ledger(session, org_ids=[ids["east"]])
+    assert [line.matter for line in lines] == ["三会一课记录不全", "活动阵地老旧"]
+    assert lines[0].closed_at == NOW
