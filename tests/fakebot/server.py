@@ -514,8 +514,7 @@ class FakeBotApi:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port)
         await self._site.start()
-        sockets = self._site._server.sockets if self._site._server else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         return self
 
     async def stop(self) -> None:
@@ -602,23 +601,27 @@ class FakeBotApi:
             lines.append(f"  #{record.index} {record.method} {params[:200]}{status}")
         return "\n".join(lines)
 
-    async def wait_for_request(
+    async def wait_for_call(
         self,
         method: str,
         predicate: Callable[[JSON], bool] | None = None,
         timeout: float = 5.0,
         *,
         since: int = 0,
-    ) -> JSON:
-        """Params of the oldest matching request not returned by an earlier wait_for_request."""
+    ) -> CallRecord:
+        """The oldest matching call (with status and result) no earlier wait returned.
 
-        def find() -> JSON | None:
+        It returns as soon as the request reached the server: the bot's code after that call
+        has not run yet.
+        """
+
+        def find() -> CallRecord | None:
             for record in self.log[since:]:
                 if record.method != method or record.index in self._consumed:
                     continue
                 if predicate is None or predicate(record.params):
                     self._consumed.add(record.index)
-                    return record.params
+                    return record
             return None
 
         def explain() -> str:
@@ -628,6 +631,18 @@ class FakeBotApi:
             )
 
         return await self.wait_until(find, timeout, explain)
+
+    async def wait_for_request(
+        self,
+        method: str,
+        predicate: Callable[[JSON], bool] | None = None,
+        timeout: float = 5.0,
+        *,
+        since: int = 0,
+    ) -> JSON:
+        """Params of the oldest matching request no earlier wait returned (see wait_for_call)."""
+        record = await self.wait_for_call(method, predicate, timeout, since=since)
+        return record.params
 
     def _record(self, method: str, params: JSON) -> CallRecord:
         record = CallRecord(index=len(self.log), method=method, params=params)
