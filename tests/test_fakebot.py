@@ -524,3 +524,13 @@ async def test_a_phone_works_with_an_application_started_by_hand(fake_api: FakeB
         await app.stop()
 
     assert reply.texts == ["manual: 你好"]
+
+
+async def test_get_chat_describes_a_known_chat(bot: AnyApplication, fake_api: FakeBotApi) -> None:
+    await fake_api.user(1053, first_name="王五", username="wangwu").send("/start")
+
+    chat = await bot.bot.get_chat(1053)
+
+    assert (chat.type, chat.first_name, chat.username) == ("private", "王五", "wangwu")
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.bot.get_chat(9999)

@@ -929,6 +929,7 @@ class FakeBotApi:
             "sendChatAction": self._send_chat_action,
             "setChatMenuButton": self._set_chat_menu_button,
             "getChatMenuButton": self._get_chat_menu_button,
+            "getChat": self._get_chat,
         }
         return {name.lower(): (name, handler) for name, handler in methods.items()}
 
@@ -1151,6 +1152,18 @@ class FakeBotApi:
         """Register a callback query id a phone sent, so answerCallbackQuery accepts it once."""
         self._open_callback_queries.add(query_id)
 
+    async def _get_chat(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
+        state = self._chats.get(_as_int(params.get("chat_id")))
+        if state is None:
+            raise bad_request("chat not found")
+        gifts = ("unlimited_gifts", "limited_gifts", "unique_gifts", "premium_subscription")
+        return {
+            **state.chat,
+            "accent_color_id": 0,
+            "max_reaction_count": 11,
+            "accepted_gift_types": dict.fromkeys((*gifts, "gifts_from_channels"), True),
+        }
+
     async def _send_chat_action(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
         self._target_chat(params)
         return True
@@ -1263,6 +1276,14 @@ class FakeBotApi:
         from tests.fakebot.phone import Phone
 
         return Phone(self, user_id, first_name, language_code, username)
+
+
+def _as_int(value: Any) -> int | None:
+    """An int chat/message id from a parameter, or None if it is not one."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _scope_key(scope: Any, language_code: str) -> tuple[str, str]:
