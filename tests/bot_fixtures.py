@@ -19,6 +19,7 @@ a person of the world through their personal link, for stories that start after 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -206,9 +207,9 @@ def world(engine: Engine, clock: FakeClock) -> World:
     return seed_world(engine, clock.now)
 
 
-@pytest.fixture
-async def bot(engine: Engine, clock: FakeClock, world: World) -> AsyncIterator[BotHarness]:
-    """The real Application polling the fake Bot API, on the test database."""
+@contextlib.asynccontextmanager
+async def started_bot(engine: Engine, clock: FakeClock, world: World) -> AsyncIterator[BotHarness]:
+    """Build and run the bot on a fresh fake Bot API (for tests that patch things first)."""
     async with FakeBotApi() as api:
         settings = bot_settings(api)
         app = build_application(
@@ -216,3 +217,10 @@ async def bot(engine: Engine, clock: FakeClock, world: World) -> AsyncIterator[B
         )
         async with running_bot(app, api):
             yield BotHarness(api, app, engine, clock, world, settings)
+
+
+@pytest.fixture
+async def bot(engine: Engine, clock: FakeClock, world: World) -> AsyncIterator[BotHarness]:
+    """The real Application polling the fake Bot API, on the test database."""
+    async with started_bot(engine, clock, world) as harness:
+        yield harness
