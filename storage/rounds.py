@@ -11,6 +11,7 @@ Round options (``Round.options``, JSON), each optional:
 * ``targets``: {rate key of ``DEFAULT_TARGET_RATES``: "0.8"} — participation targets
 * ``weights``: {"self_evaluation"|"satisfaction"|"inspection": "0.3"} — composite weights
 * ``reminder_offsets``: [72, 24, 2] — hours before a deadline to remind
+* ``good_share`` / ``poor_share``: "0.2" / "0.1" — the grade quotas
 * ``small_group_threshold``: 5 — fewer satisfaction ballots show no breakdown
 * ``quiet_hours``: {"start": "22:00", "end": "08:00"} — local time, no reminders
 * ``interim_time``: "12:00" — local time of day for interim results to secretaries
@@ -141,6 +142,8 @@ def _set_option(options: dict[str, Any], key: str, text: str) -> None:
         options.setdefault("targets", {})[name] = _decimal(key, text, at_most_one=True)
     elif group == "weights" and name in DEFAULT_COMPOSITE_WEIGHTS:
         options.setdefault("weights", {})[name] = _decimal(key, text, at_most_one=False)
+    elif key in ("good_share", "poor_share"):
+        options[key] = _decimal(key, text, at_most_one=True)
     elif key == "reminder_offsets":
         options[key] = _hours(key, text)
     elif key == "small_group_threshold":
@@ -161,6 +164,8 @@ def option_keys() -> list[str]:
     return [
         *(f"targets.{name}" for name in DEFAULT_TARGET_RATES),
         *(f"weights.{name}" for name in DEFAULT_COMPOSITE_WEIGHTS),
+        "good_share",
+        "poor_share",
         "reminder_offsets",
         "small_group_threshold",
         "quiet_hours",

@@ -52,6 +52,7 @@ class RosterProblem:
     column: str | None  # canonical column key (see ORG_HEADERS / PEOPLE_HEADERS)
     value: str | None
     code: str  # catalog key under ``roster.problem.``
+    kind: str = "organizations"  # which table: "organizations" or "people"
 
 
 @dataclass(frozen=True)
@@ -176,15 +177,24 @@ def split_roles(text: str) -> tuple[list[Role], list[str]]:
 class _Sheet:
     """A table with its columns mapped, collecting problems as rows are read."""
 
-    def __init__(self, table: Table, known: Mapping[str, tuple[str, ...]], required: Sequence[str]):
+    def __init__(
+        self,
+        kind: str,
+        table: Table,
+        known: Mapping[str, tuple[str, ...]],
+        required: Sequence[str],
+    ) -> None:
+        self.kind = kind
         self.table = table
         self.columns = map_headers(table.headers, known)
         self.problems: list[RosterProblem] = []
         for key in required:
             if key not in self.columns:
-                self.problems.append(RosterProblem(table.name, 1, key, None, "missing_column"))
+                self.problems.append(
+                    RosterProblem(table.name, 1, key, None, "missing_column", kind)
+                )
         if not any(_filled(row) for row in table.rows):
-            self.problems.append(RosterProblem(table.name, None, None, None, "empty_sheet"))
+            self.problems.append(RosterProblem(table.name, None, None, None, "empty_sheet", kind))
 
     @property
     def usable(self) -> bool:
@@ -203,7 +213,7 @@ class _Sheet:
 
     def problem(self, row: int, column: str, value: str | None, code: str) -> None:
         """Record a problem in one cell."""
-        self.problems.append(RosterProblem(self.table.name, row, column, value, code))
+        self.problems.append(RosterProblem(self.table.name, row, column, value, code, self.kind))
 
 
 def _cell(row: Sequence[str | None], position: int) -> str:
@@ -327,8 +337,8 @@ def _check_duplicate_people(sheet: _Sheet, people: list[PersonRow]) -> None:
 
 def check_roster(organizations: Table, people: Table) -> Roster:
     """Read both tables; the roster is usable only if ``problems`` is empty."""
-    org_sheet = _Sheet(organizations, ORG_HEADERS, ORG_REQUIRED)
-    people_sheet = _Sheet(people, PEOPLE_HEADERS, PEOPLE_REQUIRED)
+    org_sheet = _Sheet("organizations", organizations, ORG_HEADERS, ORG_REQUIRED)
+    people_sheet = _Sheet("people", people, PEOPLE_HEADERS, PEOPLE_REQUIRED)
     orgs: list[OrgRow] = []
     # Names of every organization row, valid or not, so one bad cell does not cascade.
     names: set[str] | None = None
