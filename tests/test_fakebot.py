@@ -264,6 +264,7 @@ async def test_a_forged_tap_on_a_deleted_message_arrives_inaccessible(
 # -- errors as Telegram sends them -----------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # PTB's own
 async def test_flood_control_surfaces_as_retry_after(
     bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
@@ -534,3 +535,56 @@ async def test_get_chat_describes_a_known_chat(bot: AnyApplication, fake_api: Fa
     assert (chat.type, chat.first_name, chat.username) == ("private", "王五", "wangwu")
     with pytest.raises(BadRequest, match="Chat not found"):
         await bot.bot.get_chat(9999)
+
+
+# -- getUpdates semantics ----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def bare_bot(fake_api: FakeBotApi) -> AsyncIterator[AnyApplication]:
+    """An initialized Application that is not polling, to call getUpdates by hand."""
+    app = ApplicationBuilder().token(fake_api.token).base_url(fake_api.base_url).build()
+    async with app:
+        yield app
+
+
+async def test_a_long_poll_is_answered_as_soon_as_an_update_arrives(
+    bare_bot: AnyApplication, fake_api: FakeBotApi
+) -> None:
+    long_poll = asyncio.create_task(bare_bot.bot.get_updates(timeout=30))
+    await fake_api.wait_for_request("getUpdates")
+    assert not long_poll.done(), "nothing is queued, so the poll is held open"
+
+    fake_api.user(1060).send_nowait("醒醒")
+    updates = await asyncio.wait_for(long_poll, 5)
+
+    assert [u.message.text for u in updates if u.message] == ["醒醒"]
+
+
+async def test_offsets_confirm_updates_and_limit_caps_a_batch(
+    bare_bot: AnyApplication, fake_api: FakeBotApi
+) -> None:
+    phone = fake_api.user(1061)
+    ids = [phone.send_nowait(text) for text in ("一", "二", "三", "四")]
+
+    first_two = await bare_bot.bot.get_updates(limit=2)
+    again = await bare_bot.bot.get_updates(limit=2)
+    rest = await bare_bot.bot.get_updates(offset=first_two[-1].update_id + 1)
+    last_only = await bare_bot.bot.get_updates(offset=-1)
+
+    assert [u.update_id for u in first_two] == ids[:2]
+    assert [u.update_id for u in again] == ids[:2], "unconfirmed updates come again"
+    assert [u.update_id for u in rest] == ids[2:]
+    assert [u.update_id for u in last_only] == ids[3:], "offset -1 keeps only the newest"
+
+
+async def test_get_updates_is_refused_while_a_webhook_is_set(
+    bare_bot: AnyApplication, fake_api: FakeBotApi
+) -> None:
+    await bare_bot.bot.set_webhook("https://example.invalid/hook")
+
+    with pytest.raises(Conflict, match="webhook is active"):
+        await bare_bot.bot.get_updates()
+    await bare_bot.bot.delete_webhook()
+    assert await bare_bot.bot.get_updates() == ()
+    assert fake_api.webhook == {}
