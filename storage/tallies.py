@@ -280,7 +280,8 @@ def _decisions(session: Session, round_id: int) -> dict[int, Decision]:
     }
 
 
-def _satisfaction_instrument(session: Session, round_id: int) -> Instrument:
+def satisfaction_instrument(session: Session, round_id: int) -> Instrument:
+    """The satisfaction form version the round pinned."""
     pin = session.get(RoundInstrument, (round_id, SATISFACTION))
     return get_instrument(SATISFACTION, pin.version if pin is not None else None)
 
@@ -314,7 +315,7 @@ def _read_round(session: Session, round_id: int) -> _RoundData:
         inspection_sections=_answer_sums(session, round_id, INSPECTIONS, by_item=False),
         vetoes=_vetoes(session, round_id),
         decisions=_decisions(session, round_id),
-        instrument=_satisfaction_instrument(session, round_id),
+        instrument=satisfaction_instrument(session, round_id),
     )
 
 

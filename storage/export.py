@@ -1,0 +1,485 @@
+"""The round's workbook (XLSX) mirroring the paper forms, for /export and ``ceping export``.
+
+Sheets: 自评表, 党员群众满意度测评汇总表, 观摩检查测评得分表 (means per item with every
+deduction reason) and 观摩打分明细 (one line per inspector and item), 上级党组织评分定级表,
+整改台账. Headers come from the message catalog (Chinese first), numbers stay numbers,
+header rows are frozen, times are shown in the round's local zone (Asia/Shanghai).
+Small groups show participation only, as in every other report.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+from sqlmodel import Session, col, select
+
+from storage.grading import Signature, grade_decisions, ledger, signatures
+from storage.models import Answer, Organization, Person, Response, Round
+from storage.tallies import (
+    INSPECTIONS,
+    SELF_EVALUATION,
+    BranchTally,
+    RoundTally,
+    round_tally,
+    satisfaction_instrument,
+)
+from surveys.categories import Audience
+from surveys.i18n import t
+from surveys.instruments import Instrument, Item, get_instrument
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PERCENT = "0.00%"
+SCORE = "0.00"
+WHEN = "yyyy-mm-dd hh:mm"
+DAY = "yyyy-mm-dd"
+_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+_MAX_WIDTH = 60
+
+Cell = Any
+Row = list[Cell]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column: its catalog header (or literal text) and the number format of its cells."""
+
+    header: str
+    number_format: str | None = None
+
+
+def _text_width(value: Cell) -> int:
+    """Display width: CJK characters take two columns."""
+    text = value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else str(value)
+    longest = max((line for line in text.splitlines()), key=len, default="")
+    return sum(2 if ord(char) > 0x2E7F else 1 for char in longest)
+
+
+def _write_sheet(
+    workbook: Workbook,
+    title: str,
+    columns: Sequence[Column],
+    rows: Iterable[Row],
+    frozen_columns: int = 1,
+) -> Worksheet:
+    """A sheet with a bold frozen header, formatted numbers and readable column widths."""
+    sheet = workbook.create_sheet(title[:31])
+    sheet.append([column.header for column in columns])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+        cell.fill = _HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="center")
+    widths = [_text_width(column.header) for column in columns]
+    for row in rows:
+        sheet.append(row)
+        for index, value in enumerate(row):
+            if value is not None:
+                widths[index] = max(widths[index], _text_width(value))
+    for index, column in enumerate(columns, start=1):
+        letter = get_column_letter(index)
+        sheet.column_dimensions[letter].width = min(_MAX_WIDTH, widths[index - 1] + 2)
+        if column.number_format:
+            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
+                cell.number_format = column.number_format
+    # The header row and the branch name stay in view while scrolling.
+    sheet.freeze_panes = f"{get_column_letter(frozen_columns + 1)}2"
+    return sheet
+
+
+def _local(when: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """An aware UTC time as a naive local time (Excel has no time zones)."""
+    return when.astimezone(zone).replace(tzinfo=None) if when is not None else None
+
+
+def _grade(value: Any, locale: str) -> str | None:
+    return t(f"grade.{value}", locale) if value else None
+
+
+# --- 自评表 --------------------------------------------------------------------------------
+
+
+def _self_evaluation_sheet(
+    workbook: Workbook, tally: RoundTally, instrument: Instrument, locale: str
+) -> None:
+    h = _headers(locale)
+    items = [item for item in instrument.items if item.kind == "points"]
+    columns = [
+        Column(h("org")),
+        *(Column(_item_header(item, locale), SCORE) for item in items),
+        Column(h("self_total"), SCORE),
+        Column(h("self_scorers")),
+    ]
+    rows = [
+        [
+            branch.name,
+            *(branch.self_evaluation_by_item.get(item.id) for item in items),
+            branch.self_evaluation,
+            branch.self_evaluators,
+        ]
+        for branch in _by_name(tally.branches)
+    ]
+    _write_sheet(workbook, t("export.sheet.self_evaluation", locale), columns, rows)
+
+
+def _item_header(item: Item, locale: str) -> str:
+    return t("export.col.item_points", locale, text=item.text.get(locale), points=item.max_points)
+
+
+# --- 满意度测评汇总表 -------------------------------------------------------------------------
+
+
+def _satisfaction_sheet(
+    workbook: Workbook,
+    tally: RoundTally,
+    instrument: Instrument,
+    signed: dict[int, dict[str, Signature]],
+    zone: ZoneInfo,
+    locale: str,
+) -> None:
+    h = _headers(locale)
+    choice_items = [item for item in instrument.items if item.kind == "choice"]
+    pairs = [(item, option) for item in choice_items for option in item.options]
+    columns = [
+        Column(h("org")),
+        Column(h("members_target")),
+        Column(h("members_respondents")),
+        Column(h("masses_target")),
+        Column(h("masses_respondents")),
+        Column(h("ballots")),
+        *(Column(f"{item.id.upper()} {option.text.get(locale)}") for item, option in pairs),
+        Column(h("satisfaction_rate"), PERCENT),
+        Column(h("awareness_rate"), PERCENT),
+        Column(h("participation_rate"), PERCENT),
+        Column(h("satisfaction_score"), SCORE),
+        Column(h("note")),
+        Column(h("secretary_signed")),
+        Column(h("secretary_signed_at"), WHEN),
+        Column(h("leader_signed")),
+        Column(h("leader_signed_at"), WHEN),
+    ]
+    rows = []
+    for branch in _by_name(tally.branches):
+        members = branch.coverage.get(Audience.MEMBERS)
+        masses = branch.coverage.get(Audience.MASSES)
+        dist = branch.distribution
+        rates = branch.rates
+        signs = signed.get(branch.org_id, {})
+        secretary, leader = signs.get("secretary"), signs.get("work_group_leader")
+        note = None
+        if branch.small_group:
+            note = t("export.note.small_group", locale, threshold=tally.threshold)
+        elif branch.members_only:
+            note = t("export.note.members_only", locale)
+        rows.append(
+            [
+                branch.name,
+                members.denominator if members else None,
+                members.respondents if members else None,
+                masses.denominator if masses else None,
+                masses.respondents if masses else None,
+                branch.ballots,
+                *((dist[item.id][option.id] if dist else None) for item, option in pairs),
+                rates.satisfaction if rates else None,
+                rates.awareness if rates else None,
+                rates.participation if rates else None,
+                branch.satisfaction_score,
+                note,
+                secretary.name if secretary else None,
+                _local(secretary.signed_at, zone) if secretary else None,
+                leader.name if leader else None,
+                _local(leader.signed_at, zone) if leader else None,
+            ]
+        )
+    _write_sheet(workbook, t("export.sheet.satisfaction", locale), columns, rows)
+
+
+# --- 观摩检查测评得分表 ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _InspectionLine:
+    org_id: int
+    inspector: str
+    instrument_id: str
+    item_id: str
+    deduction: Decimal | None
+    reason: str | None
+    score: Decimal | None
+
+
+def _inspection_lines(session: Session, round_id: int) -> list[_InspectionLine]:
+    """Every inspection answer of the round with its inspector's name (one query)."""
+    rows = session.exec(
+        select(Response.org_id, Person.name, Response.instrument_id, Answer)
+        .join(Response, Response.id == Answer.response_id)  # type: ignore[arg-type]
+        .join(Person, Person.id == Response.person_id)  # type: ignore[arg-type]
+        .where(Response.round_id == round_id, col(Response.instrument_id).in_(INSPECTIONS))
+        .order_by(Response.org_id, Person.name, Answer.id)
+    ).all()
+    return [
+        _InspectionLine(org_id, name, instrument_id, a.item_id, a.deduction, a.reason, a.score)
+        for org_id, name, instrument_id, a in rows
+    ]
+
+
+def _mean(values: Sequence[Decimal | None]) -> Decimal | None:
+    present = [Decimal(str(v)) for v in values if v is not None]
+    if not present:
+        return None
+    return (sum(present, Decimal(0)) / len(present)).quantize(Decimal("0.01"))
+
+
+def _inspection_sheets(
+    workbook: Workbook,
+    tally: RoundTally,
+    lines: Sequence[_InspectionLine],
+    locale: str,
+) -> None:
+    h = _headers(locale)
+    names = {branch.org_id: branch.name for branch in tally.branches}
+    by_item: dict[tuple[int, str, str], list[_InspectionLine]] = defaultdict(list)
+    for line in lines:
+        if line.org_id in names:
+            by_item[(line.org_id, line.instrument_id, line.item_id)].append(line)
+    summary_columns = [
+        Column(h("org")),
+        Column(h("dimension")),
+        Column(h("item")),
+        Column(h("points"), SCORE),
+        Column(h("mean_deduction"), SCORE),
+        Column(h("mean_score"), SCORE),
+        Column(h("reasons")),
+    ]
+    summary: list[Row] = []
+    for org_id, instrument_id in _inspected(by_item, tally):
+        instrument = get_instrument(instrument_id)
+        for section in instrument.sections:
+            for item in section.items:
+                found = by_item.get((org_id, instrument_id, item.id), [])
+                reasons = [f"{line.inspector}：{line.reason}" for line in found if line.reason]
+                summary.append(
+                    [
+                        names[org_id],
+                        section.title.get(locale),
+                        item.text.get(locale),
+                        item.max_points,
+                        _mean([line.deduction for line in found]),
+                        _mean([line.score for line in found]),
+                        "\n".join(reasons) or None,
+                    ]
+                )
+        branch = tally.branch(org_id)
+        summary.append(
+            [
+                names[org_id],
+                h("total_row"),
+                None,
+                Decimal(100),
+                None,
+                branch.inspection if branch else None,
+                None,
+            ]
+        )
+    _write_sheet(workbook, t("export.sheet.inspection", locale), summary_columns, summary)
+    detail_columns = [
+        Column(h("org")),
+        Column(h("inspector")),
+        Column(h("item")),
+        Column(h("deduction"), SCORE),
+        Column(h("reason")),
+        Column(h("score"), SCORE),
+    ]
+    detail = [
+        [
+            names[line.org_id],
+            line.inspector,
+            get_instrument(line.instrument_id).item(line.item_id).text.get(locale),
+            line.deduction,
+            line.reason,
+            line.score,
+        ]
+        for line in lines
+        if line.org_id in names
+    ]
+    _write_sheet(workbook, t("export.sheet.inspection_detail", locale), detail_columns, detail)
+
+
+def _inspected(
+    by_item: dict[tuple[int, str, str], list[_InspectionLine]], tally: RoundTally
+) -> list[tuple[int, str]]:
+    """(branch, sheet) pairs that were inspected, in the branches' name order."""
+    pairs = {(org_id, instrument_id) for org_id, instrument_id, _ in by_item}
+    order = {branch.org_id: index for index, branch in enumerate(_by_name(tally.branches))}
+    return sorted(pairs, key=lambda pair: (order[pair[0]], pair[1]))
+
+
+# --- 上级党组织评分定级表 -----------------------------------------------------------------------
+
+
+def _grading_sheet(
+    session: Session, workbook: Workbook, tally: RoundTally, zone: ZoneInfo, locale: str
+) -> None:
+    h = _headers(locale)
+    decisions = grade_decisions(session, round_id=tally.round_id)
+    deciders = _names(session, {d.decided_by for d in decisions.values() if d.decided_by})
+    columns = [
+        Column(h("rank")),
+        Column(h("org")),
+        Column(h("category")),
+        Column(h("self_total"), SCORE),
+        Column(h("satisfaction_score"), SCORE),
+        Column(h("inspection_score"), SCORE),
+        Column(h("composite"), SCORE),
+        Column(h("superior_score"), SCORE),
+        Column(h("grading_score"), SCORE),
+        Column(h("grade_by_threshold")),
+        Column(h("proposed_grade")),
+        Column(h("proposal_reason")),
+        Column(h("tie_at_edge")),
+        Column(h("vetoes")),
+        Column(h("final_grade")),
+        Column(h("decision_reason")),
+        Column(h("decided_by")),
+        Column(h("decided_at"), WHEN),
+    ]
+    rows = []
+    for branch in tally.branches:
+        proposal = branch.proposal
+        decision = decisions.get(branch.org_id)
+        rows.append(
+            [
+                proposal.rank if proposal else None,
+                branch.name,
+                t(f"category.{branch.category.value}", locale),
+                branch.self_evaluation,
+                branch.satisfaction_score,
+                branch.inspection,
+                branch.composite.score,
+                branch.superior,
+                branch.grading_score,
+                _grade(proposal.by_threshold.value if proposal else None, locale),
+                _grade(proposal.grade.value if proposal else None, locale),
+                t(f"proposal_reason.{proposal.reason.value}", locale) if proposal else None,
+                t("export.yes", locale) if proposal and proposal.tie_at_edge else None,
+                _veto_names(branch, locale),
+                _grade(decision.final_grade if decision else None, locale),
+                decision.reason if decision else None,
+                deciders.get(decision.decided_by) if decision and decision.decided_by else None,
+                _local(decision.decided_at, zone) if decision else None,
+            ]
+        )
+    _write_sheet(workbook, t("export.sheet.grading", locale), columns, rows, frozen_columns=2)
+
+
+def _veto_names(branch: BranchTally, locale: str) -> str | None:
+    names = [t(f"veto.{code}", locale) for code in branch.vetoes]
+    return t("report.list_separator", locale).join(names) or None
+
+
+def _names(session: Session, person_ids: Iterable[int]) -> dict[int, str]:
+    ids = list(person_ids)
+    if not ids:
+        return {}
+    rows = session.exec(select(Person.id, Person.name).where(col(Person.id).in_(ids))).all()
+    return {int(person_id): name for person_id, name in rows}
+
+
+# --- 整改台账 -------------------------------------------------------------------------------
+
+
+def _ledger_sheet(
+    session: Session, workbook: Workbook, tally: RoundTally, zone: ZoneInfo, locale: str
+) -> None:
+    h = _headers(locale)
+    names = {branch.org_id: branch.name for branch in tally.branches}
+    columns = [
+        Column(h("org")),
+        Column(h("matter")),
+        Column(h("measures")),
+        Column(h("due_on"), DAY),
+        Column(h("responsible")),
+        Column(h("closed_at"), WHEN),
+    ]
+    rows = [
+        [
+            names.get(line.org_id) or _org_name(session, line.org_id),
+            line.matter,
+            line.measures,
+            line.due_on,
+            line.responsible,
+            _local(line.closed_at, zone),
+        ]
+        for line in ledger(session, org_ids=list(names), round_id=tally.round_id)
+    ]
+    _write_sheet(workbook, t("export.sheet.ledger", locale), columns, rows)
+
+
+def _org_name(session: Session, org_id: int) -> str:
+    org = session.get(Organization, org_id)
+    return org.name if org is not None else str(org_id)
+
+
+# --- The workbook --------------------------------------------------------------------------
+
+
+def _headers(locale: str) -> Callable[[str], str]:
+    return lambda key: t(f"export.col.{key}", locale)
+
+
+def _by_name(branches: Sequence[BranchTally]) -> list[BranchTally]:
+    return sorted(branches, key=lambda branch: (branch.name, branch.org_id))
+
+
+def build_workbook(
+    session: Session,
+    *,
+    round_id: int,
+    locale: str = "zh_CN",
+    org_ids: Iterable[int] | None = None,
+    zone: ZoneInfo = SHANGHAI,
+) -> Workbook:
+    """The round's workbook in memory (only the given branches when org_ids is given)."""
+    round_ = session.get(Round, round_id)
+    if round_ is None:
+        raise LookupError(f"round {round_id}")
+    tally = round_tally(session, round_id=round_id, org_ids=org_ids)
+    workbook = Workbook()
+    workbook.remove(workbook.active)  # type: ignore[arg-type]
+    _self_evaluation_sheet(workbook, tally, get_instrument(SELF_EVALUATION), locale)
+    signed = signatures(session, round_id=round_id, org_ids=[b.org_id for b in tally.branches])
+    satisfaction = satisfaction_instrument(session, round_id)
+    _satisfaction_sheet(workbook, tally, satisfaction, signed, zone, locale)
+    _inspection_sheets(workbook, tally, _inspection_lines(session, round_id), locale)
+    _grading_sheet(session, workbook, tally, zone, locale)
+    _ledger_sheet(session, workbook, tally, zone, locale)
+    workbook.properties.title = t("export.title", locale, round=round_.name)
+    return workbook
+
+
+def write_workbook(
+    session: Session,
+    *,
+    round_id: int,
+    path: Path,
+    locale: str = "zh_CN",
+    org_ids: Iterable[int] | None = None,
+    zone: ZoneInfo = SHANGHAI,
+) -> Path:
+    """Write the round's workbook to path (a directory gets a file named after the round)."""
+    path = Path(path)
+    if path.is_dir():
+        round_ = session.get(Round, round_id)
+        name = round_.name if round_ is not None else str(round_id)
+        path = path / t("export.filename", locale, round=name)
+    build_workbook(session, round_id=round_id, locale=locale, org_ids=org_ids, zone=zone).save(path)
+    return path
