@@ -496,6 +496,7 @@ class FakeBotApi:
         self._unique = 0
         self._open_callback_queries: set[str] = set()
         self._changed = asyncio.Event()
+        self._closing = False
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self.port: int | None = None
@@ -510,7 +511,9 @@ class FakeBotApi:
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file)
         add_control_routes(app, self)
         # handler_cancellation: a long poll whose client went away (PTB stopping) must end now.
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port)
         await self._site.start()
@@ -518,10 +521,13 @@ class FakeBotApi:
         return self
 
     async def stop(self) -> None:
-        """Close the server and its connections."""
+        """Close the server and its connections (open long polls are answered empty)."""
         if self._runner:
+            self._closing = True
+            self._notify()
             await self._runner.cleanup()
             self._runner = None
+            self._closing = False
 
     async def __aenter__(self) -> FakeBotApi:
         return await self.start()
@@ -964,15 +970,19 @@ class FakeBotApi:
         ticket = self._active_poll
         self._notify()  # terminates an older long poll (409 below) unless pollers may coexist
 
-        def ready() -> list[JSON] | None:
+        def ready() -> list[list[JSON]] | None:
             if not self.allow_multiple_pollers and self._active_poll != ticket:
                 raise ApiError(409, _DEFAULT_DESCRIPTIONS[409])
-            return self._deliverable(limit) or None
+            if self._closing:
+                return [[]]  # answer open polls empty so the server can shut down at once
+            batch = self._deliverable(limit)
+            return [batch] if batch else None
 
         try:
-            return await self.wait_until(ready, timeout, lambda: "") or []
+            (batch,) = await self.wait_until(ready, timeout, lambda: "")
         except TimeoutError:
             return []
+        return batch
 
     async def _set_webhook(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
         self.webhook = {
