@@ -399,6 +399,10 @@ async def test_in_groups_the_bot_only_sees_commands(
     assert command.last and command.last["chat"]["type"] == "supergroup"
     assert command.last["reply_to_message"]["text"] == "/start@ceping_test_bot"
     assert [m["text"] for m in fake_api.chat(-100777)][:2] == ["大家好", "/start@ceping_test_bot"]
+    answer = await phone.send_in_group(
+        "谢谢", group_id=-100777, reply_to=command.messages[0]["message_id"]
+    )
+    assert answer.texts == ["bot: 谢谢"], "a reply to the bot passes privacy mode"
 
 
 # -- restarts and several Applications -------------------------------------------------------

@@ -228,14 +228,17 @@ class Phone:
         self,
         text: str,
         *,
+        reply_to: int | None = None,
         via: AnyApplication | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         raise_errors: bool = True,
     ) -> Reply:
-        """Send a text (commands get bot_command entities) and return what the bot did."""
-        return await self._deliver_message(
-            self.private_chat, _text_content(text), via, timeout, raise_errors
-        )
+        """Send a text (commands get bot_command entities) and return what the bot did.
+
+        reply_to=message_id sends it as a reply to that message (e.g. after a ForceReply).
+        """
+        content = self._with_reply(self.user_id, _text_content(text), reply_to)
+        return await self._deliver_message(self.private_chat, content, via, timeout, raise_errors)
 
     def send_nowait(self, text: str) -> int:
         """Queue a text for getUpdates without waiting; returns the update_id (see collect)."""
@@ -263,6 +266,7 @@ class Phone:
         group_id: int = -100123,
         title: str = "测试群",
         *,
+        reply_to: int | None = None,
         via: AnyApplication | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         raise_errors: bool = True,
@@ -270,12 +274,21 @@ class Phone:
         """Send a text in a group chat (supergroup when the id starts with -100)."""
         kind = "supergroup" if str(group_id).startswith("-100") else "group"
         chat = {"id": group_id, "type": kind, "title": title}
-        content = _text_content(text)
-        if self.api.privacy_mode and not _meant_for_bot(content):
+        content = self._with_reply(group_id, _text_content(text), reply_to)
+        if self.api.privacy_mode and not _meant_for_bot(content, self.api.bot_id):
             # Privacy mode: the group sees the message, the bot never gets an update.
             self.api.add_message(chat, self.user, content)
             return Reply(update_id=0, records=[])
         return await self._deliver_message(chat, content, via, timeout, raise_errors)
+
+    def _with_reply(self, chat_id: int, content: JSON, reply_to: int | None) -> JSON:
+        """Attach the replied-to message (as Telegram does) when reply_to is given."""
+        if reply_to is None:
+            return content
+        state = self.api.chat_state(chat_id)
+        if state is None or reply_to not in state.messages or reply_to in state.deleted:
+            raise PhoneError(f"no message {reply_to} in chat {chat_id} to reply to")
+        return {**content, "reply_to_message": dict(state.messages[reply_to])}
 
     async def share_contact(
         self,
@@ -564,8 +577,11 @@ def _text_content(text: str) -> JSON:
     return content
 
 
-def _meant_for_bot(content: JSON) -> bool:
-    """Privacy mode lets a group message through only if it starts with a command."""
+def _meant_for_bot(content: JSON, bot_id: int) -> bool:
+    """Privacy mode lets through group messages starting with a command or replying to the bot."""
+    replied = content.get("reply_to_message") or {}
+    if replied.get("from", {}).get("id") == bot_id:
+        return True
     return any(e["offset"] == 0 for e in content.get("entities", []))
 
 
