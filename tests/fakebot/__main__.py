@@ -32,12 +32,16 @@ async def _serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with FakeBotApi(token=args.token, username=args.username) as api:
-        api.allow_multiple_pollers = args.multiple_pollers
+    api = FakeBotApi(token=args.token, username=args.username)
+    api.allow_multiple_pollers = args.multiple_pollers
+    await api.start(port=args.port)
+    try:
         print(api.base_url, flush=True)
         print(api.base_file_url, flush=True)
         print(api.token, flush=True)
         await stop.wait()
+    finally:
+        await api.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
