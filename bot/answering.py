@@ -1,8 +1,820 @@
-"""Answering instruments one question at a time (being written)."""
+"""Answering instruments one question at a time, edited in place (问卷作答).
 
-from telegram.ext import BaseHandler
+Every tap and every text runs one short transaction that (1) locks the assignment,
+(2) checks everything against the database — whose assignment, submitted or not, the
+round and phase window, the draft's revision, position and stage — and (3) saves at once.
+Only then does the bot answer the callback and edit the message. No handler keeps state
+in memory: the Draft row says what the next tap or text means, so a restart or a second
+bot process on the same database changes nothing for the person answering.
+
+Satisfaction answers are anonymous (see the storage.models docstring): they live only in
+the Draft until ``storage.responses.submit`` turns them into counters; this module never
+writes them anywhere else and never logs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, update
+from sqlmodel import Session, col, select
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from telegram.error import BadRequest
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.callbacks import (
+    Action,
+    AnswerTap,
+    BadCallback,
+    BranchListTap,
+    Screen,
+    Stage,
+    StageName,
+    StaleTap,
+    StartTap,
+    Tap,
+    check_tap,
+    decode,
+    option_index,
+    tap_amount,
+)
+from bot.common import PRIVATE, Actor, Context, MenuCommand, audit, in_transaction, locale_of
+from bot.context import services
+from bot.survey_views import (
+    DraftState,
+    Survey,
+    TodoEntry,
+    View,
+    answered_count,
+    branch_list_view,
+    render,
+    thanks_view,
+    todo_view,
+    window_text,
+)
+from storage.models import (
+    ROLES,
+    Assignment,
+    Draft,
+    Organization,
+    Round,
+    RoundInstrument,
+    RoundPhase,
+    TelegramAccount,
+)
+from storage.responses import (
+    AlreadySubmitted,
+    Incomplete,
+    StaleDraft,
+    WindowState,
+    clear_answer,
+    draft_answers,
+    save_answer,
+    submit,
+    update_draft_view,
+    window_state,
+)
+from storage.settings import settings as process_settings
+from surveys.i18n import t
+from surveys.instruments import (
+    AnswerError,
+    AnswerValue,
+    Instrument,
+    Item,
+    get_instrument,
+    parse_number,
+    validate_answer,
+)
+
+log = logging.getLogger(__name__)
+
+COMMANDS = (MenuCommand("surveys", "answering.command.surveys", roles=frozenset(ROLES)),)
+
+CALLBACK_PATTERN = r"^[asl]:"
+"""Callback data this module owns (shapes in bot.callbacks); anything else is not ours."""
+
+INSPECTION_PHASE = "inspection"
 
 
 def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
     """The handlers of this module, in the order they must be registered."""
-    return []
+    return [
+        CommandHandler("surveys", show_surveys, filters=PRIVATE),
+        CallbackQueryHandler(on_tap, pattern=CALLBACK_PATTERN),
+        MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, on_text),
+    ]
+
+
+def fallback_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
+    """To register after every module's handlers: taps on buttons no module drew."""
+    return [CallbackQueryHandler(on_unknown_tap)]
+
+
+# --- Who is asking, and what a step decided --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Asker:
+    """The registered person behind an update, with the step's clock and display zone."""
+
+    telegram_user_id: int
+    account: TelegramAccount | None
+    locale: str
+    now: datetime
+    zone: ZoneInfo
+
+    @property
+    def person_id(self) -> int | None:
+        return self.account.person_id if self.account is not None else None
+
+
+class Target(Enum):
+    """Where a step's screen goes."""
+
+    NOWHERE = "nowhere"
+    TAPPED = "tapped"  # edit the message whose button was tapped
+    NEW = "new"  # send a new message and remember it as the survey's message
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What to show once the transaction is over: a toast or alert, and a screen."""
+
+    toast: str | None = None
+    alert: bool = False
+    view: View | None = None
+    target: Target = Target.NOWHERE
+    # Target.NEW: (assignment id, draft revision) under which to record the new message.
+    record: tuple[int, int] | None = None
+    strip_tapped: bool = False  # take the buttons off an old message
+
+
+class Refusal(Exception):
+    """The step stops here; ``outcome`` says what the person is told. Nothing is stored."""
+
+    def __init__(self, outcome: Outcome, forged: dict[str, Any] | None = None) -> None:
+        super().__init__(outcome.toast)
+        self.outcome = outcome
+        self.forged = forged
+
+
+def _forged(asker: Asker, **detail: Any) -> Refusal:
+    """A polite alert for data our buttons never carry; the handler audits it."""
+    outcome = Outcome(toast=t("answering.forged", asker.locale), alert=True)
+    return Refusal(outcome, forged=detail)
+
+
+# --- Loading and checking ---------------------------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    """One assignment with everything a step needs, read after taking its lock."""
+
+    asker: Asker
+    assignment: Assignment
+    round: Round
+    phase: RoundPhase | None
+    instrument: Instrument
+    branch_name: str
+    draft: Draft | None
+
+    @property
+    def assignment_id(self) -> int:
+        assert self.assignment.id is not None
+        return self.assignment.id
+
+    @property
+    def locale(self) -> str:
+        return self.asker.locale
+
+    @property
+    def answers(self) -> dict[str, AnswerValue]:
+        return draft_answers(self.draft)
+
+    def screen(self) -> Screen:
+        """The screen the draft is on (question 1 before anything was saved)."""
+        if self.draft is None:
+            return Screen(0, 0, Stage())
+        return Screen(self.draft.revision, self.draft.position, Stage.parse(self.draft.stage))
+
+    def survey(self) -> Survey:
+        return Survey(self.assignment_id, self.instrument, self.branch_name, self.locale)
+
+    def render(self, screen: Screen | None = None, notice: str | None = None) -> View:
+        """A screen (the draft's own by default) drawn with the current answers."""
+        state = DraftState(self.answers, screen or self.screen())
+        return render(self.survey(), state, notice)
+
+
+def _account(session: Session, telegram_user_id: int) -> TelegramAccount | None:
+    statement = select(TelegramAccount).where(TelegramAccount.telegram_user_id == telegram_user_id)
+    return session.exec(statement).first()
+
+
+def _asker(session: Session, update: Update, context: Context, user_id: int) -> Asker:
+    account = _account(session, user_id)
+    bot = services(context)
+    return Asker(user_id, account, locale_of(update, account), bot.now(), bot.settings.zone)
+
+
+def _lock_assignment(session: Session, assignment_id: int) -> None:
+    """Take the assignment's lock before reading anything of it, so concurrent steps queue.
+
+    PostgreSQL: a row lock (SELECT … FOR UPDATE). SQLite has no row locks: a no-op UPDATE
+    as the transaction's first write takes the database write lock, so a second step waits
+    (busy timeout) instead of reading a draft that is about to change.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Assignment)
+            .where(col(Assignment.id) == assignment_id)
+            .values(status=Assignment.status)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        statement = select(Assignment.id).where(col(Assignment.id) == assignment_id)
+        session.exec(statement.with_for_update()).first()
+
+
+def _pinned_join(statement: Any) -> Any:
+    """Join an Assignment query to its round, branch and the round's pinned instrument."""
+    return (
+        statement.join(Round, col(Round.id) == Assignment.round_id)
+        .join(Organization, col(Organization.id) == Assignment.org_id)
+        .outerjoin(
+            RoundInstrument,
+            and_(
+                col(RoundInstrument.round_id) == Assignment.round_id,
+                col(RoundInstrument.instrument_id) == Assignment.instrument_id,
+            ),
+        )
+    )
+
+
+def _pinned(assignment: Assignment, pin: RoundInstrument | None) -> tuple[Instrument, str]:
+    """The instrument version the round pinned, and the phase it belongs to."""
+    instrument = get_instrument(assignment.instrument_id, pin.version if pin else None)
+    return instrument, pin.phase if pin else instrument.phase
+
+
+def _load(session: Session, asker: Asker, assignment_id: int) -> Loaded:
+    """The asker's assignment, locked; a forgery Refusal when it is not theirs."""
+    if asker.account is None:
+        raise Refusal(Outcome(toast=t("answering.not_registered", asker.locale), alert=True))
+    _lock_assignment(session, assignment_id)
+    statement = _pinned_join(
+        select(Assignment, Round, RoundInstrument, Organization.name)  # type: ignore[call-overload]
+    ).where(col(Assignment.id) == assignment_id)
+    row = session.exec(statement).first()
+    if row is None or row[0].person_id != asker.person_id:
+        raise _forged(asker, assignment_id=assignment_id, why="not theirs")
+    assignment, round_, pin, branch_name = row
+    instrument, phase_name = _pinned(assignment, pin)
+    phase = session.get(RoundPhase, (assignment.round_id, phase_name))
+    draft = session.get(Draft, assignment_id)
+    return Loaded(asker, assignment, round_, phase, instrument, branch_name, draft)
+
+
+def _refuse_unless_answerable(loaded: Loaded) -> None:
+    """Refuse when the response is final or the window is shut (nothing is stored then)."""
+    locale = loaded.locale
+    if loaded.assignment.status == "submitted":
+        raise Refusal(Outcome(toast=t("answering.already_submitted", locale), alert=True))
+    state = window_state(loaded.round, loaded.phase, loaded.asker.now)
+    if state is WindowState.OPEN:
+        return
+    phase = None if loaded.round.status == "closed" else loaded.phase
+    text = window_text(
+        state.value,
+        opens_at=phase.opens_at if phase else None,
+        deadline=phase.deadline if phase else None,
+        locale=locale,
+        zone=loaded.asker.zone,
+    )
+    raise Refusal(Outcome(toast=text, alert=True, view=View(text), target=Target.TAPPED))
+
+
+# --- /surveys ---------------------------------------------------------------------------------
+
+
+def todo_entries(session: Session, person_id: int, locale: str, now: datetime) -> list[TodoEntry]:
+    """The person's assignments in open rounds, with their window and progress."""
+    statement = (
+        _pinned_join(
+            select(Assignment, Round, RoundInstrument, Organization.name, Draft)  # type: ignore[call-overload]
+        )
+        .outerjoin(Draft, col(Draft.assignment_id) == Assignment.id)
+        .where(Assignment.person_id == person_id, Round.status == "open")
+        .order_by(col(Assignment.round_id), col(Assignment.instrument_id), Organization.name)
+    )
+    rows = session.exec(statement).all()
+    round_ids = {row[1].id for row in rows}
+    phases = {
+        (phase.round_id, phase.phase): phase
+        for phase in session.exec(select(RoundPhase).where(col(RoundPhase.round_id).in_(round_ids)))
+    }
+    entries = []
+    for assignment, round_, pin, branch_name, draft in rows:
+        instrument, phase_name = _pinned(assignment, pin)
+        phase = phases.get((round_.id, phase_name))
+        entries.append(
+            TodoEntry(
+                assignment_id=assignment.id,
+                round_id=round_.id,
+                title=instrument.title.get(locale),
+                branch_name=branch_name,
+                answered=answered_count(instrument, draft_answers(draft)),
+                total=len(instrument.items),
+                status=assignment.status,
+                window=window_state(round_, phase, now).value,
+                opens_at=phase.opens_at if phase else None,
+                deadline=phase.deadline if phase else None,
+                inspection=phase_name == INSPECTION_PHASE,
+            )
+        )
+    return entries
+
+
+def todo_text_and_keyboard(
+    session: Session, person_id: int, locale: str, now: datetime, zone: ZoneInfo | None = None
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """What this person still has to answer, with deadlines and progress, and a button each."""
+    zone = zone or process_settings().zone
+    view = todo_view(todo_entries(session, person_id, locale, now), locale, zone)
+    return view.text, view.keyboard
+
+
+async def show_surveys(update: Update, context: Context) -> None:
+    """/surveys: the to-do list of the open rounds."""
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None:
+        return
+
+    def read(session: Session) -> View:
+        asker = _asker(session, update, context, user.id)
+        if asker.person_id is None:
+            return View(t("answering.not_registered", asker.locale))
+        text, keyboard = todo_text_and_keyboard(
+            session, asker.person_id, asker.locale, asker.now, asker.zone
+        )
+        return View(text, keyboard)
+
+    view = await in_transaction(context, read)
+    await context.bot.send_message(chat.id, view.text, reply_markup=view.keyboard)
+
+
+# --- Taps -------------------------------------------------------------------------------------
+
+
+async def on_tap(update: Update, context: Context) -> None:
+    """A button of ours: check it against the database, apply it, then show the result."""
+    query = update.callback_query
+    if query is None:
+        return
+    message = query.message if isinstance(query.message, Message) else None
+    user_id = query.from_user.id
+
+    def step(session: Session) -> Outcome:
+        asker = _asker(session, update, context, user_id)
+        try:
+            return _apply_tap(session, asker, decode(query.data), message)
+        except BadCallback as error:
+            refusal = _forged(asker, why=str(error))
+        except Refusal as caught:
+            refusal = caught
+        if refusal.forged is not None:
+            # The lock-taking UPDATE may have run: undo it so a forgery writes only the audit.
+            session.rollback()
+            _audit_forgery(session, asker, query.data, refusal.forged)
+        return refusal.outcome
+
+    outcome = await in_transaction(context, step)
+    await _show(context, outcome, query=query, chat_id=message.chat_id if message else user_id)
+
+
+async def on_unknown_tap(update: Update, context: Context) -> None:
+    """A tap whose data no module understands: garbage or forged. Alert and audit."""
+    query = update.callback_query
+    if query is None:
+        return
+
+    def record(session: Session) -> str:
+        asker = _asker(session, update, context, query.from_user.id)
+        _audit_forgery(session, asker, query.data, {"why": "unknown shape"})
+        return asker.locale
+
+    locale = await in_transaction(context, record)
+    await query.answer(t("answering.forged", locale), show_alert=True)
+
+
+def _audit_forgery(
+    session: Session, asker: Asker, data: str | None, detail: dict[str, Any]
+) -> None:
+    audit(
+        session,
+        actor=Actor(asker.telegram_user_id, asker.person_id),
+        action="answer.callback",
+        target=(data or "")[:200],
+        outcome="refused",
+        detail={key: str(value) for key, value in detail.items()},
+    )
+
+
+def _apply_tap(session: Session, asker: Asker, tap: Tap, message: Message | None) -> Outcome:
+    """Dispatch a decoded tap (inside the transaction)."""
+    if isinstance(tap, BranchListTap):
+        return _branch_list(session, asker, tap.round_id)
+    loaded = _load(session, asker, tap.assignment_id)
+    _refuse_unless_answerable(loaded)
+    if isinstance(tap, StartTap):
+        return _start(session, loaded, message)
+    return _answer_tap(session, loaded, tap, message)
+
+
+def _branch_list(session: Session, asker: Asker, round_id: int) -> Outcome:
+    """An inspector's assigned branches in a round, with status."""
+    if asker.person_id is None:
+        raise Refusal(Outcome(toast=t("answering.not_registered", asker.locale), alert=True))
+    entries = [
+        entry
+        for entry in todo_entries(session, asker.person_id, asker.locale, asker.now)
+        if entry.round_id == round_id and entry.inspection
+    ]
+    if not entries:
+        raise _forged(asker, round_id=round_id, why="no inspection assignments")
+    view = branch_list_view(entries, asker.locale, asker.zone)
+    return Outcome(view=view, target=Target.TAPPED)
+
+
+def _start(session: Session, loaded: Loaded, message: Message | None) -> Outcome:
+    """Start or resume: draw the draft's screen on the tapped message and remember it."""
+    fresh = loaded.draft is None
+    loaded.draft = update_draft_view(
+        session,
+        assignment_id=loaded.assignment_id,
+        position=0 if fresh else None,
+        stage=Stage().encode() if fresh else None,
+        chat_id=message.chat_id if message else None,
+        message_id=message.message_id if message else None,
+    )
+    return Outcome(view=loaded.render(), target=Target.TAPPED)
+
+
+def _answer_tap(
+    session: Session, loaded: Loaded, tap: AnswerTap, message: Message | None
+) -> Outcome:
+    """Check a survey tap against the draft's screen and apply it."""
+    screen = loaded.screen()
+    try:
+        check_tap(tap, loaded.instrument, screen)
+    except StaleTap:
+        return _stale(loaded, message)
+    except BadCallback as error:
+        raise _forged(loaded.asker, assignment_id=tap.assignment_id, why=str(error)) from None
+    try:
+        return _act(session, loaded, tap, screen)
+    except StaleDraft:
+        # Cannot happen under the lock; kept so a surprise is an old button, not a crash.
+        return Outcome(toast=t("answering.stale", loaded.locale))
+
+
+def _stale(loaded: Loaded, message: Message | None) -> Outcome:
+    """An old button or a double tap: say so, change nothing, show the current screen."""
+    toast = t("answering.stale", loaded.locale)
+    draft = loaded.draft
+    if draft is not None and message is not None and draft.message_id == message.message_id:
+        return Outcome(toast=toast)  # the tapped message already is the current screen
+    return _resend(loaded, toast=toast, strip_tapped=message is not None)
+
+
+def _resend(
+    loaded: Loaded, *, toast: str | None = None, notice: str | None = None, strip_tapped: bool
+) -> Outcome:
+    """Show the current screen as a new message; it becomes the survey's message.
+
+    Recording the new message id bumps the revision once more, so the buttons are drawn
+    for that revision already.
+    """
+    screen = loaded.screen()
+    upcoming = replace(screen, revision=screen.revision + 1)
+    return Outcome(
+        toast=toast,
+        view=loaded.render(upcoming, notice),
+        target=Target.NEW,
+        record=(loaded.assignment_id, screen.revision),
+        strip_tapped=strip_tapped,
+    )
+
+
+def _after_answer(stage: Stage, position: int, count: int) -> tuple[int, Stage]:
+    """Where an answer leads: the next question, or the review at the end or after an edit."""
+    if stage.from_review or position + 1 >= count:
+        return position, Stage(StageName.REVIEW)
+    return position + 1, Stage()
+
+
+def _save(session: Session, loaded: Loaded, item: Item, value: AnswerValue) -> Draft:
+    """Keep one answer and move on, in this transaction."""
+    screen = loaded.screen()
+    position, stage = _after_answer(screen.stage, screen.position, len(loaded.instrument.items))
+    loaded.draft = save_answer(
+        session,
+        assignment_id=loaded.assignment_id,
+        item_id=item.id,
+        value=value,
+        stage=stage.encode(),
+        position=position,
+        expected_revision=screen.revision,
+    )
+    return loaded.draft
+
+
+def _move(session: Session, loaded: Loaded, position: int, stage: Stage) -> Draft:
+    """Go to another screen without changing answers."""
+    loaded.draft = update_draft_view(
+        session,
+        assignment_id=loaded.assignment_id,
+        position=position,
+        stage=stage.encode(),
+        expected_revision=loaded.screen().revision,
+    )
+    return loaded.draft
+
+
+def _act(session: Session, loaded: Loaded, tap: AnswerTap, screen: Screen) -> Outcome:
+    """Apply a checked tap; the tapped message then shows the draft's new screen."""
+    items = loaded.instrument.items
+    item = items[min(screen.position, len(items) - 1)]
+    stage = screen.stage
+    if tap.action is Action.CHOOSE:
+        _save(session, loaded, item, AnswerValue(choice=item.options[option_index(tap)].id))
+    elif tap.action is Action.POINTS:
+        _save(session, loaded, item, AnswerValue(points=tap_amount(tap)))
+    elif tap.action is Action.NO_DEDUCTION:
+        _save(session, loaded, item, AnswerValue(deduction=Decimal(0)))
+    elif tap.action is Action.DEDUCT:
+        _move(session, loaded, screen.position, stage.but(StageName.AMOUNT))
+    elif tap.action is Action.AMOUNT:
+        _move(session, loaded, screen.position, stage.but(StageName.REASON, tap_amount(tap)))
+    elif tap.action is Action.SKIP:
+        _skip(session, loaded, item)
+    elif tap.action is Action.BACK:
+        _back(session, loaded)
+    elif tap.action is Action.EDIT:
+        _move(session, loaded, option_index(tap), Stage(from_review=True))
+    elif tap.action is Action.SUBMIT:
+        missing = _missing_numbers(loaded)
+        if missing:
+            toast = t("answering.review.missing", loaded.locale, numbers=missing)
+            return Outcome(toast=toast, alert=True)
+        _move(session, loaded, screen.position, Stage(StageName.CONFIRM))
+    elif tap.action is Action.CONFIRM:
+        return _submit(session, loaded)
+    else:  # Action.RETURN
+        _move(session, loaded, screen.position, Stage(StageName.REVIEW))
+    return Outcome(view=loaded.render(), target=Target.TAPPED)
+
+
+def _skip(session: Session, loaded: Loaded, item: Item) -> None:
+    """Leave an optional question blank (forgetting an earlier answer) and move on."""
+    if item.id in loaded.answers:
+        loaded.draft = clear_answer(
+            session,
+            assignment_id=loaded.assignment_id,
+            item_id=item.id,
+            expected_revision=loaded.screen().revision,
+        )
+    screen = loaded.screen()
+    position, stage = _after_answer(screen.stage, screen.position, len(loaded.instrument.items))
+    _move(session, loaded, position, stage)
+
+
+def _back(session: Session, loaded: Loaded) -> None:
+    """上一题, back to the review, or one step back inside a deduction."""
+    screen = loaded.screen()
+    stage = screen.stage
+    if stage.name is StageName.AMOUNT:
+        _move(session, loaded, screen.position, stage.but(StageName.QUESTION))
+    elif stage.name is StageName.REASON:
+        _move(session, loaded, screen.position, stage.but(StageName.AMOUNT))
+    elif stage.from_review:
+        _move(session, loaded, screen.position, Stage(StageName.REVIEW))
+    else:
+        _move(session, loaded, screen.position - 1, Stage())
+
+
+def _missing_numbers(loaded: Loaded) -> str:
+    """Numbers of the required questions without an answer, joined for a message."""
+    answers = loaded.answers
+    numbers = [
+        str(number)
+        for number, item in enumerate(loaded.instrument.items, start=1)
+        if item.required and item.id not in answers
+    ]
+    return "、".join(numbers)
+
+
+def _submit(session: Session, loaded: Loaded) -> Outcome:
+    """确认提交: make the response final (anonymous or named) and say what happens next."""
+    try:
+        result = submit(session, assignment_id=loaded.assignment_id, now=loaded.asker.now)
+    except AlreadySubmitted:
+        return Outcome(toast=t("answering.already_submitted", loaded.locale), alert=True)
+    except Incomplete:
+        notice = t("answering.review.missing", loaded.locale, numbers=_missing_numbers(loaded))
+        _move(session, loaded, loaded.screen().position, Stage(StageName.REVIEW))
+        return Outcome(view=loaded.render(notice=notice), target=Target.TAPPED)
+    next_round = _next_inspection_round(session, loaded)
+    view = thanks_view(loaded.survey(), result.total, next_round_id=next_round)
+    return Outcome(view=view, target=Target.TAPPED)
+
+
+def _next_inspection_round(session: Session, loaded: Loaded) -> int | None:
+    """The round id when this inspector still has other branches to score in it."""
+    if loaded.instrument.phase != INSPECTION_PHASE:
+        return None
+    statement = select(Assignment.instrument_id).where(
+        Assignment.person_id == loaded.assignment.person_id,
+        Assignment.round_id == loaded.assignment.round_id,
+        Assignment.status != "submitted",
+    )
+    others = session.exec(statement).all()
+    if any(get_instrument(other).phase == INSPECTION_PHASE for other in others):
+        return loaded.assignment.round_id
+    return None
+
+
+# --- Text -------------------------------------------------------------------------------------
+
+
+async def on_text(update: Update, context: Context) -> None:
+    """A text message: the answer the draft's current screen waits for, or a re-ask."""
+    message = update.effective_message
+    user = update.effective_user
+    if message is None or user is None or message.text is None:
+        return
+    text = message.text
+
+    def step(session: Session) -> Outcome:
+        asker = _asker(session, update, context, user.id)
+        if asker.person_id is None:
+            return Outcome(
+                view=View(t("answering.not_registered", asker.locale)), target=Target.NEW
+            )
+        assignment_id = _active_assignment(session, asker.person_id)
+        if assignment_id is None:
+            return Outcome(
+                view=View(t("answering.no_text_expected", asker.locale)), target=Target.NEW
+            )
+        try:
+            loaded = _load(session, asker, assignment_id)
+            _refuse_unless_answerable(loaded)
+        except Refusal as refusal:
+            return _as_message(refusal.outcome)
+        return _answer_text(session, loaded, text)
+
+    outcome = await in_transaction(context, step)
+    await _show(context, outcome, query=None, chat_id=message.chat_id)
+
+
+def _as_message(outcome: Outcome) -> Outcome:
+    """A refusal meant for a tap, said as a message instead (there is no tap to answer)."""
+    view = outcome.view or View(outcome.toast or "")
+    return Outcome(view=view, target=Target.NEW)
+
+
+def _active_assignment(session: Session, person_id: int) -> int | None:
+    """The assignment whose draft the person touched last: the survey on their screen."""
+    statement = (
+        select(Draft.assignment_id)
+        .join(Assignment, col(Assignment.id) == Draft.assignment_id)
+        .where(Assignment.person_id == person_id, Assignment.status != "submitted")
+        .order_by(col(Draft.updated_at).desc())
+        .limit(1)
+    )
+    return session.exec(statement).first()
+
+
+def _answer_text(session: Session, loaded: Loaded, text: str) -> Outcome:
+    """Read text as the answer the screen expects; errors and re-asks come as a new message."""
+    screen = loaded.screen()
+    items = loaded.instrument.items
+    if screen.stage.name in (StageName.REVIEW, StageName.CONFIRM) or screen.position >= len(items):
+        return _resend(loaded, notice=t("answering.use_buttons", loaded.locale), strip_tapped=False)
+    item = items[screen.position]
+    try:
+        _read_text_answer(session, loaded, item, screen.stage, text)
+    except AnswerError as error:
+        return _resend(loaded, notice=_error_text(error, loaded.locale, text), strip_tapped=False)
+    except _ButtonsExpected:
+        return _resend(loaded, notice=t("answering.use_buttons", loaded.locale), strip_tapped=False)
+    return _resend(loaded, strip_tapped=False)
+
+
+class _ButtonsExpected(Exception):
+    """The screen waits for a tap, not for text."""
+
+
+def _read_text_answer(
+    session: Session, loaded: Loaded, item: Item, stage: Stage, text: str
+) -> None:
+    """Store what the text means on this screen (AnswerError when it does not fit)."""
+    if stage.name is StageName.REASON:
+        amount = stage.amount or Decimal(0)
+        _save(session, loaded, item, AnswerValue(deduction=amount, reason=text))
+    elif item.kind == "text" and stage.name is StageName.QUESTION:
+        _save(session, loaded, item, AnswerValue(text=text))
+    elif item.kind == "points" and stage.name is StageName.QUESTION:
+        _save(session, loaded, item, AnswerValue(points=parse_number(text)))
+    elif item.kind == "deduction":
+        _typed_deduction(session, loaded, item, stage, parse_number(text))
+    else:
+        raise _ButtonsExpected
+
+
+def _typed_deduction(
+    session: Session, loaded: Loaded, item: Item, stage: Stage, amount: Decimal
+) -> None:
+    """A typed deduction: 0 is 不扣分, more asks for the reason next."""
+    if amount == 0:
+        _save(session, loaded, item, AnswerValue(deduction=amount))
+        return
+    # The reason comes later; check the amount now with a placeholder reason.
+    validate_answer(item, AnswerValue(deduction=amount, reason="-"))
+    _move(session, loaded, loaded.screen().position, stage.but(StageName.REASON, amount))
+
+
+def _error_text(error: AnswerError, locale: str, text: str) -> str:
+    """The catalog text for an AnswerError, its numbers written plainly."""
+    params = {
+        name: format(value.normalize(), "f") if isinstance(value, Decimal) else value
+        for name, value in error.params.items()
+    }
+    params.setdefault("length", len(text.strip()))
+    return t(f"answering.error.{error.code}", locale, **params)
+
+
+# --- Showing ----------------------------------------------------------------------------------
+
+
+async def _show(
+    context: Context, outcome: Outcome, *, query: CallbackQuery | None, chat_id: int
+) -> None:
+    """Answer the tap and put the screen where the outcome says: the whole Bot API work."""
+    calls = []
+    if query is not None:
+        calls.append(query.answer(outcome.toast, show_alert=outcome.alert))
+    view = outcome.view
+    if view is not None and outcome.target is Target.TAPPED and query is not None:
+        calls.append(_edit(query, view))
+    await asyncio.gather(*calls)
+    if view is not None and (outcome.target is Target.NEW or query is None):
+        sent = await context.bot.send_message(chat_id, view.text, reply_markup=view.keyboard)
+        if outcome.record is not None:
+            await _record_message(context, outcome.record, sent)
+    if outcome.strip_tapped and query is not None and isinstance(query.message, Message):
+        await _ignore_unchanged(query.message.edit_reply_markup(reply_markup=None))
+
+
+async def _edit(query: CallbackQuery, view: View) -> None:
+    """Edit the tapped message in place (a message already showing this screen is fine)."""
+    if not isinstance(query.message, Message):
+        return
+    await _ignore_unchanged(query.message.edit_text(view.text, reply_markup=view.keyboard))
+
+
+async def _ignore_unchanged(call: Any) -> None:
+    """Telegram refuses an edit that changes nothing; that is not an error here."""
+    try:
+        await call
+    except BadRequest as error:
+        if "not modified" not in str(error).lower():
+            raise
+
+
+async def _record_message(context: Context, record: tuple[int, int], sent: Message) -> None:
+    """Remember the new message as the survey's screen (unless someone moved on meanwhile)."""
+    assignment_id, revision = record
+
+    def remember(session: Session) -> None:
+        try:
+            update_draft_view(
+                session,
+                assignment_id=assignment_id,
+                chat_id=sent.chat_id,
+                message_id=sent.message_id,
+                expected_revision=revision,
+            )
+        except (StaleDraft, AlreadySubmitted, LookupError):
+            # The draft moved on meanwhile: the message's buttons are simply stale now.
+            session.rollback()
+
+    await in_transaction(context, remember)

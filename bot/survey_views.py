@@ -190,7 +190,7 @@ def render(survey: Survey, state: DraftState, notice: str | None = None) -> View
     else:
         view = question_view(survey, state)
     if notice:
-        return View(_join(notice, "", view.text), view.keyboard)
+        return View(f"{notice}\n\n{view.text}", view.keyboard)
     return view
 
 
