@@ -480,8 +480,10 @@ async def test_the_server_runs_as_its_own_process() -> None:
             await app.bot.send_message(update.message.chat.id if update.message else 0, "收到")
             me = await app.bot.get_me()
             chat = (await control.get(f"{root}/_fake/chat/7")).json()["result"]
+            waited = await control.get(f"{root}/_fake/wait?method=sendMessage&count=1")
         assert me.username == "ceping_test_bot"
         assert [m["text"] for m in chat] == ["hi", "收到"]
+        assert waited.json() == {"ok": True, "result": 1}
     finally:
         process.terminate()
         await process.wait()

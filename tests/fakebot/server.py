@@ -1363,7 +1363,13 @@ async def _drop_connection(request: web.Request, record: CallRecord) -> web.Stre
 
 
 def add_control_routes(app: web.Application, api: FakeBotApi) -> None:
-    """/_fake/* endpoints so another process can inject updates and read what the bot did."""
+    """/_fake/* endpoints so another process can inject updates and read what the bot did.
+
+    POST /_fake/message {"user_id", "text", "first_name"?} (or a list of them) -> update ids;
+    POST /_fake/updates raw update(s); GET /_fake/requests?method=&since=; GET /_fake/stats;
+    GET /_fake/chat/<id>; GET /_fake/wait?method=sendMessage&count=N&timeout=30 holds the
+    request until the bot has made N such calls in total (408 on timeout).
+    """
 
     async def push(request: web.Request) -> web.Response:
         body = await request.json()
@@ -1372,9 +1378,24 @@ def add_control_routes(app: web.Application, api: FakeBotApi) -> None:
 
     async def message(request: web.Request) -> web.Response:
         body = await request.json()
-        phone = api.user(int(body["user_id"]), body.get("first_name", "张三"))
-        update_id = phone.send_nowait(str(body["text"]))
-        return web.json_response({"ok": True, "result": update_id})
+        texts = body if isinstance(body, list) else [body]
+        ids = [
+            api.user(int(m["user_id"]), m.get("first_name", "张三")).send_nowait(str(m["text"]))
+            for m in texts
+        ]
+        return web.json_response({"ok": True, "result": ids if isinstance(body, list) else ids[0]})
+
+    async def wait(request: web.Request) -> web.Response:
+        method = request.query["method"]
+        count = int(request.query.get("count", 1))
+        timeout = float(request.query.get("timeout", 30))
+        try:
+            await api.wait_until(
+                lambda: api.count(method) >= count, timeout, lambda: f"{method} < {count}"
+            )
+        except TimeoutError as error:
+            return web.json_response({"ok": False, "description": str(error)}, status=408)
+        return web.json_response({"ok": True, "result": api.count(method)})
 
     async def requests(request: web.Request) -> web.Response:
         since = int(request.query.get("since", 0))
@@ -1401,4 +1422,5 @@ def add_control_routes(app: web.Application, api: FakeBotApi) -> None:
     app.router.add_post("/_fake/message", message)
     app.router.add_get("/_fake/requests", requests)
     app.router.add_get("/_fake/stats", stats)
+    app.router.add_get("/_fake/wait", wait)
     app.router.add_get("/_fake/chat/{chat_id}", chat)
