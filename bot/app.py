@@ -6,7 +6,9 @@ and run concurrently, so a meeting of two thousand people is not answered one at
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import re
 import secrets
 import traceback
 from collections.abc import Callable, Sequence
@@ -171,6 +173,8 @@ def run(
     secret_token: str | None = None,
 ) -> None:
     """Run the bot until Ctrl-C: long polling, or a webhook when webhook_url is given."""
+    if webhook_url is not None and importlib.util.find_spec("tornado") is None:
+        raise WebhookUnavailable(t("run.webhook_unavailable", settings.locale))
     application = build_application(settings, engine_for(settings.database_url))
     if webhook_url is None:
         application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
@@ -187,6 +191,10 @@ def run(
         allowed_updates=Update.ALL_TYPES,
         drop_pending_updates=False,
     )
+
+
+class WebhookUnavailable(RuntimeError):
+    """Webhook mode needs PTB's webhooks extra (tornado), which is not installed."""
 
 
 def webhook_path(webhook_url: str) -> str:
@@ -291,9 +299,10 @@ class SecretRedactor:
             self.secrets.add(tail)
 
     def scrub(self, text: str) -> str:
-        """The text with every secret replaced."""
+        """The text with every secret replaced, whatever its case (error texts get re-cased)."""
         for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
+            if secret.lower() in text.lower():
+                text = re.sub(re.escape(secret), REDACTED, text, flags=re.IGNORECASE)
         return text
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
