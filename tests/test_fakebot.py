@@ -311,17 +311,22 @@ async def test_a_chat_that_never_talked_to_the_bot_is_not_found(
         await bot.bot.send_message(4242, "你好")
 
 
-async def test_broken_html_is_refused_like_telegram(
+async def test_broken_formatting_is_refused_like_telegram(
     bot: AnyApplication, fake_api: FakeBotApi
 ) -> None:
     fake_api.user(1009).start_chat()
 
     with pytest.raises(BadRequest, match="Can't parse entities"):
         await bot.bot.send_message(1009, "分数 <90", parse_mode="HTML")
+    with pytest.raises(BadRequest, match="Can't find end of the entity"):
+        await bot.bot.send_message(1009, "用户 li_si 已登记", parse_mode="Markdown")
+    with pytest.raises(BadRequest, match=r"Character '\.' is reserved"):
+        await bot.bot.send_message(1009, "得分 89.5", parse_mode="MarkdownV2")
     shown = await bot.bot.send_message(1009, "<b>好</b> &lt;90", parse_mode="HTML")
 
     assert shown.text == "好 <90"
     assert shown.entities[0].type == "bold"
+    assert fake_api.chat(1009)[-1]["text"] == "好 <90", "only the valid message arrived"
 
 
 # -- files, commands, keyboards --------------------------------------------------------------

@@ -168,13 +168,54 @@ def _check_markdown_v2(text: str) -> None:
             )
 
 
-def render_markdown(text: str, version: int) -> str:
-    """Plain text of a Markdown/MarkdownV2 message (formatting dropped, no entities)."""
-    if version == 2:
-        _check_markdown_v2(text)
+def render_markdown_v2(text: str) -> str:
+    """Plain text of a MarkdownV2 message (formatting dropped, no entities)."""
+    _check_markdown_v2(text)
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)
     text = re.sub(r"(?<!\\)(\|\||[*_~`])", "", text)
-    return re.sub(r"\\(.)", r"\1", text) if version == 2 else text
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+_LEGACY_MARKS = {"*": "bold", "_": "italic", "`": "code"}
+_LEGACY_LINK = re.compile(r"\[([^\]]*)\]\(([^)]*)\)")
+
+
+def render_markdown(text: str) -> tuple[str, list[JSON]]:
+    """Legacy Markdown into (plain text, entities); an unclosed * _ ` is a 400 like Telegram's."""
+    plain: list[str] = []
+    entities: list[JSON] = []
+    position = 0
+    while position < len(text):
+        char = text[position]
+        link = _LEGACY_LINK.match(text, position) if char == "[" else None
+        if char == "\\" and text[position + 1 : position + 2] in ("*", "_", "`", "["):
+            plain.append(text[position + 1])
+            position += 2
+        elif link:
+            offset = utf16_len("".join(plain))
+            plain.append(link.group(1))
+            entity = {"type": "text_link", "offset": offset, "length": utf16_len(link.group(1))}
+            entities.append({**entity, "url": link.group(2)})
+            position = link.end()
+        elif char in _LEGACY_MARKS:
+            mark = "```" if text.startswith("```", position) else char
+            end = text.find(mark, position + len(mark))
+            if end < 0:
+                byte_offset = len(text[:position].encode())
+                raise ParseError(
+                    f"Can't find end of the entity starting at byte offset {byte_offset}"
+                )
+            inner = text[position + len(mark) : end]
+            kind = "pre" if mark == "```" else _LEGACY_MARKS[char]
+            offset = utf16_len("".join(plain))
+            if inner:
+                entities.append({"type": kind, "offset": offset, "length": utf16_len(inner)})
+            plain.append(inner)
+            position = end + len(mark)
+        else:
+            plain.append(char)
+            position += 1
+    return "".join(plain), entities
 
 
 def render(text: str, parse_mode: str | None) -> tuple[str, list[JSON] | None]:
@@ -183,8 +224,11 @@ def render(text: str, parse_mode: str | None) -> tuple[str, list[JSON] | None]:
     if mode == "html":
         plain, entities = render_html(text)
         return plain, entities or None
-    if mode in ("markdown", "markdownv2"):
-        return render_markdown(text, 2 if mode == "markdownv2" else 1), None
+    if mode == "markdown":
+        plain, entities = render_markdown(text)
+        return plain, entities or None
+    if mode == "markdownv2":
+        return render_markdown_v2(text), None
     return text, None
 
 
