@@ -119,6 +119,7 @@ def handler_list() -> list[BaseHandler]:  # type: ignore[type-arg]
         *reports.handlers(),
         # After the modules, so one that has something to cancel answers /cancel itself.
         CommandHandler("cancel", cancel, filters=PRIVATE),
+        *answering.fallback_handlers(),
         MessageHandler(PRIVATE & filters.COMMAND, unknown_command),
         MessageHandler(PRIVATE & MEDIA, media_not_understood),
         MessageHandler(PRIVATE & filters.TEXT, text_not_understood),

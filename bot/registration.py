@@ -285,16 +285,13 @@ async def refresh_menu(update: Update, context: Context, who: Viewer) -> None:
 
 
 async def show_todo(update: Update, context: Context, who: Viewer) -> None:
-    """What this person has to answer now (from the answering module when it offers it)."""
-    todo = getattr(answering, "todo_text_and_keyboard", None)
-    if todo is None or who.person_id is None:
-        await reply(update, context, "registration.todo_hint", locale=who.locale)
+    """What this person has to answer now, with a button for each survey."""
+    if who.person_id is None:
         return
-    now = services(context).now()
-    person_id = who.person_id
+    person_id, now, zone = who.person_id, services(context).now(), services(context).settings.zone
 
     def read(session: Session) -> tuple[str, InlineKeyboardMarkup | None]:
-        return todo(session, person_id, who.locale, now)  # type: ignore[no-any-return]
+        return answering.todo_text_and_keyboard(session, person_id, who.locale, now, zone)
 
     text, keyboard = await in_transaction(context, read)
     await send_text(update, context, text, reply_markup=keyboard)
