@@ -685,7 +685,7 @@ def _remove_sqlite_file(path: Path) -> None:
 
 def cmd_demo(args: argparse.Namespace, context: Context) -> int:
     """Build a demo township with answers in a fresh database and print its tally."""
-    from storage.demo import build_demo
+    from storage.demo import DemoError, build_demo
 
     url, path = _demo_url(args.database)
     if path is not None:
@@ -693,7 +693,10 @@ def cmd_demo(args: argparse.Namespace, context: Context) -> int:
     context.say("cli.demo.building", target=str(path) if path else url.split("@")[-1])
     with _engine(url) as engine:
         upgrade(engine)
-        demo = build_demo(engine, now=utcnow(), reset=path is None)
+        try:
+            demo = build_demo(engine, now=utcnow())
+        except DemoError as error:
+            raise CliError(f"cli.demo.{error.code}") from None
         with transaction(engine) as session:
             print_round_table(session, demo.round_id, context)
     if path is not None:
@@ -763,7 +766,7 @@ def print_round_table(session: Session, round_id: int, context: Context) -> None
         notes = []
         if branch.small_group:
             notes.append(context.text("cli.table.small_group", threshold=tally.threshold))
-        if branch.vetoed:
+        if branch.vetoed and (branch.proposal is None or branch.proposal.reason != "veto"):
             notes.append(context.text("cli.table.veto"))
         if branch.proposal is not None and branch.proposal.reason != "threshold":
             notes.append(context.text(f"proposal_reason.{branch.proposal.reason}"))
@@ -915,6 +918,8 @@ def _dispatch(args: argparse.Namespace, context: Context) -> int:
         return _fail(t("cli.database_error", locale, detail=detail), EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail(t("cli.interrupted", locale), 130)
+    except BrokenPipeError:  # the output was piped into `head`: nothing left to say
+        return EXIT_FAILED
     except Exception as error:  # never a traceback for the organizer; the kind helps a bug report
         detail = _redact(str(error), context.settings)
         return _fail(
