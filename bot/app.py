@@ -53,6 +53,7 @@ from surveys.i18n import normalize_locale, t
 
 log = logging.getLogger(__name__)
 
+WITH_JOBS_KEY = "ceping.with_jobs"
 MAX_CONCURRENT_UPDATES = 128
 """Updates handled at once; database work runs in threads, so this is not a thread count."""
 
@@ -82,8 +83,13 @@ def build_application(
     clock: Callable[[], datetime] = utcnow,
     base_url: str | None = None,
     base_file_url: str | None = None,
+    with_jobs: bool = True,
 ) -> AnyApplication:
-    """The bot: services in bot_data, every handler in order, error handler, menus and jobs."""
+    """The bot: services in bot_data, every handler in order, error handler, menus and jobs.
+
+    ``with_jobs=False`` leaves the scheduled jobs out (conversation tests that must not
+    see reminders arrive in the middle of a story).
+    """
     token = settings.require_token()
     install_token_redaction(token)
     quiet_http_loggers()
@@ -101,6 +107,7 @@ def build_application(
     application = builder.build()
     application.bot_data[SERVICES_KEY] = BotServices(engine, settings, clock)
     application.bot_data[COMMANDS_KEY] = menu_commands()
+    application.bot_data[WITH_JOBS_KEY] = with_jobs
     application.add_handlers(handler_list())
     application.add_error_handler(on_error)
     return application
@@ -148,12 +155,14 @@ def module_commands(module: object) -> Sequence[MenuCommand]:
 async def post_init(application: AnyApplication) -> None:
     """Publish the command menus, then start the scheduled jobs."""
     await publish_default_menus(application)
-    await runner.start(application)
+    if application.bot_data.get(WITH_JOBS_KEY, True):
+        await runner.start(application)
 
 
 async def post_shutdown(application: AnyApplication) -> None:
     """Stop the scheduled jobs."""
-    await runner.stop(application)
+    if application.bot_data.get(WITH_JOBS_KEY, True):
+        await runner.stop(application)
 
 
 async def publish_default_menus(application: AnyApplication) -> None:

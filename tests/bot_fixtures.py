@@ -208,12 +208,23 @@ def world(engine: Engine, clock: FakeClock) -> World:
 
 
 @contextlib.asynccontextmanager
-async def started_bot(engine: Engine, clock: FakeClock, world: World) -> AsyncIterator[BotHarness]:
-    """Build and run the bot on a fresh fake Bot API (for tests that patch things first)."""
+async def started_bot(
+    engine: Engine, clock: FakeClock, world: World, *, with_jobs: bool = False
+) -> AsyncIterator[BotHarness]:
+    """Build and run the bot on a fresh fake Bot API (for tests that patch things first).
+
+    The scheduled jobs stay off unless asked for, so no reminder lands in the middle of a
+    conversation story.
+    """
     async with FakeBotApi() as api:
         settings = bot_settings(api)
         app = build_application(
-            settings, engine, clock=clock, base_url=api.base_url, base_file_url=api.base_file_url
+            settings,
+            engine,
+            clock=clock,
+            base_url=api.base_url,
+            base_file_url=api.base_file_url,
+            with_jobs=with_jobs,
         )
         async with running_bot(app, api):
             yield BotHarness(api, app, engine, clock, world, settings)

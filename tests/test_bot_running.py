@@ -209,6 +209,27 @@ def test_the_http_client_loggers_are_quiet_by_default(bot: BotHarness) -> None:
 # --- Running: polling and webhook -----------------------------------------------------------
 
 
+async def test_the_jobs_start_with_the_bot_and_stop_with_it(
+    engine: Engine, clock: FakeClock, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.bot_fixtures import started_bot
+
+    events: list[str] = []
+
+    async def start(application: Any) -> None:
+        events.append("start")
+
+    async def stop(application: Any) -> None:
+        events.append("stop")
+
+    monkeypatch.setattr(bot_app.runner, "start", start)
+    monkeypatch.setattr(bot_app.runner, "stop", stop)
+    async with started_bot(engine, clock, world, with_jobs=True) as bot:
+        await bot.phone(1001).send("/help")
+        assert events == ["start"]
+    assert events == ["start", "stop"]
+
+
 def test_run_polls_for_every_update_type_without_dropping_pending_ones(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
