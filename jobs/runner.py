@@ -1,13 +1,243 @@
-"""Scheduled jobs inside `ceping run` or alone as `ceping jobs` (being written)."""
+"""Scheduled jobs inside ``ceping run`` or alone as ``ceping jobs``.
+
+Two APScheduler jobs, neither holding any state that matters:
+
+* every minute the planner turns what is due (``jobs.schedule.plan_due``) into outbox rows,
+  each once thanks to its dedup key;
+* every few seconds the deliverer sends due outbox rows (``jobs.delivery``).
+
+The schedule follows from the rounds and deadlines in the database, so a restart, a second
+process or a missed tick changes nothing: what was missed is sent once, what expired is
+dropped. The clock is injectable so tests move time instead of sleeping.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine
+from telegram import Bot
 from telegram.ext import Application
+
+from bot.context import SERVICES_KEY, BotServices
+from jobs.delivery import Deliverer, DeliveryPolicy, DeliveryReport
+from jobs.limiter import OutboxLimiter
+from jobs.schedule import plan_due, plan_manual
+from storage import outbox
+from storage.db import engine_for, transaction
+from storage.outbox import NewMessage
+from storage.settings import Settings
+from storage.types import utcnow
+
+_LOGGER = logging.getLogger(__name__)
+
+JOBS_KEY = "ceping.jobs"
+PLAN_EVERY = timedelta(minutes=1)
+DELIVER_EVERY = timedelta(seconds=5)
+
+
+def enqueue_all(engine: Engine, messages: list[NewMessage], *, now: datetime) -> int:
+    """Insert the messages (each once, by dedup key); how many were new."""
+    with transaction(engine) as session:
+        return sum(outbox.enqueue(session, message=m, now=now) for m in messages)
+
+
+def enqueue_due(engine: Engine, *, now: datetime, zone: tzinfo) -> int:
+    """Plan what is due now and enqueue it; how many new outbox rows."""
+    with transaction(engine) as session:
+        messages = plan_due(session, now=now, zone=zone)
+    return enqueue_all(engine, messages, now=now)
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What a manual reminder round put in the outbox, and when the first goes out."""
+
+    count: int
+    first_send_at: datetime | None
+
+
+def enqueue_manual(engine: Engine, *, now: datetime, zone: tzinfo, force: bool = False) -> Enqueued:
+    """Plan a reminder round now (quiet hours respected unless forced) and enqueue it."""
+    with transaction(engine) as session:
+        messages = plan_manual(session, now=now, zone=zone, force=force)
+    count = enqueue_all(engine, messages, now=now)
+    first = min((m.not_before for m in messages), default=None) if count else None
+    return Enqueued(count, first)
+
+
+class JobRunner:
+    """The planner and the deliverer of one process, on one engine and one Bot."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        bot: Bot,
+        zone: tzinfo,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        worker: str | None = None,
+        limiter: OutboxLimiter | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        policy: DeliveryPolicy | None = None,
+    ) -> None:
+        self.engine = engine
+        self.zone = zone
+        self.clock = clock
+        self.deliverer = Deliverer(
+            engine,
+            bot,
+            zone=zone,
+            clock=clock,
+            worker=worker,
+            limiter=limiter,
+            sleep=sleep,
+            policy=policy,
+        )
+
+    async def plan(self) -> int:
+        """Enqueue everything due now; how many new outbox rows."""
+        now = self.clock()
+        return await asyncio.to_thread(enqueue_due, self.engine, now=now, zone=self.zone)
+
+    async def deliver(self) -> DeliveryReport:
+        """Send what is due in the outbox until nothing more is."""
+        return await self.deliverer.deliver_until_idle()
+
+    async def tick(self) -> DeliveryReport:
+        """Plan, then deliver: what one minute of the scheduler does."""
+        await self.plan()
+        return await self.deliver()
+
+    async def remind_now(self, *, force: bool = False) -> Enqueued:
+        """A reminder round now (/remind): how many messages, and when they go out."""
+        now = self.clock()
+        return await asyncio.to_thread(
+            enqueue_manual, self.engine, now=now, zone=self.zone, force=force
+        )
+
+    async def _safe(self, job: Callable[[], Awaitable[Any]]) -> None:
+        """Run a job; an error is logged and the next run tries again."""
+        try:
+            await job()
+        except Exception:
+            _LOGGER.exception("scheduled job failed")
+
+    async def _plan_job(self) -> None:
+        await self._safe(self.plan)
+
+    async def _deliver_job(self) -> None:
+        await self._safe(self.deliver)
+
+    def attach(self, scheduler: AsyncIOScheduler) -> None:
+        """Add the planner (every minute) and the deliverer (every few seconds) to a scheduler."""
+        first = datetime.now(UTC)
+        for name, job, every in (
+            ("ceping.plan", self._plan_job, PLAN_EVERY),
+            ("ceping.deliver", self._deliver_job, DELIVER_EVERY),
+        ):
+            scheduler.add_job(
+                job,
+                "interval",
+                seconds=every.total_seconds(),
+                id=name,
+                next_run_time=first,
+                max_instances=1,
+                coalesce=True,
+                replace_existing=True,
+            )
+
+
+@dataclass
+class RunningJobs:
+    """The runner and its scheduler, kept in ``application.bot_data[JOBS_KEY]``."""
+
+    runner: JobRunner
+    scheduler: AsyncIOScheduler
+
+
+def start_scheduler(runner: JobRunner) -> AsyncIOScheduler:
+    """A started AsyncIOScheduler on the running loop, running the runner's jobs."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    runner.attach(scheduler)
+    scheduler.start()
+    return scheduler
 
 
 async def start(application: Application) -> None:  # type: ignore[type-arg]
-    """Start the scheduler beside the bot (no-op until the jobs land)."""
+    """Start the jobs beside the bot (bot/app.py's post_init)."""
+    services: BotServices = application.bot_data[SERVICES_KEY]
+    runner = JobRunner(
+        services.engine, application.bot, services.settings.zone, clock=services.clock
+    )
+    application.bot_data[JOBS_KEY] = RunningJobs(runner, start_scheduler(runner))
 
 
 async def stop(application: Application) -> None:  # type: ignore[type-arg]
-    """Stop the scheduler."""
+    """Stop the jobs (bot/app.py's post_shutdown); unsent rows stay in the outbox."""
+    running: RunningJobs | None = application.bot_data.pop(JOBS_KEY, None)
+    if running is not None and running.scheduler.running:
+        running.scheduler.shutdown(wait=False)
+
+
+def runner_of(application: Application) -> JobRunner | None:  # type: ignore[type-arg]
+    """The runner started by :func:`start`, if any."""
+    running: RunningJobs | None = application.bot_data.get(JOBS_KEY)
+    return running.runner if running is not None else None
+
+
+def make_bot(settings: Settings) -> Bot:
+    """A Bot for the jobs alone (``ceping jobs``, ``ceping remind``)."""
+    extra = {"base_file_url": settings.bot_file_url} if settings.bot_file_url else {}
+    return Bot(settings.require_token(), base_url=settings.bot_api_url, **extra)
+
+
+async def serve_jobs(settings: Settings, *, stop_event: asyncio.Event | None = None) -> None:
+    """Run the jobs without the bot until ``stop_event`` is set (or forever)."""
+    engine = engine_for(settings.database_url)
+    async with make_bot(settings) as bot:
+        runner = JobRunner(engine, bot, settings.zone)
+        scheduler = start_scheduler(runner)
+        try:
+            await (stop_event or asyncio.Event()).wait()
+        finally:
+            scheduler.shutdown(wait=False)
+
+
+def run_jobs(settings: Settings) -> None:
+    """``ceping jobs``: the jobs alone, with their own Bot, until interrupted."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_jobs(settings))
+
+
+async def deliver_once(settings: Settings) -> DeliveryReport:
+    """Deliver what is due now with a Bot of our own, then return."""
+    engine = engine_for(settings.database_url)
+    async with make_bot(settings) as bot:
+        return await JobRunner(engine, bot, settings.zone).deliver()
+
+
+def remind_now(
+    settings: Settings,
+    force: bool = False,
+    *,
+    now: datetime | None = None,
+    deliver: bool = True,
+) -> int:
+    """``ceping remind [--force]``: enqueue a reminder round now; how many messages.
+
+    Quiet hours are respected unless forced (the messages then wait for their end). With
+    ``deliver`` the due messages are also sent at once, so no running bot is needed.
+    """
+    engine = engine_for(settings.database_url)
+    enqueued = enqueue_manual(engine, now=now or utcnow(), zone=settings.zone, force=force)
+    if deliver and enqueued.count:
+        asyncio.run(deliver_once(settings))
+    return enqueued.count
