@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlmodel import Session
@@ -37,6 +38,7 @@ from bot.context import services
 from storage.db import transaction
 from storage.models import AuditLog, Person, TelegramAccount
 from storage.registration import find_account, organization_name, roles_of
+from storage.types import utcnow
 from surveys.i18n import normalize_locale, t
 
 T = TypeVar("T")
@@ -256,10 +258,8 @@ def remove_keyboard() -> ReplyKeyboardRemove:
 def language_keyboard() -> InlineKeyboardMarkup:
     """Two buttons: 简体中文 / English (each in its own language)."""
     buttons = [
-        InlineKeyboardButton(
-            t("lang.name", locale), callback_data=LANGUAGE_CALLBACK_PREFIX + locale
-        )
-        for locale in ("zh_CN", "en")
+        InlineKeyboardButton(t("lang.name", code), callback_data=LANGUAGE_CALLBACK_PREFIX + code)
+        for code in LANGUAGES
     ]
     return InlineKeyboardMarkup([buttons])
 
@@ -289,9 +289,14 @@ def audit(
     target: str | None = None,
     outcome: str = "ok",
     detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> AuditLog:
-    """Add an audit row to the caller's transaction ('ok', 'refused' or 'error')."""
+    """Add an audit row to the caller's transaction ('ok', 'refused' or 'error').
+
+    Pass ``at=services(context).now()`` so the row follows the bot's (injectable) clock.
+    """
     row = AuditLog(
+        at=at or utcnow(),
         actor_person_id=actor.person_id,
         actor_telegram_id=actor.telegram_user_id,
         action=action,

@@ -25,6 +25,7 @@ from bot.common import (
     language_keyboard,
     refresh_chat_menu,
     reply,
+    services,
     viewer_in,
 )
 from storage.registration import set_language
@@ -55,6 +56,7 @@ async def language_chosen(update: Update, context: Context) -> None:
     query = update.callback_query
     assert query is not None and query.data is not None
     locale = query.data.removeprefix(LANGUAGE_CALLBACK_PREFIX)
+    now = services(context).now()
 
     def store(session: Session) -> Viewer:
         who = viewer_in(session, update)
@@ -64,6 +66,7 @@ async def language_chosen(update: Update, context: Context) -> None:
                 actor=Actor.of(update, who.person_id),
                 action="lang.set",
                 detail={"locale": locale},
+                at=now,
             )
         return who
 

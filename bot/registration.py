@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -162,7 +163,8 @@ async def membership_changed(update: Update, context: Context) -> None:
             return None
         session.flush()
         actor = Actor(user_id, account.person_id)
-        audit(session, actor=actor, action="bot.blocked" if blocked else "bot.unblocked")
+        action = "bot.blocked" if blocked else "bot.unblocked"
+        audit(session, actor=actor, action=action, at=now)
         return viewer_in(session, update)
 
     who = await in_transaction(context, record)
@@ -192,9 +194,11 @@ async def bind_with_retry(
 ) -> BindResult:
     """Bind and audit in one transaction; after a lost race, once more to see the winner."""
 
+    now = services(context).now()
+
     def work(session: Session) -> BindResult:
         result = bind(session)
-        record_binding(session, update, result, action=action)
+        record_binding(session, update, result, action=action, at=now)
         return result
 
     try:
@@ -204,7 +208,9 @@ async def bind_with_retry(
         return await in_transaction(context, work)
 
 
-def record_binding(session: Session, update: Update, result: BindResult, *, action: str) -> None:
+def record_binding(
+    session: Session, update: Update, result: BindResult, *, action: str, at: datetime
+) -> None:
     """The audit row of a binding attempt, in the same transaction."""
     target = f"person:{result.person_id}" if result.person_id is not None else None
     if target is None and result.org_id is not None:
@@ -216,6 +222,7 @@ def record_binding(session: Session, update: Update, result: BindResult, *, acti
         target=target,
         outcome="ok" if result.bound else "refused",
         detail={"outcome": result.outcome.value, "via": result.via},
+        at=at,
     )
 
 
@@ -224,7 +231,7 @@ async def answer_binding(
 ) -> None:
     """Tell the user what became of their registration attempt."""
     snapshot = await in_transaction(
-        context, lambda session: refusal_facts(session, update, result, token=token)
+        context, lambda session: reply_facts(session, update, result, token=token)
     )
     who, branch, capacity = snapshot
     if result.outcome is BindOutcome.BOUND:
@@ -246,10 +253,10 @@ async def answer_binding(
         )
 
 
-def refusal_facts(
+def reply_facts(
     session: Session, update: Update, result: BindResult, *, token: str
 ) -> tuple[Viewer, str, int]:
-    """What the reply needs: who the asker now is, the branch and a branch link's capacity."""
+    """What the reply needs: who the asker is now, the branch, and a branch link's capacity."""
     who = viewer_in(session, update)
     if result.outcome is BindOutcome.PERSON_TAKEN:
         # The name of the person the token or number belongs to, not the asker's.
@@ -299,6 +306,7 @@ async def show_todo(update: Update, context: Context, who: Viewer) -> None:
 
 async def refuse_foreign_contact(update: Update, context: Context) -> None:
     """Someone shared another person's contact card: only one's own number registers."""
+    now = services(context).now()
 
     def record(session: Session) -> str:
         who = viewer_in(session, update)
@@ -308,6 +316,7 @@ async def refuse_foreign_contact(update: Update, context: Context) -> None:
             action="register.contact",
             outcome="refused",
             detail={"outcome": "not_own_contact"},
+            at=now,
         )
         return who.locale
 

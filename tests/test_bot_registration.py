@@ -58,6 +58,7 @@ async def test_a_member_opens_her_personal_link_and_is_told_who_she_is(bot: BotH
         (row,) = audit_rows(session, "register.link")
         assert (row.outcome, row.actor_telegram_id) == ("ok", 1001)
         assert row.actor_person_id == bot.world.people["member"]
+        assert row.at == bot.clock.now  # the bot's clock, not the wall clock
 
 
 async def test_a_secretary_shares_her_phone_number_and_the_button_goes_away(
