@@ -106,7 +106,7 @@ def build_application(
         builder = builder.base_file_url(file_url)
     application = builder.build()
     application.bot_data[SERVICES_KEY] = BotServices(engine, settings, clock)
-    application.bot_data[COMMANDS_KEY] = menu_commands()
+    application.bot_data[COMMANDS_KEY] = checked(menu_commands())
     application.bot_data[WITH_JOBS_KEY] = with_jobs
     application.add_handlers(handler_list())
     application.add_error_handler(on_error)
@@ -142,6 +142,17 @@ def menu_commands() -> tuple[MenuCommand, ...]:
         *lang.COMMANDS,
         *GENERAL_COMMANDS,
     )
+
+
+def checked(commands: Sequence[MenuCommand]) -> tuple[MenuCommand, ...]:
+    """The commands, once every description exists in every language (else MissingMessage).
+
+    A missing text then stops the bot at start, not in the middle of someone's registration.
+    """
+    for command in commands:
+        for locale, _ in MENU_LANGUAGES:
+            t(command.description_key, locale)
+    return tuple(commands)
 
 
 def module_commands(module: object) -> Sequence[MenuCommand]:

@@ -17,7 +17,7 @@ from bot import reports
 from bot.common import MenuCommand
 from storage.models import AuditLog, TelegramAccount
 from storage.settings import Settings
-from surveys.i18n import t
+from surveys.i18n import MissingMessage, t
 from tests.fakebot import FakeBotApi
 
 if TYPE_CHECKING:
@@ -119,6 +119,16 @@ async def test_a_secretary_gets_her_own_menu_and_help_while_a_member_does_not(
         assert "progress" not in [c["command"] for c in bot.api.commands()]
         assert "/progress" in secretary_help.text
         assert "/progress" not in member_help.text
+
+
+def test_a_command_without_a_menu_text_stops_the_bot_at_start(
+    monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    broken = MenuCommand("tally", "no.such.key", roles=frozenset({"organizer"}))
+    monkeypatch.setattr(reports, "COMMANDS", (broken,), raising=False)
+
+    with pytest.raises(MissingMessage, match=r"no\.such\.key"):
+        bot_app.build_application(settings_for_token(), engine)
 
 
 # --- Bad input ------------------------------------------------------------------------------
@@ -322,6 +332,11 @@ def settings_for(tmp_path: Any) -> Settings:
         bot_token="42:SECRET-FOR-RUN-TESTS",  # type: ignore[arg-type]
         database_url=f"sqlite:///{tmp_path}/run.db",
     )
+
+
+def settings_for_token() -> Settings:
+    """Settings with nothing but a token."""
+    return Settings(_env_file=None, bot_token="42:SECRET-FOR-RUN-TESTS")  # type: ignore[call-arg,arg-type]
 
 
 def free_port() -> int:
