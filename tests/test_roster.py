@@ -350,3 +350,14 @@ def test_files_that_cannot_be_a_roster(tmp_path: Path, engine: Engine):
     with pytest.raises(RosterFileError) as sheets:
         run_import(engine, [one_sheet])
     assert sheets.value.code == "two_sheets"
+
+
+def test_the_example_roster_imports_cleanly_from_xlsx_and_from_csv(engine: Engine):
+    examples = Path(__file__).parents[1] / "examples"
+
+    from_xlsx = run_import(engine, [examples / "roster.xlsx"], dry_run=True)
+    from_csv = run_import(engine, [examples / "organizations.csv", examples / "people.csv"])
+
+    assert from_xlsx.ok and from_csv.ok
+    assert from_xlsx.organizations.created == from_csv.organizations.created
+    assert from_xlsx.people.created == from_csv.people.created
