@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,7 @@ def _write_sheet(
     return sheet
 
 
-def _local(when: datetime | None, zone: ZoneInfo) -> datetime | None:
+def _local(when: datetime | None, zone: tzinfo) -> datetime | None:
     """An aware UTC time as a naive local time (Excel has no time zones)."""
     return when.astimezone(zone).replace(tzinfo=None) if when is not None else None
 
@@ -143,7 +143,7 @@ def _satisfaction_sheet(
     tally: RoundTally,
     instrument: Instrument,
     signed: dict[int, dict[str, Signature]],
-    zone: ZoneInfo,
+    zone: tzinfo,
     locale: str,
 ) -> None:
     h = _headers(locale)
@@ -327,7 +327,7 @@ def _inspected(
 
 
 def _grading_sheet(
-    session: Session, workbook: Workbook, tally: RoundTally, zone: ZoneInfo, locale: str
+    session: Session, workbook: Workbook, tally: RoundTally, zone: tzinfo, locale: str
 ) -> None:
     h = _headers(locale)
     decisions = grade_decisions(session, round_id=tally.round_id)
@@ -398,7 +398,7 @@ def _names(session: Session, person_ids: Iterable[int]) -> dict[int, str]:
 
 
 def _ledger_sheet(
-    session: Session, workbook: Workbook, tally: RoundTally, zone: ZoneInfo, locale: str
+    session: Session, workbook: Workbook, tally: RoundTally, zone: tzinfo, locale: str
 ) -> None:
     h = _headers(locale)
     names = {branch.org_id: branch.name for branch in tally.branches}
@@ -446,7 +446,7 @@ def build_workbook(
     round_id: int,
     locale: str = "zh_CN",
     org_ids: Iterable[int] | None = None,
-    zone: ZoneInfo = SHANGHAI,
+    zone: tzinfo = SHANGHAI,
 ) -> Workbook:
     """The round's workbook in memory (only the given branches when org_ids is given)."""
     round_ = session.get(Round, round_id)
@@ -473,7 +473,7 @@ def write_workbook(
     path: Path,
     locale: str = "zh_CN",
     org_ids: Iterable[int] | None = None,
-    zone: ZoneInfo = SHANGHAI,
+    zone: tzinfo = SHANGHAI,
 ) -> Path:
     """Write the round's workbook to path (a directory gets a file named after the round)."""
     path = Path(path)

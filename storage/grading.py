@@ -34,6 +34,7 @@ from storage.models import (
     Veto,
 )
 from storage.tallies import round_tally
+from surveys.i18n import t
 from surveys.rules import Grade
 
 # 高压线 (seed 004): 不合格党员、违纪违法党员、超计划生育、重大治安和刑事案件.
@@ -428,7 +429,6 @@ class DueReminder:
     chat_id: int
     matter: str
     due_on: date
-    dedup_key: str
 
 
 def rectification_reminders(
@@ -436,8 +436,7 @@ def rectification_reminders(
 ) -> list[DueReminder]:
     """Open ledger lines due within ``within_days`` (or overdue), for each secretary to remind.
 
-    The jobs helper enqueues these into the outbox with kind ``rectification_due``; the
-    dedup key (item and deadline) makes a reminder happen once per line and deadline.
+    :func:`enqueue_rectification_reminders` puts them into the outbox.
     """
     horizon = today + timedelta(days=within_days)
     rows = session.exec(
@@ -460,7 +459,41 @@ def rectification_reminders(
             chat_id=chat_id,
             matter=item.matter,
             due_on=item.due_on,
-            dedup_key=f"rectify:{item.id}:{person_id}:rectification_due:{item.due_on.isoformat()}",
         )
         for item, person_id, chat_id in rows
     ]
+
+
+def enqueue_rectification_reminders(session: Session, *, today: date, now: datetime) -> int:
+    """Put a 'rectification_due' reminder into the outbox for each line due soon; how many new.
+
+    For the jobs' daily schedule. The outbox's dedup key (item and deadline as the slot)
+    makes each reminder happen once, however often this runs.
+    """
+    from storage import outbox  # the jobs' module; imported here so grading does not need it
+
+    added = 0
+    for reminder in rectification_reminders(session, today=today):
+        account = session.exec(
+            select(TelegramAccount).where(TelegramAccount.person_id == reminder.person_id)
+        ).first()
+        locale = account.language if account is not None and account.language else "zh_CN"
+        org = session.get(Organization, reminder.org_id)
+        text = t(
+            "rectify.reminder",
+            locale,
+            name=org.name if org is not None else "",
+            matter=reminder.matter,
+            due=reminder.due_on.isoformat(),
+        )
+        message = outbox.NewMessage(
+            round_id=None,
+            person_id=reminder.person_id,
+            chat_id=reminder.chat_id,
+            kind="rectification_due",
+            slot=f"item{reminder.item_id}:{reminder.due_on.isoformat()}",
+            payload={"text": text},
+            not_before=now,
+        )
+        added += outbox.enqueue(session, message=message, now=now)
+    return added

@@ -320,3 +320,37 @@ def test_a_ledger_line_is_added_reminded_when_due_and_closed_once(engine: Engine
         lines = ledger(session, org_ids=[ids["east"]])
     assert [line.matter for line in lines] == ["三会一课记录不全", "活动阵地老旧"]
     assert lines[0].closed_at == NOW
+
+
+def test_due_lines_are_reminded_through_the_outbox_once(engine: Engine) -> None:
+    pytest.importorskip("storage.outbox")
+    from storage.grading import enqueue_rectification_reminders
+    from storage.models import OutboxMessage
+
+    with transaction(engine) as session:
+        ids = build_township(session)
+        session.add(
+            TelegramAccount(
+                person_id=ids["secretary_east"],
+                telegram_user_id=7002,
+                chat_id=7002,
+                bound_via="invitation",
+            )
+        )
+        add_rectification(
+            session,
+            org_id=ids["east"],
+            round_id=ids["round"],
+            matter="党员活动室未开放",
+            measures="每周开放两天",
+            due_on=date(2027, 3, 23),
+            responsible="张书记",
+            person_id=None,
+        )
+    for _ in range(2):
+        with transaction(engine) as session:
+            enqueue_rectification_reminders(session, today=date(2027, 3, 20), now=NOW)
+    with Session(engine) as session:
+        rows = session.exec(select(OutboxMessage)).all()
+    assert [(row.kind, row.chat_id) for row in rows] == [("rectification_due", 7002)]
+    assert "党员活动室未开放" in rows[0].payload["text"] and "2027-03-23" in rows[0].payload["text"]

@@ -1,0 +1,467 @@
+"""Pure formatting of the reports: tallies, coverage, rankings, grades, the announcement, ledgers.
+
+No Telegram and no database: every function takes plain values and a locale and returns
+text (HTML for Telegram's ``parse_mode="HTML"``; tables in ``<pre>`` so columns line up).
+Tables are meant for a phone: short names and at most about 32 characters a line.
+"""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from collections.abc import Sequence
+from datetime import date, datetime, tzinfo
+from decimal import Decimal
+
+from storage.grading import Signature
+from storage.models import RectificationItem
+from storage.participation import PersonStatus
+from storage.tallies import BranchTally, RoundTally
+from surveys.categories import Audience
+from surveys.i18n import t
+from surveys.instruments import Instrument
+from surveys.rules import Grade
+
+DASH = "—"
+NAME_WIDTH = 10  # display columns (five Chinese characters)
+_SUFFIXES = ("党总支部", "党总支", "党支部", "党委", "支部", "委员会")
+COVERAGE_AUDIENCES = (Audience.MEMBERS, Audience.MASSES, Audience.COMMITTEE, Audience.INSPECTORS)
+
+
+# --- Small pieces ---------------------------------------------------------------------------
+
+
+def esc(text: object) -> str:
+    """Text made safe for Telegram HTML."""
+    return html.escape(str(text), quote=False)
+
+
+def score(value: Decimal | None) -> str:
+    """A score with two decimals, or a dash."""
+    return DASH if value is None else f"{value:.2f}"
+
+
+def percent(value: Decimal | None) -> str:
+    """A share as a percentage with one decimal, or a dash."""
+    return DASH if value is None else f"{value * 100:.1f}%"
+
+
+def grade_name(grade: Grade | str | None, locale: str) -> str:
+    """The grade's display name, or a dash."""
+    return DASH if grade is None else t(f"grade.{Grade(grade).value}", locale)
+
+
+def width(text: str) -> int:
+    """Display columns of a text in a monospace font (wide characters count two)."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def pad(text: str, columns: int, *, right: bool = False) -> str:
+    """Pad (or cut) text to exactly ``columns`` display columns."""
+    cut = ""
+    for char in text:
+        if width(cut + char) > columns:
+            break
+        cut += char
+    fill = " " * (columns - width(cut))
+    return fill + cut if right else cut + fill
+
+
+def short_name(name: str, columns: int = NAME_WIDTH) -> str:
+    """A branch name without its 党支部 suffix, cut to fit a phone table."""
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name if width(name) <= columns else pad(name, columns - 1).rstrip() + "…"
+
+
+def competition_ranks(values: Sequence[Decimal | None]) -> list[int | None]:
+    """Ranks 1, 2, 2, 4 for values sorted best first; None has no rank."""
+    ranks: list[int | None] = []
+    for index, value in enumerate(values):
+        if value is None:
+            ranks.append(None)
+        elif index and value == values[index - 1]:
+            ranks.append(ranks[-1])
+        else:
+            ranks.append(index + 1)
+    return ranks
+
+
+def local_time(when: datetime, zone: tzinfo) -> str:
+    """A UTC time shown in the local zone, to the minute."""
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+# --- /tally ---------------------------------------------------------------------------------
+
+
+def _coverage_lines(branch: BranchTally, locale: str) -> list[str]:
+    lines = []
+    for audience in COVERAGE_AUDIENCES:
+        cov = branch.coverage.get(audience)
+        if cov is None:
+            continue
+        lines.append(
+            t(
+                "report.coverage_line",
+                locale,
+                audience=t(f"audience.{audience.value}", locale),
+                respondents=cov.respondents,
+                required=cov.required,
+                denominator=cov.denominator,
+                status=t(f"coverage_status.{cov.status.value}", locale),
+            )
+        )
+    if branch.members_only:
+        lines.append(t("report.members_only_note", locale))
+    return lines
+
+
+def _satisfaction_lines(branch: BranchTally, threshold: int, locale: str) -> list[str]:
+    if branch.small_group or branch.rates is None:
+        return [t("report.small_group", locale, ballots=branch.ballots, threshold=threshold)]
+    return [
+        t("report.ballots", locale, ballots=branch.ballots),
+        t(
+            "report.three_rates",
+            locale,
+            satisfaction=percent(branch.rates.satisfaction),
+            awareness=percent(branch.rates.awareness),
+            participation=percent(branch.rates.participation),
+        ),
+        t("report.satisfaction_score", locale, score=score(branch.satisfaction_score)),
+    ]
+
+
+def _by_item_lines(instrument: Instrument | None, values: dict[str, Decimal], locale: str) -> str:
+    """'名称 17.50、…' for per-indicator or per-dimension means."""
+    if not values:
+        return ""
+    parts = []
+    if instrument is not None:
+        for section in instrument.sections:
+            for key, label in [(section.id, section.title.get(locale))] + [
+                (item.id, item.text.get(locale)) for item in section.items
+            ]:
+                if key in values:
+                    parts.append(f"{label} {score(values[key])}")
+    else:
+        parts = [f"{key} {score(value)}" for key, value in values.items()]
+    return t("report.list_separator", locale).join(parts)
+
+
+def _composite_line(branch: BranchTally, locale: str) -> str:
+    mix = branch.composite
+    if mix.score is None:
+        return t("report.composite_none", locale)
+    if not mix.missing:
+        return t("report.composite", locale, score=score(mix.score))
+    missing = t("report.list_separator", locale).join(
+        t(f"report.part.{part}", locale) for part in mix.missing
+    )
+    return t("report.composite_renormalized", locale, score=score(mix.score), missing=missing)
+
+
+def _proposal_line(branch: BranchTally, locale: str) -> str:
+    proposal = branch.proposal
+    if proposal is None:
+        return t("report.no_proposal", locale)
+    line = t(
+        "report.proposal",
+        locale,
+        grade=grade_name(proposal.grade, locale),
+        rank=proposal.rank,
+        reason=t(f"proposal_reason.{proposal.reason.value}", locale),
+    )
+    if proposal.tie_at_edge:
+        line += " " + t("report.tie_flag", locale)
+    return line
+
+
+def branch_tally_text(
+    branch: BranchTally,
+    tally: RoundTally,
+    locale: str,
+    *,
+    self_instrument: Instrument | None = None,
+    inspection_instrument: Instrument | None = None,
+) -> str:
+    """The full live tally of one branch (HTML)."""
+    lines = [f"<b>{esc(branch.name)}</b>", t("report.section.participation", locale)]
+    lines += _coverage_lines(branch, locale)
+    lines.append(t("report.section.satisfaction", locale))
+    lines += _satisfaction_lines(branch, tally.threshold, locale)
+    lines.append(t("report.section.scores", locale))
+    lines.append(
+        t(
+            "report.self_evaluation",
+            locale,
+            score=score(branch.self_evaluation),
+            count=branch.self_evaluators,
+        )
+    )
+    detail = _by_item_lines(self_instrument, branch.self_evaluation_by_item, locale)
+    if detail:
+        lines.append("  " + esc(detail))
+    lines.append(
+        t("report.inspection", locale, score=score(branch.inspection), count=branch.inspectors)
+    )
+    detail = _by_item_lines(inspection_instrument, branch.inspection_by_section, locale)
+    if detail:
+        lines.append("  " + esc(detail))
+    if branch.superior is not None:
+        lines.append(
+            t(
+                "report.superior",
+                locale,
+                score=score(branch.superior),
+                count=branch.superior_scorers,
+            )
+        )
+    lines.append(_composite_line(branch, locale))
+    if branch.vetoes:
+        lines.append(t("report.vetoed", locale, conditions=_veto_list(branch.vetoes, locale)))
+    lines.append(_proposal_line(branch, locale))
+    if branch.decision is not None and branch.decision.final_grade is not None:
+        lines.append(
+            t("report.decided", locale, grade=grade_name(branch.decision.final_grade, locale))
+        )
+    return "\n".join(lines)
+
+
+def _veto_list(codes: Sequence[str], locale: str) -> str:
+    return t("report.list_separator", locale).join(t(f"veto.{code}", locale) for code in codes)
+
+
+def township_table(tally: RoundTally, locale: str, *, title: str) -> str:
+    """Every branch in one compact table sorted by score (HTML, monospace)."""
+    header = (
+        pad(t("report.col.rank", locale), 3)
+        + pad(t("report.col.name", locale), NAME_WIDTH + 1)
+        + pad(t("report.col.ballots", locale), 5, right=True)
+        + pad(t("report.col.score", locale), 7, right=True)
+        + " "
+        + t("report.col.grade", locale)
+    )
+    rows = [header]
+    for branch in tally.branches:
+        rank = branch.proposal.rank if branch.proposal else None
+        rows.append(
+            pad(str(rank) if rank else DASH, 3)
+            + pad(short_name(branch.name), NAME_WIDTH + 1)
+            + pad(str(branch.ballots), 5, right=True)
+            + pad(score(branch.grading_score), 7, right=True)
+            + " "
+            + (grade_name(branch.grade, locale) if branch.grade else DASH)
+        )
+    quota = t(
+        "report.quota_line",
+        locale,
+        graded=tally.graded,
+        max_good=tally.max_good,
+        min_poor=tally.min_poor,
+    )
+    return f"<b>{esc(title)}</b>\n<pre>{esc(chr(10).join(rows))}</pre>\n{quota}"
+
+
+# --- /coverage ------------------------------------------------------------------------------
+
+
+def coverage_table(tally: RoundTally, locale: str) -> str:
+    """Participation of every branch: members and masses against their targets, the gap."""
+    header = (
+        pad(t("report.col.name", locale), NAME_WIDTH + 1)
+        + pad(t("report.col.members", locale), 8, right=True)
+        + pad(t("report.col.masses", locale), 8, right=True)
+        + pad(t("report.col.gap", locale), 5, right=True)
+    )
+    rows = [header]
+    behind = sorted(tally.branches, key=lambda b: (-_gap(b), b.name))
+    for branch in behind:
+        rows.append(
+            pad(short_name(branch.name), NAME_WIDTH + 1)
+            + pad(_against(branch, Audience.MEMBERS), 8, right=True)
+            + pad(_against(branch, Audience.MASSES), 8, right=True)
+            + pad(str(_gap(branch)), 5, right=True)
+        )
+    title = t("report.coverage_title", locale)
+    return f"<b>{esc(title)}</b>\n<pre>{esc(chr(10).join(rows))}</pre>"
+
+
+def _against(branch: BranchTally, audience: Audience) -> str:
+    cov = branch.coverage.get(audience)
+    return DASH if cov is None else f"{cov.respondents}/{cov.required}"
+
+
+def _gap(branch: BranchTally) -> int:
+    return sum(cov.needed for cov in branch.coverage.values())
+
+
+def branch_coverage_text(branch: BranchTally, waiting: Sequence[PersonStatus], locale: str) -> str:
+    """One branch's participation, who has not responded yet and who the bot cannot reach."""
+    lines = [f"<b>{esc(branch.name)}</b>", *_coverage_lines(branch, locale)]
+    lines.append(t("report.gap", locale, gap=_gap(branch)))
+    reachable = [p for p in waiting if not p.unreachable]
+    unreachable = [p for p in waiting if p.unreachable]
+    if reachable:
+        lines.append(t("report.waiting", locale, count=len(reachable)))
+        lines.append(esc(_people(reachable, locale)))
+    if unreachable:
+        lines.append(t("report.unreachable", locale, count=len(unreachable)))
+        lines.append(esc(_people(unreachable, locale, why=True)))
+    if not waiting:
+        lines.append(t("report.everyone_answered", locale))
+    return "\n".join(lines)
+
+
+def _people(people: Sequence[PersonStatus], locale: str, *, why: bool = False) -> str:
+    names = []
+    for person in people:
+        label = f"{person.name}（{t(f'audience.{person.audience.value}', locale)}）"
+        if why:
+            reason = "report.blocked" if person.blocked else "report.not_registered_person"
+            label = f"{person.name}（{t(reason, locale)}）"
+        names.append(label)
+    return t("report.list_separator", locale).join(names)
+
+
+# --- /rank ----------------------------------------------------------------------------------
+
+
+def ranking_text(tally: RoundTally, locale: str) -> str:
+    """Two rankings (排名) with ties: by the grading score and by the inspection score."""
+    parts = []
+    for key, value_of in (
+        ("report.rank_by_score", lambda b: b.grading_score),
+        ("report.rank_by_inspection", lambda b: b.inspection),
+    ):
+        ordered = sorted(
+            tally.branches,
+            key=lambda b: (value_of(b) is None, -(value_of(b) or 0), b.name),
+        )
+        values = [value_of(b) for b in ordered]
+        rows = [
+            pad(str(rank) if rank else DASH, 4)
+            + pad(short_name(branch.name), NAME_WIDTH + 1)
+            + pad(score(value), 7, right=True)
+            for branch, value, rank in zip(ordered, values, competition_ranks(values), strict=True)
+        ]
+        parts.append(f"<b>{esc(t(key, locale))}</b>\n<pre>{esc(chr(10).join(rows))}</pre>")
+    return "\n".join(parts)
+
+
+# --- /grades --------------------------------------------------------------------------------
+
+
+def grades_header(tally: RoundTally, locale: str) -> str:
+    """The thresholds and the quotas the proposal applied."""
+    return "\n".join(
+        [
+            f"<b>{esc(t('report.grades_title', locale))}</b>",
+            t("report.thresholds", locale),
+            t(
+                "report.quota_line",
+                locale,
+                graded=tally.graded,
+                max_good=tally.max_good,
+                min_poor=tally.min_poor,
+            ),
+        ]
+    )
+
+
+def grade_line(branch: BranchTally, locale: str) -> str:
+    """One branch's proposal, its flags and the decision so far."""
+    proposal = branch.proposal
+    head = f"<b>{esc(branch.name)}</b> {score(branch.grading_score)}"
+    if proposal is None:
+        return head + "\n" + t("report.no_proposal", locale)
+    lines = [head, _proposal_line(branch, locale)]
+    if proposal.by_threshold is not proposal.grade:
+        lines.append(
+            t("report.by_threshold", locale, grade=grade_name(proposal.by_threshold, locale))
+        )
+    if branch.vetoes:
+        lines.append(t("report.vetoed", locale, conditions=_veto_list(branch.vetoes, locale)))
+    decision = branch.decision
+    if decision is not None and decision.final_grade is not None:
+        key = "report.locked" if decision.locked else "report.decided"
+        lines.append(t(key, locale, grade=grade_name(decision.final_grade, locale)))
+        if decision.reason:
+            lines.append(t("report.decision_reason", locale, reason=esc(decision.reason)))
+    return "\n".join(lines)
+
+
+# --- /publish -------------------------------------------------------------------------------
+
+
+def publish_text(
+    branch: BranchTally,
+    tally: RoundTally,
+    instrument: Instrument,
+    signed: dict[str, Signature],
+    zone: tzinfo,
+    locale: str,
+) -> str:
+    """The branch's satisfaction tally as announced at the meeting (当场公布), with signatures."""
+    lines = [f"<b>{esc(t('report.publish_title', locale, name=branch.name))}</b>"]
+    lines += _satisfaction_lines(branch, tally.threshold, locale)
+    if branch.distribution is not None and not branch.small_group:
+        lines.append(t("report.distribution", locale))
+        for item in instrument.items:
+            counts = branch.distribution.get(item.id)
+            if not counts:
+                continue
+            options = t("report.list_separator", locale).join(
+                f"{option.text.get(locale)} {counts.get(option.id, 0)}" for option in item.options
+            )
+            label = item.description.get(locale) if item.description else item.id.upper()
+            lines.append(esc(f"{item.id.upper()} {label}：{options}"))
+    for role in ("secretary", "work_group_leader"):
+        signature = signed.get(role)
+        if signature is None:
+            lines.append(t(f"report.unsigned.{role}", locale))
+        else:
+            lines.append(
+                t(
+                    f"report.signed.{role}",
+                    locale,
+                    name=esc(signature.name),
+                    when=local_time(signature.signed_at, zone),
+                )
+            )
+    return "\n".join(lines)
+
+
+# --- /rectify -------------------------------------------------------------------------------
+
+
+def ledger_text(
+    name: str, items: Sequence[RectificationItem], today: date, zone: tzinfo, locale: str
+) -> str:
+    """A branch's rectification ledger: open lines with their deadline, closed ones with 销号."""
+    lines = [f"<b>{esc(t('report.ledger_title', locale, name=name))}</b>"]
+    if not items:
+        lines.append(t("report.ledger_empty", locale))
+    for index, item in enumerate(items, start=1):
+        if item.closed_at is not None:
+            state = t("report.ledger_closed", locale, when=local_time(item.closed_at, zone))
+        elif item.due_on < today:
+            state = t("report.ledger_overdue", locale)
+        else:
+            state = t("report.ledger_open", locale)
+        lines.append(
+            t(
+                "report.ledger_line",
+                locale,
+                number=index,
+                matter=esc(item.matter),
+                measures=esc(item.measures),
+                due=item.due_on.isoformat(),
+                responsible=esc(item.responsible),
+                state=state,
+            )
+        )
+    return "\n".join(lines)
