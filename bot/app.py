@@ -54,6 +54,8 @@ from surveys.i18n import normalize_locale, t
 log = logging.getLogger(__name__)
 
 WITH_JOBS_KEY = "ceping.with_jobs"
+PRIORITY_GROUP = -1
+"""Handler group of modules' priority handlers, before the main list (group 0)."""
 MAX_CONCURRENT_UPDATES = 128
 """Updates handled at once; database work runs in threads, so this is not a thread count."""
 
@@ -108,6 +110,7 @@ def build_application(
     application.bot_data[SERVICES_KEY] = BotServices(engine, settings, clock)
     application.bot_data[COMMANDS_KEY] = checked(menu_commands())
     application.bot_data[WITH_JOBS_KEY] = with_jobs
+    application.add_handlers(priority_handler_list(), group=PRIORITY_GROUP)
     application.add_handlers(handler_list())
     application.add_error_handler(on_error)
     return application
@@ -131,6 +134,24 @@ def handler_list() -> list[BaseHandler]:  # type: ignore[type-arg]
         MessageHandler(PRIVATE & MEDIA, media_not_understood),
         MessageHandler(PRIVATE & filters.TEXT, text_not_understood),
     ]
+
+
+def priority_handler_list() -> list[BaseHandler]:  # type: ignore[type-arg]
+    """Handlers that see an update before the main list and end it with ApplicationHandlerStop.
+
+    A module waiting for typed input (a reason, a date…) answers it here, before the
+    answering module's catch-all text handler; when it is not waiting it lets the update pass.
+    """
+    return [
+        *module_priority_handlers(answering),
+        *module_priority_handlers(reports),
+    ]
+
+
+def module_priority_handlers(module: object) -> list[BaseHandler]:  # type: ignore[type-arg]
+    """A module's ``priority_handlers()``, if it has any."""
+    declared = getattr(module, "priority_handlers", None)
+    return list(declared()) if declared is not None else []
 
 
 def menu_commands() -> tuple[MenuCommand, ...]:

@@ -131,6 +131,31 @@ def test_a_command_without_a_menu_text_stops_the_bot_at_start(
         bot_app.build_application(settings_for_token(), engine)
 
 
+async def test_a_module_waiting_for_typed_input_sees_the_text_first(
+    engine: Engine, clock: FakeClock, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from telegram.ext import ApplicationHandlerStop, MessageHandler, filters
+
+    from tests.bot_fixtures import started_bot
+
+    seen: list[str] = []
+
+    async def take_reason(update: Update, context: Any) -> None:
+        assert update.effective_message is not None
+        seen.append(update.effective_message.text or "")
+        raise ApplicationHandlerStop
+
+    waiting = MessageHandler(filters.TEXT & ~filters.COMMAND, take_reason)
+    monkeypatch.setattr(reports, "priority_handlers", lambda: [waiting], raising=False)
+    async with started_bot(engine, clock, world) as bot:
+        reply = await bot.phone(1001).send("因为台账不全")
+        command = await bot.phone(1001).send("/help")
+
+    assert seen == ["因为台账不全"]
+    assert not reply  # nothing else answered the text
+    assert command.text.startswith(t("help.header"))  # commands still reach the main list
+
+
 # --- Bad input ------------------------------------------------------------------------------
 
 
