@@ -606,11 +606,33 @@ def _exit_code(result: Any) -> int:
 
 
 def cmd_run(args: argparse.Namespace, context: Context) -> int:
-    """Run the Telegram bot."""
+    """Run the Telegram bot (long polling, or a webhook with --webhook-url)."""
     run = _load("bot.app", "run", "run")
     with _database(context):
         pass
-    return _exit_code(_call(run, settings=context.settings))
+    options = {"webhook_url": args.webhook_url, "listen": args.listen, "port": args.port}
+    try:
+        result = _call(
+            run,
+            settings=context.settings,
+            **{name: value for name, value in options.items() if value is not None},
+        )
+    except Exception as error:
+        unavailable = _optional("bot.app", "WebhookUnavailable")
+        if unavailable is not None and isinstance(error, unavailable):
+            raise CliError("cli.run.refused", detail=str(error)) from None
+        raise
+    return _exit_code(result)
+
+
+def _optional(module: str, name: str) -> Any:
+    """A name from another area's module if it is there, else None."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
 
 
 def cmd_jobs(args: argparse.Namespace, context: Context) -> int:
@@ -622,11 +644,14 @@ def cmd_jobs(args: argparse.Namespace, context: Context) -> int:
 
 
 def cmd_remind(args: argparse.Namespace, context: Context) -> int:
-    """Queue reminders now (--force: even if sent in this slot already)."""
+    """Queue reminders now (--force: also in quiet hours)."""
     remind_now = _load("jobs.runner", "remind_now", "remind")
     with _database(context):
         pass
-    return _exit_code(_call(remind_now, settings=context.settings, force=args.force))
+    count = _call(remind_now, settings=context.settings, force=args.force)
+    if isinstance(count, int) and not isinstance(count, bool):
+        context.say("cli.remind.done", count=count)
+    return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace, context: Context) -> int:
@@ -644,7 +669,7 @@ def cmd_export(args: argparse.Namespace, context: Context) -> int:
             round_id = open_now.id
         else:
             get_round(session, round_id)
-        _call(
+        written = _call(
             write_workbook,
             session=session,
             engine=engine,
@@ -656,7 +681,7 @@ def cmd_export(args: argparse.Namespace, context: Context) -> int:
             zone=context.settings.zone,
             now=utcnow(),
         )
-    context.say("cli.export.written", path=str(out))
+    context.say("cli.export.written", path=str(written if isinstance(written, Path) else out))
     return EXIT_OK
 
 
@@ -859,7 +884,11 @@ def build_parser(locale: str) -> argparse.ArgumentParser:
     showing.add_argument("id", metavar="ID")
     showing.set_defaults(handler=cmd_surveys_show)
 
-    commands.add_parser("run", help=h("run")).set_defaults(handler=cmd_run)
+    running = commands.add_parser("run", help=h("run"))
+    running.add_argument("--webhook-url", metavar="URL", help=h("webhook_url"))
+    running.add_argument("--listen", metavar="ADDRESS", help=h("listen"))
+    running.add_argument("--port", type=int, metavar="PORT", help=h("port"))
+    running.set_defaults(handler=cmd_run)
     commands.add_parser("jobs", help=h("jobs")).set_defaults(handler=cmd_jobs)
     reminding = commands.add_parser("remind", help=h("remind"))
     reminding.add_argument("--force", action="store_true", help=h("force"))
