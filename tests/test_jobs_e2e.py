@@ -1,0 +1,189 @@
+"""A round lived through by the scheduled jobs, on the fake Bot API, with the clock moved by hand.
+
+Counts are derived from the township in tests/test_jobs_schedule.py: 东村 (李书记 secretary,
+党员甲/乙 and 代表丁 registered, 党员丙 never registered) and 西村 (赵书记 secretary, 党员戊),
+under the township committee's organizer 王组织.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine
+from telegram import Bot
+from telegram.ext import ApplicationBuilder
+
+from bot.context import SERVICES_KEY, BotServices
+from jobs import runner as jobs_runner
+from jobs.limiter import OutboxLimiter
+from jobs.runner import JobRunner
+from storage.settings import Settings
+from tests.fakebot.server import FakeBotApi
+from tests.test_jobs_delivery import FakeTime
+from tests.test_jobs_schedule import (
+    ZONE,
+    Township,
+    build_township,
+    local,
+    outbox_rows,
+    same_deadline,
+    submit,
+)
+
+pytest_plugins = ["tests.fakebot.fixtures"]
+
+OPENED = local(2027, 3, 15, 9)
+DEADLINE = local(2027, 3, 20, 20)
+STEP = timedelta(minutes=30)
+
+
+@pytest.fixture
+async def bot(fake_api: FakeBotApi) -> AsyncIterator[Bot]:
+    async with Bot(fake_api.token, base_url=fake_api.base_url) as bot:
+        yield bot
+
+
+def new_runner(engine: Engine, bot: Bot, clock: FakeTime, worker: str) -> JobRunner:
+    """A freshly started process: nothing in memory but its clock."""
+    return JobRunner(
+        engine,
+        bot,
+        ZONE,
+        clock=clock,
+        worker=worker,
+        limiter=OutboxLimiter(clock=clock.seconds),
+        sleep=clock.sleep,
+    )
+
+
+async def live_through(
+    runner: JobRunner, clock: FakeTime, start: datetime, end: datetime, events: dict[datetime, list]
+) -> None:
+    """Tick every half hour from start to end (exclusive); run events due before each tick."""
+    now = start
+    while now < end:
+        for action in events.get(now, []):
+            action()
+        clock.now = now
+        await runner.tick()
+        now += STEP
+
+
+def sends_per_chat(api: FakeBotApi, since: int = 0) -> Counter[int]:
+    """How many sendMessage calls reached each chat (failed ones included)."""
+    return Counter(
+        record.params["chat_id"] for record in api.log[since:] if record.method == "sendMessage"
+    )
+
+
+def open_chats(api: FakeBotApi, town: Township) -> None:
+    for chat in town.chats.values():
+        api.user(chat).start_chat()
+
+
+async def test_a_round_from_opening_to_deadline_across_a_restart(
+    engine: Engine, fake_api: FakeBotApi, bot: Bot
+) -> None:
+    town = build_township(engine, opened=OPENED, deadlines=same_deadline(DEADLINE))
+    open_chats(fake_api, town)
+    clock = FakeTime(OPENED)
+    events = {
+        # 西村 answers early and reaches its target; 党员甲 answers after the first reminder.
+        local(2027, 3, 16, 12): [
+            lambda: submit(engine, town, "赵书记"),
+            lambda: submit(engine, town, "党员戊"),
+        ],
+        local(2027, 3, 18, 10): [lambda: submit(engine, town, "党员甲")],
+    }
+    restart = local(2027, 3, 18, 9)
+    end = DEADLINE + timedelta(hours=13)
+
+    await live_through(new_runner(engine, bot, clock, "before"), clock, OPENED, restart, events)
+    await live_through(new_runner(engine, bot, clock, "after"), clock, restart, end, events)
+
+    chat = town.chat_of
+    # Six interim days (15th–20th at 18:00, all before the 20:00 deadline); reminders at 72 h
+    # (17th 20:00), 24 h (19th 20:00) and 3 h (20th 17:00) before it.
+    assert sends_per_chat(fake_api) == {
+        chat("王组织"): 6,  # the organizers' table every evening
+        chat("李书记"): 6 + 3 + 3,  # interim, own reminders (two surveys in one), branch reminders
+        chat("党员甲"): 1,  # answered after the 72-hour reminder
+        chat("党员乙"): 3,
+        chat("代表丁"): 3,
+        chat("赵书记"): 6 + 1,  # interim and target reached; 西村 met its target, no nudges
+    }
+    rows = outbox_rows(engine)
+    assert all(row.status == "sent" for row in rows)
+    assert len({row.dedup_key for row in rows}) == len(rows) == fake_api.count("sendMessage")
+    (reached,) = [r for r in rows if r.kind == "target_reached"]
+    assert reached.created_at == local(2027, 3, 16, 12)
+    assert {r.claimed_by for r in rows} == {"before", "after"}
+
+
+async def test_after_two_days_down_what_is_due_goes_once_and_what_expired_is_dropped(
+    engine: Engine, fake_api: FakeBotApi, bot: Bot
+) -> None:
+    self_evaluation_deadline = local(2027, 3, 18, 12)
+    deadlines = {**same_deadline(DEADLINE), "self_evaluation": self_evaluation_deadline}
+    town = build_township(engine, opened=OPENED, deadlines=deadlines)
+    open_chats(fake_api, town)
+    clock = FakeTime(OPENED)
+    first = new_runner(engine, bot, clock, "first")
+    await live_through(first, clock, OPENED, local(2027, 3, 16, 18), {})
+    # At 18:00 the planner enqueued the interim results, then the process died before sending.
+    clock.now = local(2027, 3, 16, 18)
+    assert await first.plan() == 3
+    before = fake_api.mark()
+
+    # Two days later: the self-evaluation deadline (18th 12:00) has passed, the satisfaction
+    # 72-hour slot (17th 20:00) is still current, and today's interim digest is due.
+    back = local(2027, 3, 18, 18, 30)
+    await live_through(new_runner(engine, bot, clock, "second"), clock, back, back + 3 * STEP, {})
+
+    chat = town.chat_of
+    assert sends_per_chat(fake_api, before) == {
+        chat("王组织"): 1,  # today's table only
+        chat("李书记"): 3,  # interim, satisfaction reminder, branch reminder
+        chat("党员甲"): 1,
+        chat("党员乙"): 1,
+        chat("代表丁"): 1,
+        chat("赵书记"): 3,
+        chat("党员戊"): 1,
+    }
+    rows = outbox_rows(engine)
+    dropped = [r for r in rows if r.status == "dropped"]
+    # The 16th's interim results, enqueued before the crash, are stale now: dropped.
+    assert Counter(r.kind for r in dropped) == {"interim": 2, "organizer_digest": 1}
+    assert all(r.slot.endswith("2027-03-16") for r in dropped)
+    caught_up = [r for r in rows if r.created_at >= back and r.kind == "reminder"]
+    assert {r.slot for r in caught_up} == {"20270320T1200Z-72h"}
+    # Nothing of the self-evaluation's 24 h and 3 h slots was ever enqueued.
+    assert not [r for r in rows if "20270318T0400Z-24h" in r.slot]
+    assert not [r for r in rows if "20270318T0400Z-3h" in r.slot]
+    assert [r for r in rows if "20270318T0400Z-72h" in r.slot]  # sent before the downtime
+
+
+async def test_the_scheduler_started_with_the_bot_delivers_due_reminders(
+    engine: Engine, database_url: str, fake_api: FakeBotApi
+) -> None:
+    """post_init's runner.start: the APScheduler jobs plan and deliver on their own."""
+    town = build_township(engine, opened=OPENED, deadlines=same_deadline(DEADLINE))
+    open_chats(fake_api, town)
+    settings = Settings(bot_token=SecretStr(fake_api.token), database_url=database_url)
+    application = ApplicationBuilder().token(fake_api.token).base_url(fake_api.base_url).build()
+    fixed = local(2027, 3, 17, 20, 5)
+    application.bot_data[SERVICES_KEY] = BotServices(engine, settings, lambda: fixed)
+    async with application:
+        await jobs_runner.start(application)
+        try:
+            params = await fake_api.wait_for_request(
+                "sendMessage", lambda p: p["chat_id"] == town.chat_of("党员乙"), timeout=10
+            )
+        finally:
+            await jobs_runner.stop(application)
+    assert "党员群众满意度测评" in params["text"]
+    assert jobs_runner.runner_of(application) is None
