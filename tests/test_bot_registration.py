@@ -142,6 +142,24 @@ async def test_five_villagers_tapping_the_branch_link_at_once_fill_exactly_two_p
         assert invitation is not None and invitation.uses == 2
 
 
+async def test_two_phones_opening_one_personal_link_at_once_bind_exactly_one(
+    bot: BotHarness,
+) -> None:
+    phones = [bot.phone(4001), bot.phone(4002)]
+    token = bot.world.tokens["member2"]
+    update_ids = [p.send_nowait(f"/start {token}") for p in phones]
+
+    replies = await asyncio.gather(*(p.collect(u) for p, u in zip(phones, update_ids, strict=True)))
+
+    bound = t("registration.bound", name="赵党员", branch="红星村党支部", roles=t("role.member"))
+    assert sum(bound in r.text for r in replies) == 1
+    with bot.session() as session:
+        bound = session.exec(
+            select(TelegramAccount).where(TelegramAccount.person_id == bot.world.people["member2"])
+        ).all()
+        assert len(bound) == 1
+
+
 # --- Refusals -------------------------------------------------------------------------------
 
 
