@@ -28,7 +28,7 @@ _serial = iter(range(10**6))
 
 
 def _phone() -> str:
-    return f"138{next(_serial):08d}"
+    return f"147{next(_serial):08d}"
 
 
 def cast_ballot(

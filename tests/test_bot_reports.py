@@ -1,0 +1,380 @@
+"""Stories of organizers, secretaries and inspectors reading tallies and deciding grades.
+
+The real Application runs against the fake Bot API and the test database. The world has
+the township 青山镇党委 with 红星村党支部 and 东方机械厂党支部; people are bound to their
+Telegram accounts directly in the database.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from bot import reports
+from storage.db import transaction
+from storage.models import (
+    Assignment,
+    AuditLog,
+    GradeDecision,
+    Organization,
+    RectificationItem,
+    Round,
+    SignOff,
+    TelegramAccount,
+    Veto,
+)
+from storage.responses import save_answer, submit
+from surveys.instruments import AnswerValue
+from tests.test_tallies import cast_ballot, points_for_total
+
+if TYPE_CHECKING:
+    from tests.bot_fixtures import BotHarness, World
+    from tests.fakebot import Phone
+
+pytest_plugins = ["tests.bot_fixtures"]
+
+ORGANIZER, SECRETARY, MEMBER, INSPECTOR, WORKER = 2001, 2002, 2003, 2005, 2006
+REFUSED = "抱歉，您没有查看或办理此项的权限"
+SCORED_AT = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
+
+
+# --- Setting the scene ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def town(bot: BotHarness) -> AsyncIterator[BotHarness]:
+    """The running bot with the report steps' text handlers, five ballots and two scores."""
+    if not any(
+        getattr(handler, "callback", None) is reports.on_pending_text
+        for handler in bot.app.handlers.get(-1, [])
+    ):
+        # Until bot.app registers reports.priority_handlers() in group -1 itself.
+        bot.app.add_handlers(reports.priority_handlers(), group=-1)
+    _seed_answers(bot.engine, bot.world)
+    yield bot
+
+
+def _seed_answers(engine: Engine, world: World) -> None:
+    """Five ballots and the organizer's superior scoring for the village; 40 for the firm."""
+    with transaction(engine) as session:
+        round_ = session.get(Round, world.round_id)
+        village = session.get(Organization, world.orgs["village"])
+        assert round_ is not None and village is not None
+        for choice in (
+            "satisfied",
+            "satisfied",
+            "satisfied",
+            "basically_satisfied",
+            "dissatisfied",
+        ):
+            cast_ballot(session, round_, village, choice)
+        _score(session, world, "village", Decimal(92))
+        _score(session, world, "enterprise", Decimal(40))
+
+
+def _score(session: Session, world: World, org: str, total: Decimal) -> None:
+    assignment = session.exec(
+        select(Assignment).where(
+            Assignment.round_id == world.round_id,
+            Assignment.person_id == world.people["organizer"],
+            Assignment.org_id == world.orgs[org],
+            Assignment.instrument_id == "superior_scoring",
+        )
+    ).one()
+    for item_id, points in points_for_total("superior_scoring", total).items():
+        save_answer(
+            session,
+            assignment_id=assignment.id,  # type: ignore[arg-type]
+            item_id=item_id,
+            value=AnswerValue(points=points),
+        )
+    submit(session, assignment_id=assignment.id, now=SCORED_AT)  # type: ignore[arg-type]
+
+
+def phone_of(bot: BotHarness, key: str, user_id: int) -> Phone:
+    """A phone bound to PEOPLE[key]."""
+    with transaction(bot.engine) as session:
+        session.add(
+            TelegramAccount(
+                person_id=bot.world.people[key],
+                telegram_user_id=user_id,
+                chat_id=user_id,
+                bound_via="invitation",
+            )
+        )
+    return bot.phone(user_id)
+
+
+def refusals(engine: Engine, action: str) -> list[AuditLog]:
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(AuditLog).where(AuditLog.action == action, AuditLog.outcome == "refused")
+            ).all()
+        )
+
+
+# --- /tally ------------------------------------------------------------------------------------
+
+
+async def test_the_organizer_sees_every_branch_and_gets_the_full_file(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    table = await phone.send("/tally")
+    assert "红星村" in table.text and "东方机械厂" in table.text
+    assert "参与定级 2 个：好 最多 0 个，较差 至少 1 个" in table.text
+    assert table.last and table.last["entities"][1]["type"] == "pre", "a monospace table"
+    file = await phone.tap("📄 完整汇总表")
+    assert file.documents and file.documents[0]["file_name"].endswith(".xlsx")
+
+
+async def test_the_organizer_reads_one_branch_by_part_of_its_name(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    detail = await phone.send("/tally 红星")
+    text = detail.text
+    # Five ballots: Q1–Q5 3×满意, 1×基本满意, 1×不满意 → 满意率 80%, score (300+60)/5 = 72.
+    assert "有效票数：5" in text
+    assert "满意率 80.0%" in text
+    assert "满意度得分：72.00" in text
+    assert "上级评分：92.00（1 人）" in text
+    # Two graded branches: no 好 place (⌊0.4⌋ = 0), so 92 is proposed 较好.
+    assert "建议等次：较好" in text
+
+
+async def test_an_ambiguous_name_offers_the_choices_as_buttons(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    choices = await phone.send("/tally 党支部")
+    assert sorted(choices.buttons) == ["东方机械厂", "红星村"]
+    chosen = await phone.tap("东方机械厂")
+    assert "东方机械厂党支部" in chosen.text and "上级评分：40.00" in chosen.text
+
+
+async def test_a_secretary_sees_their_branch_and_is_refused_another(town: BotHarness) -> None:
+    phone = phone_of(town, "secretary", SECRETARY)
+    own = await phone.send("/tally")
+    assert "红星村党支部" in own.text and "满意率" in own.text
+    other = await phone.send("/tally 东方机械厂")
+    assert "东方机械厂" not in other.text
+    assert "没有找到" in other.text
+    assert len(refusals(town.engine, "report.tally")) == 1
+
+
+async def test_members_and_strangers_see_no_tally(town: BotHarness) -> None:
+    member = phone_of(town, "member", MEMBER)
+    refused = await member.send("/tally")
+    assert REFUSED in refused.text and "红星" not in refused.text
+    stranger = town.phone(9999)
+    unknown = await stranger.send("/tally")
+    assert "请先通过邀请链接完成登记" in unknown.text
+    assert len(refusals(town.engine, "report.tally")) == 2
+
+
+async def test_an_inspector_sees_the_branches_they_inspect(town: BotHarness) -> None:
+    phone = phone_of(town, "inspector", INSPECTOR)
+    table = await phone.send("/tally")
+    assert "红星村" in table.text and "东方机械厂" in table.text
+
+
+async def test_a_small_group_shows_participation_only(town: BotHarness) -> None:
+    with transaction(town.engine) as session:
+        round_ = session.get(Round, town.world.round_id)
+        firm = session.get(Organization, town.world.orgs["enterprise"])
+        assert round_ and firm
+        cast_ballot(session, round_, firm, "satisfied")
+    phone = phone_of(town, "organizer", ORGANIZER)
+    detail = await phone.send("/tally 东方")
+    assert "已收到 1 票，不足 5 票，只显示参与情况" in detail.text
+    assert "满意率" not in detail.text
+
+
+# --- /coverage and /rank --------------------------------------------------------------------
+
+
+async def test_coverage_names_who_has_not_answered_and_who_is_unreachable(
+    town: BotHarness,
+) -> None:
+    phone_of(town, "member", MEMBER)  # 张党员 registered; 赵党员 never did
+    phone = phone_of(town, "secretary", SECRETARY)
+    report = await phone.send("/coverage")
+    assert "尚未参评" in report.text and "张党员" in report.text
+    assert "无法通过机器人联系" in report.text and "赵党员（未登记）" in report.text
+    organizer = phone_of(town, "organizer", ORGANIZER)
+    table = await organizer.send("/coverage")
+    assert "红星村" in table.text and "缺口" in table.text
+
+
+async def test_ranking_lists_both_orders(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    ranking = await phone.send("/rank")
+    assert "按定级得分排名" in ranking.text and "按观摩检查得分排名" in ranking.text
+    first = ranking.texts[0]
+    assert first.index("红星村") < first.index("东方机械厂")
+
+
+# --- /grades --------------------------------------------------------------------------------
+
+
+async def test_the_organizer_confirms_a_proposal_and_it_locks(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    overview = await phone.send("/grades")
+    assert "分数线：好 90分以上" in overview.text
+    await phone.tap("红星村")
+    confirmed = await phone.tap("✅ 确认较好")
+    assert "已确认 红星村党支部 为「较好」" in confirmed.text
+    with Session(town.engine) as session:
+        decision = session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"]))
+        assert decision and decision.locked and decision.final_grade == "fairly_good"
+    again = await phone.send("/grades 红星村")
+    assert "🔒 已确认：较好" in again.text and "✅ 确认较好" not in again.buttons
+
+
+async def test_an_override_asks_for_the_reason_and_keeps_it(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    await phone.send("/grades 红星村")
+    asked = await phone.tap("改为好")
+    assert "请直接发送调整理由" in asked.text
+    done = await phone.send("全年无信访，群众公认")
+    assert "已将 红星村党支部 评定为「好」（建议为「较好」）" in done.text
+    with Session(town.engine) as session:
+        decision = session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"]))
+        assert decision and decision.final_grade == "good"
+        assert decision.reason == "全年无信访，群众公认"
+
+
+async def test_an_override_cancelled_before_the_reason_changes_nothing(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    await phone.send("/grades 红星村")
+    await phone.tap("改为好")
+    cancelled = await phone.send("/cancel")
+    assert "已取消" in cancelled.text
+    with Session(town.engine) as session:
+        assert session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"])) is None
+    after = await phone.send("随便说一句")
+    assert "已将" not in after.text, "the text is no longer taken as a reason"
+
+
+async def test_a_secretary_cannot_grade_and_a_forged_tap_is_refused(town: BotHarness) -> None:
+    phone = phone_of(town, "secretary", SECRETARY)
+    refused = await phone.send("/grades")
+    assert REFUSED in refused.text
+    forged = await phone.tap(callback_data=f"rp:g:{town.world.orgs['village']}")
+    assert forged.alert and REFUSED in forged.alert
+    assert len(refusals(town.engine, "report.grades")) == 1
+    assert len(refusals(town.engine, "grade.confirm")) == 1
+    with Session(town.engine) as session:
+        assert session.exec(select(GradeDecision)).all() == []
+
+
+# --- /veto and /members_only ----------------------------------------------------------------
+
+
+async def test_the_organizer_records_a_veto_and_a_members_only_branch(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    veto = await phone.send("/veto 红星村 违纪违法党员 2026年3月")
+    assert "已登记 红星村党支部 的高压线：违纪违法党员" in veto.text
+    marked = await phone.send("/members_only 东方 职工分散在外地项目")
+    assert "以全体党员测评为准" in marked.text
+    with Session(town.engine) as session:
+        assert [v.condition for v in session.exec(select(Veto)).all()] == ["disciplinary_violation"]
+        firm = session.get(Organization, town.world.orgs["enterprise"])
+        assert firm and firm.members_only and firm.members_only_reason == "职工分散在外地项目"
+    usage = await phone.send("/veto 红星村")
+    assert "用法" in usage.text
+
+
+async def test_only_an_organizer_may_veto_or_mark_members_only(town: BotHarness) -> None:
+    phone = phone_of(town, "secretary", SECRETARY)
+    assert REFUSED in (await phone.send("/veto 红星村 不合格党员")).text
+    assert REFUSED in (await phone.send("/members_only 红星村 外出")).text
+    assert len(refusals(town.engine, "grade.veto")) == 1
+    assert len(refusals(town.engine, "org.members_only")) == 1
+
+
+# --- /export and /chart ---------------------------------------------------------------------
+
+
+async def test_export_sends_the_workbook_of_what_the_asker_may_see(town: BotHarness) -> None:
+    phone = phone_of(town, "secretary", SECRETARY)
+    reply = await phone.send("/export")
+    assert reply.documents
+    data = town.api.file_bytes(reply.documents[0]["file_id"])  # type: ignore[attr-defined]
+    book = load_workbook(io.BytesIO(data))
+    names = [
+        row[0] for row in book["党员群众满意度测评汇总表"].iter_rows(min_row=2, values_only=True)
+    ]
+    assert names == ["红星村党支部"], "a secretary's file holds their branch only"
+
+
+async def test_charts_arrive_as_photos(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    reply = await phone.send("/chart")
+    assert len(reply.photos) == 2
+    member = phone_of(town, "member", MEMBER)
+    assert REFUSED in (await member.send("/chart")).text
+
+
+# --- /publish -------------------------------------------------------------------------------
+
+
+async def test_the_secretary_announces_and_both_sign(town: BotHarness) -> None:
+    secretary = phone_of(town, "secretary", SECRETARY)
+    shown = await secretary.send("/publish")
+    assert "当场公布" in shown.text and "满意率 80.0%" in shown.text
+    assert "支部书记：未签字" in shown.text
+    assert secretary.buttons == ["✍ 支部书记签字"]
+    signed = await secretary.tap("✍ 支部书记签字")
+    assert "支部书记：李书记（2026-03-02 09:00 签字）" in signed.text
+    inspector = phone_of(town, "inspector", INSPECTOR)
+    await inspector.send("/publish 红星村")
+    assert inspector.buttons == ["✍ 工作组组长签字"]
+    await inspector.tap("✍ 工作组组长签字")
+    with Session(town.engine) as session:
+        roles = sorted(row.role for row in session.exec(select(SignOff)).all())
+    assert roles == ["secretary", "work_group_leader"]
+    member = phone_of(town, "member", MEMBER)
+    assert REFUSED in (await member.send("/publish")).text
+    forged = await member.tap(callback_data=f"rp:s:{town.world.orgs['village']}:s")
+    assert forged.alert and REFUSED in forged.alert
+
+
+# --- /rectify -------------------------------------------------------------------------------
+
+
+async def test_the_secretary_keeps_the_ledger_step_by_step(town: BotHarness) -> None:
+    phone = phone_of(town, "secretary", SECRETARY)
+    empty = await phone.send("/rectify")
+    assert "暂无整改事项" in empty.text
+    assert (await phone.tap("➕ 新增整改事项")).text.startswith("请发送整改事项")
+    assert "措施" in (await phone.send("三会一课记录不全")).text
+    assert "时限" in (await phone.send("补齐记录，每月自查")).text
+    assert "没有看懂这个日期" in (await phone.send("下个月")).text
+    assert "责任人" in (await phone.send("4月30日")).text
+    added = await phone.send("李书记")
+    assert "已加入整改台账" in added.text and "三会一课记录不全" in added.text
+    closed = await phone.tap("销号 1")
+    assert "已销号" in closed.text
+    with Session(town.engine) as session:
+        item = session.exec(select(RectificationItem)).one()
+    assert item.due_on == date(2026, 4, 30) and item.closed_at is not None
+    member = phone_of(town, "member", MEMBER)
+    assert REFUSED in (await member.send("/rectify")).text
+
+
+# --- The catalog ----------------------------------------------------------------------------
+
+
+def test_report_texts_are_complete_in_english_and_safe_in_html() -> None:
+    from surveys.i18n import catalog
+
+    keys = {k for k in catalog("zh_CN") if k.split(".")[0] in ("report", "chart", "export")}
+    assert keys <= set(catalog("en")), "every report text has an English version"
+    for locale in ("zh_CN", "en"):
+        for key in keys:
+            assert not set("<>&") & set(catalog(locale)[key]), f"{locale} {key} breaks HTML"
