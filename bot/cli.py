@@ -31,6 +31,8 @@ from storage.models import Assignment, Organization, Person, PersonRole, Round
 from storage.roster import ImportReport, KindChanges, RosterFileError, import_roster
 from storage.rounds import (
     RoundError,
+    branch_link_capacity,
+    branch_link_for,
     close_round,
     create_round,
     current_round,
@@ -394,12 +396,7 @@ def _invite_rows(session: Session, args: argparse.Namespace, context: Context) -
             role = parse_role(args.role)
         except ValueError:
             raise CliError("cli.invite.unknown_role", role=args.role) from None
-    round_id = args.round
-    if round_id is not None:
-        get_round(session, round_id)
-    else:
-        open_now = current_round(session)
-        round_id = open_now.id if open_now else None
+    round_id = _invite_round(session, args.round)
     username = _bot_username(context.settings)
     org_names = dict(session.exec(select(Organization.id, Organization.name)).all())
     rows = []
@@ -425,6 +422,54 @@ def _invite_rows(session: Session, args: argparse.Namespace, context: Context) -
             )
         )
     return rows
+
+
+def _branch_link_rows(
+    session: Session, args: argparse.Namespace, context: Context
+) -> list[InviteRow]:
+    """One branch link per graded branch (or the one --branch names), seats in the roles column."""
+    round_id = _invite_round(session, args.round)
+    username = _bot_username(context.settings)
+    statement = select(Organization).order_by(Organization.id)
+    if args.branch is not None:
+        statement = statement.where(Organization.name == args.branch)
+    orgs = [org for org in session.exec(statement).all() if org.category != "committee"]
+    if args.branch is not None and not orgs:
+        raise CliError("cli.invite.unknown_branch", name=args.branch)
+    rows, now = [], utcnow()
+    for org in orgs:
+        if branch_link_capacity(org) < 1:
+            continue
+        link = branch_link_for(
+            session,
+            org_id=org.id,  # type: ignore[arg-type]
+            round_id=round_id,
+            now=now,
+            days=context.settings.invitation_days,
+        )
+        seats = context.text(
+            "cli.invite.seats", left=link.max_uses - link.uses, total=link.max_uses
+        )
+        url = f"https://t.me/{username}?start={link.token}"
+        rows.append(
+            InviteRow(
+                name=context.text("cli.invite.branch_link"),
+                phone="",
+                org=org.name,
+                roles=seats,
+                link=url,
+            )
+        )
+    return rows
+
+
+def _invite_round(session: Session, round_id: int | None) -> int | None:
+    """The round named on the command line (checked), else the open round, else none."""
+    if round_id is not None:
+        get_round(session, round_id)
+        return round_id
+    open_now = current_round(session)
+    return open_now.id if open_now else None
 
 
 def _qr_png(link: str) -> bytes:
@@ -486,7 +531,10 @@ def cmd_invite(args: argparse.Namespace, context: Context) -> int:
     if suffix not in (".csv", ".xlsx"):
         raise CliError("cli.invite.bad_out", path=args.out)
     with _database(context) as engine, transaction(engine) as session:
-        rows = _invite_rows(session, args, context)
+        if args.branch_links:
+            rows = _branch_link_rows(session, args, context)
+        else:
+            rows = _invite_rows(session, args, context)
         if not rows:
             raise CliError("cli.invite.nobody")
         try:
@@ -871,6 +919,7 @@ def build_parser(locale: str) -> argparse.ArgumentParser:
     inviting.add_argument("--round", type=int, metavar="ID", help=h("round_id"))
     inviting.add_argument("--branch", metavar="NAME", help=h("branch"))
     inviting.add_argument("--role", metavar="ROLE", help=h("role"))
+    inviting.add_argument("--branch-links", action="store_true", help=h("branch_links"))
     inviting.add_argument("--out", required=True, metavar="FILE", help=h("invite_out"))
     inviting.set_defaults(handler=cmd_invite)
 

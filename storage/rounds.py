@@ -585,6 +585,26 @@ def create_branch_link(
     return invitation
 
 
+def branch_link_for(
+    session: Session, *, org_id: int, round_id: int | None, now: datetime, days: int
+) -> Invitation:
+    """The branch's unexpired link for the round that still has seats, or a new one."""
+    existing = session.exec(
+        select(Invitation)
+        .where(
+            Invitation.kind == "branch",
+            Invitation.org_id == org_id,
+            Invitation.round_id == round_id,
+            Invitation.uses < Invitation.max_uses,
+            Invitation.expires_at > now,
+        )
+        .order_by(col(Invitation.expires_at).desc())
+    ).first()
+    if existing is not None:
+        return existing
+    return create_branch_link(session, org_id=org_id, round_id=round_id, now=now, days=days)
+
+
 def redeem_invitation(session: Session, *, token: str, now: datetime) -> Invitation:
     """Use a token once; raises InvitationUnknown/Expired/Used or BranchLinkFull.
 

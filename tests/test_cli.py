@@ -366,3 +366,26 @@ def test_a_command_whose_module_is_missing_says_so(
 
     assert code == 1
     assert err == [t("cli.not_available", command="export", module="storage.export.write_workbook")]
+
+
+def test_invite_branch_links_one_per_branch_with_its_seats(
+    cli: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    imported(capsys)
+    out_file = tmp_path / "links.csv"
+
+    code, _, _ = run(capsys, "invite", "--branch-links", "--out", str(out_file))
+    again, _, _ = run(capsys, "invite", "--branch-links", "--out", str(tmp_path / "again.csv"))
+
+    def rows(path: Path) -> list[list[str]]:
+        with path.open(encoding="utf-8-sig") as handle:
+            return list(csv.reader(handle))[1:]
+
+    assert code == again == 0
+    # Villages count representatives (20, 15); the enterprise has no congress: all staff (50).
+    assert [(row[2], row[3]) for row in rows(out_file)] == [
+        ("东村党支部", t("cli.invite.seats", left=20, total=20)),
+        ("西社区党支部", t("cli.invite.seats", left=15, total=15)),
+        ("明星企业党支部", t("cli.invite.seats", left=50, total=50)),
+    ]
+    assert [row[4] for row in rows(out_file)] == [row[4] for row in rows(tmp_path / "again.csv")]
