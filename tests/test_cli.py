@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 import sys
+import types
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -389,3 +390,83 @@ def test_invite_branch_links_one_per_branch_with_its_seats(
         ("明星企业党支部", t("cli.invite.seats", left=50, total=50)),
     ]
     assert [row[4] for row in rows(out_file)] == [row[4] for row in rows(tmp_path / "again.csv")]
+
+
+def fake_module(cli: pytest.MonkeyPatch, name: str, **functions: object) -> None:
+    """Stand in for another area's module, so the wiring is tested, not their work."""
+    module = types.ModuleType(name)
+    for attribute, function in functions.items():
+        setattr(module, attribute, function)
+    cli.setitem(sys.modules, name, module)
+
+
+def test_run_passes_the_settings_and_webhook_options_to_the_bot(
+    cli: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    calls: list[dict[str, object]] = []
+
+    def run_bot(settings: object, *, webhook_url: str | None = None, port: int = 8443) -> None:
+        calls.append({"settings": settings, "webhook_url": webhook_url, "port": port})
+
+    fake_module(cli, "bot.app", run=run_bot)
+
+    code, _, _ = run(capsys, "run", "--webhook-url", "https://example.org/hook", "--port", "8444")
+
+    assert code == 0
+    assert calls[0]["webhook_url"] == "https://example.org/hook" and calls[0]["port"] == 8444
+    assert calls[0]["settings"].database_url.startswith(("sqlite", "postgresql"))  # type: ignore[attr-defined]
+
+
+def test_jobs_and_remind_call_the_jobs_runner(
+    cli: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    forced: list[bool] = []
+    ran: list[object] = []
+
+    def run_jobs(settings: object) -> None:
+        ran.append(settings)
+
+    def remind_now(settings: object, force: bool = False) -> int:
+        forced.append(force)
+        return 3
+
+    fake_module(cli, "jobs.runner", run_jobs=run_jobs, remind_now=remind_now)
+
+    jobs = run(capsys, "jobs")
+    reminded = run(capsys, "remind", "--force")
+
+    assert jobs[0] == 0 and len(ran) == 1
+    assert reminded[:2] == (0, [t("cli.remind.done", count=3)]) and forced == [True]
+
+
+def test_export_writes_the_open_rounds_workbook(
+    cli: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    imported(capsys)
+    run(capsys, "round", "create", "r", "--deadline", f"satisfaction={local(9)}", "--open")
+    asked: list[tuple[int, Path, str]] = []
+
+    def write_workbook(session: Session, *, round_id: int, path: Path, locale: str) -> Path:
+        asked.append((round_id, path, locale))
+        return path
+
+    fake_module(cli, "storage.export", write_workbook=write_workbook)
+    out_file = tmp_path / "r.xlsx"
+
+    code, out, _ = run(capsys, "export", "--out", str(out_file))
+    bad, _, err = run(capsys, "export", "--out", "r.pdf")
+
+    assert (code, out) == (0, [t("cli.export.written", path=str(out_file))])
+    assert asked == [(1, out_file, "zh_CN")]
+    assert (bad, err) == (1, [t("cli.export.bad_out", path="r.pdf")])
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(
+    cli: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    cli.setenv("CEPING_DATABASE_URL", "postgresql+psycopg://nobody:pw@127.0.0.1:9/none")
+
+    code, out, err = run(capsys, "init")
+
+    assert code == 1 and out == [] and len(err) == 1
+    assert err[0].startswith("无法使用数据库")
