@@ -294,14 +294,19 @@ def _read_person(
     return PersonRow(name=name, phone=phone, org=org, roles=tuple(roles), row=row)
 
 
-def _check_org_names(sheet: _Sheet, orgs: list[OrgRow]) -> dict[str, OrgRow]:
-    """Organizations by name; a name seen twice is a problem at its second row."""
+def _check_org_names(
+    sheet: _Sheet, rows: list[tuple[int, dict[str, str]]], orgs: list[OrgRow]
+) -> dict[str, OrgRow]:
+    """Valid organizations by name; any name on two rows is a problem at the later row."""
+    seen: set[str] = set()
+    for row, cells in rows:
+        name = cells.get("name", "")
+        if name and name in seen:
+            sheet.problem(row, "name", name, "duplicate_org")
+        seen.add(name)
     by_name: dict[str, OrgRow] = {}
     for org in orgs:
-        if org.name in by_name:
-            sheet.problem(org.row, "name", org.name, "duplicate_org")
-        else:
-            by_name[org.name] = org
+        by_name.setdefault(org.name, org)
     return by_name
 
 
@@ -326,13 +331,16 @@ def _check_parents(sheet: _Sheet, by_name: Mapping[str, OrgRow], names: set[str]
             current = by_name[current.parent]
 
 
-def _check_duplicate_people(sheet: _Sheet, people: list[PersonRow]) -> None:
+def _check_duplicate_people(sheet: _Sheet, rows: list[tuple[int, dict[str, str]]]) -> None:
     """Each phone once: people are matched by phone, so a second row would be ambiguous."""
     phones: set[str] = set()
-    for person in people:
-        if person.phone in phones:
-            sheet.problem(person.row, "phone", person.phone, "duplicate_person")
-        phones.add(person.phone)
+    for row, cells in rows:
+        phone = normalize_phone(cells.get("phone"))
+        if phone is None:
+            continue
+        if phone in phones:
+            sheet.problem(row, "phone", phone, "duplicate_person")
+        phones.add(phone)
 
 
 def check_roster(organizations: Table, people: Table) -> Roster:
@@ -340,22 +348,22 @@ def check_roster(organizations: Table, people: Table) -> Roster:
     org_sheet = _Sheet("organizations", organizations, ORG_HEADERS, ORG_REQUIRED)
     people_sheet = _Sheet("people", people, PEOPLE_HEADERS, PEOPLE_REQUIRED)
     orgs: list[OrgRow] = []
+    org_rows: list[tuple[int, dict[str, str]]] = []
     # Names of every organization row, valid or not, so one bad cell does not cascade.
     names: set[str] | None = None
     if org_sheet.usable:
-        rows = org_sheet.rows()
-        names = {cells["name"] for _, cells in rows if cells.get("name")}
-        orgs = [o for row, cells in rows if (o := _read_org(org_sheet, row, cells))]
-    by_name = _check_org_names(org_sheet, orgs)
+        org_rows = org_sheet.rows()
+        names = {cells["name"] for _, cells in org_rows if cells.get("name")}
+        orgs = [o for row, cells in org_rows if (o := _read_org(org_sheet, row, cells))]
+    by_name = _check_org_names(org_sheet, org_rows, orgs)
     _check_parents(org_sheet, by_name, names or set())
     persons: list[PersonRow] = []
     if people_sheet.usable:
+        people_rows = people_sheet.rows()
         persons = [
-            p
-            for row, cells in people_sheet.rows()
-            if (p := _read_person(people_sheet, row, cells, names))
+            p for row, cells in people_rows if (p := _read_person(people_sheet, row, cells, names))
         ]
-        _check_duplicate_people(people_sheet, persons)
+        _check_duplicate_people(people_sheet, people_rows)
     problems = org_sheet.problems + people_sheet.problems
     if problems:
         return Roster(problems=problems)

@@ -272,6 +272,7 @@ def test_a_file_with_many_problems_reports_them_all_and_writes_nothing(
         ["张三", "13800000001", "东村党支部", "党员、村长"],  # row 2: unknown role
         ["李四", "02112345678", "东村党支部", "党员"],  # row 3: landline
         ["", "13800000005", "东村党支部", "党员"],  # row 4: no name
+        ["张三丰", "138 0000 0001", "东村党支部", "村长"],  # row 5: unknown role, 张三's phone
     ]
 
     report = run_import(engine, [roster_xlsx(tmp_path, orgs=orgs, people=people)])
@@ -285,6 +286,8 @@ def test_a_file_with_many_problems_reports_them_all_and_writes_nothing(
         ("人员", 2, "roles", "unknown_role"),
         ("人员", 3, "phone", "bad_phone"),
         ("人员", 4, "name", "missing_value"),
+        ("人员", 5, "roles", "unknown_role"),
+        ("人员", 5, "phone", "duplicate_person"),
     ]
     assert counts(engine) == (0, 0, 0)
 
