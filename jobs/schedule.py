@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -51,6 +52,8 @@ from surveys.categories import Audience, Phase, Role
 from surveys.i18n import DEFAULT_LOCALE, t
 from surveys.instruments import Instrument, get_instrument
 from surveys.scoring import SatisfactionSummary, summarize_satisfaction
+
+_LOGGER = logging.getLogger(__name__)
 
 DEFAULT_REMINDER_OFFSETS_HOURS: tuple[int, ...] = (72, 24, 3)
 DEFAULT_QUIET_HOURS: tuple[str, str] = ("21:00", "08:00")
@@ -773,11 +776,25 @@ def open_rounds(session: Session) -> list[Round]:
     )
 
 
+def round_state(session: Session, round_: Round, now: datetime, zone: tzinfo) -> RoundState | None:
+    """The round's state for planning, or None (logged) when its options cannot be read.
+
+    One round with a typo in its options must not stop the reminders of the others.
+    """
+    try:
+        return RoundState(session, round_, now, zone)
+    except (KeyError, TypeError, ValueError):
+        _LOGGER.exception("round %s: unreadable scheduling options, skipped", round_.id)
+        return None
+
+
 def plan_due(session: Session, *, now: datetime, zone: tzinfo) -> list[NewMessage]:
     """Every message due now in every open round (already enqueued ones left out)."""
     messages: list[NewMessage] = []
     for round_ in open_rounds(session):
-        state = RoundState(session, round_, now, zone)
+        state = round_state(session, round_, now, zone)
+        if state is None:
+            continue
         messages += deadline_reminders(state)
         messages += interim_digests(state)
         messages += targets_reached(state)
@@ -794,7 +811,9 @@ def plan_manual(
     """
     messages: list[NewMessage] = []
     for round_ in open_rounds(session):
-        state = RoundState(session, round_, now, zone)
+        state = round_state(session, round_, now, zone)
+        if state is None:
+            continue
         quiet = None if force else state.options.quiet_hours
         not_before = next_allowed(now, quiet, zone)
         for deadline, phases in state.deadlines().items():

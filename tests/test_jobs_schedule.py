@@ -608,3 +608,13 @@ def test_the_three_rates_appear_only_from_five_ballots(engine: Engine) -> None:
     (west,) = texts_for(engine, town.chat_of("赵书记"), "interim")
     assert "满意度测评已收到4份；满5份后才显示满意率等结果。" in west
     assert "满意率" not in west.replace("满意率等结果", "")
+
+
+def test_a_round_with_unreadable_options_does_not_stop_the_others(engine: Engine) -> None:
+    town = build_township(engine, opened=OPENED, deadlines=same_deadline(DEADLINE))
+    with transaction(engine) as session:
+        broken = add_open_round(session, "试点轮次", now=OPENED)
+        broken.options = {"quiet_hours": ["25:00", "08:00"]}
+        session.add(broken)
+    enqueue_due(engine, now=local(2027, 3, 17, 20), zone=ZONE)
+    assert town.chat_of("党员乙") in per_chat(outbox_rows(engine, "reminder"))
