@@ -27,7 +27,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from storage.db import alembic_config, current_revision, make_engine, transaction, upgrade
-from storage.models import Assignment, Organization, Person, PersonRole, Round
+from storage.models import (
+    Assignment,
+    Organization,
+    Person,
+    PersonRole,
+    Round,
+    TelegramAccount,
+)
 from storage.roster import ImportReport, KindChanges, RosterFileError, import_roster
 from storage.rounds import (
     RoundError,
@@ -401,7 +408,12 @@ def _invite_rows(session: Session, args: argparse.Namespace, context: Context) -
     org_names = dict(session.exec(select(Organization.id, Organization.name)).all())
     rows = []
     now = utcnow()
+    registered = set(session.exec(select(TelegramAccount.person_id)).all())
+    skipped = 0
     for person, held in _people_to_invite(session, args.branch, role):
+        if person.id in registered and not args.include_registered:
+            skipped += 1  # already bound to Telegram: a new link would only be refused
+            continue
         invitation = invitation_for(
             session,
             person_id=person.id,  # type: ignore[arg-type]
@@ -421,6 +433,8 @@ def _invite_rows(session: Session, args: argparse.Namespace, context: Context) -
                 link=f"https://t.me/{username}?start={invitation.token}",
             )
         )
+    if skipped:
+        context.say("cli.invite.skipped_registered", count=skipped)
     return rows
 
 
@@ -920,6 +934,7 @@ def build_parser(locale: str) -> argparse.ArgumentParser:
     inviting.add_argument("--branch", metavar="NAME", help=h("branch"))
     inviting.add_argument("--role", metavar="ROLE", help=h("role"))
     inviting.add_argument("--branch-links", action="store_true", help=h("branch_links"))
+    inviting.add_argument("--include-registered", action="store_true", help=h("include_registered"))
     inviting.add_argument("--out", required=True, metavar="FILE", help=h("invite_out"))
     inviting.set_defaults(handler=cmd_invite)
 

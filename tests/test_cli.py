@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from bot.cli import main
 from storage.db import make_engine
-from storage.models import Person, Round, RoundPhase
+from storage.models import Person, Round, RoundPhase, TelegramAccount
 from storage.settings import settings
 from surveys.i18n import t
 
@@ -470,3 +470,25 @@ def test_an_unreachable_database_is_one_line_not_a_traceback(
 
     assert code == 1 and out == [] and len(err) == 1
     assert err[0].startswith("无法使用数据库")
+
+
+def test_invite_skips_people_already_on_telegram_unless_asked(
+    cli: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], database_url: str
+):
+    imported(capsys)
+    with Session(make_engine(database_url)) as session:
+        zhang = session.exec(select(Person).where(Person.phone == "13800000001")).one()
+        session.add(
+            TelegramAccount(
+                person_id=zhang.id, telegram_user_id=1001, chat_id=1001, bound_via="invitation"
+            )
+        )
+        session.commit()
+
+    code, out, _ = run(capsys, "invite", "--out", "a.csv")
+    everyone, out_all, _ = run(capsys, "invite", "--include-registered", "--out", "b.csv")
+
+    assert code == everyone == 0
+    assert out[0] == t("cli.invite.skipped_registered", count=1)
+    assert out[1] == t("cli.invite.written", count=8, path="a.csv")
+    assert out_all[0] == t("cli.invite.written", count=9, path="b.csv")
