@@ -231,14 +231,17 @@ def _answer_assignment(
     del draft
 
 
-def _self_rating(quality: float) -> float:
-    """Committees rate themselves generously: a weak branch still gives itself 70-odd."""
-    return 0.72 + 0.26 * quality
+def _quality_seen_by(instrument_id: str, quality: float) -> float:
+    """How good the branch looks to whoever answers this instrument.
 
-
-def _superior_rating(quality: float) -> float:
-    """The committee knows the branch all year: its scores are sober but not brutal."""
-    return 0.45 + 0.55 * quality
+    Committees rate themselves generously (a weak branch still gives itself 70-odd); the
+    township committee knows the branch all year, so its scores are sober but not brutal.
+    """
+    if instrument_id == "self_evaluation":
+        return 0.72 + 0.26 * quality
+    if instrument_id == "superior_scoring":
+        return 0.45 + 0.55 * quality
+    return quality
 
 
 def _responds(assignment: Assignment, plan: BranchPlan, rng: random.Random) -> bool:
@@ -275,11 +278,7 @@ def _answer_round(
                     surveys += 1
                     if plan.survey_cap is not None and surveys > plan.survey_cap:
                         continue
-                quality = plan.quality
-                if assignment.instrument_id == "self_evaluation":
-                    quality = _self_rating(plan.quality)
-                elif assignment.instrument_id == "superior_scoring":
-                    quality = _superior_rating(plan.quality)
+                quality = _quality_seen_by(assignment.instrument_id, plan.quality)
                 _answer_assignment(session, assignment, quality, rng, now)
             del pins
 
