@@ -776,29 +776,24 @@ def open_rounds(session: Session) -> list[Round]:
     )
 
 
-def round_state(session: Session, round_: Round, now: datetime, zone: tzinfo) -> RoundState | None:
-    """The round's state for planning, or None (logged) when its options cannot be read.
-
-    One round with a typo in its options must not stop the reminders of the others.
-    """
-    try:
-        return RoundState(session, round_, now, zone)
-    except (KeyError, TypeError, ValueError):
-        _LOGGER.exception("round %s: unreadable scheduling options, skipped", round_.id)
-        return None
+# Bad round options (a typo in a time, an unknown target key) surface as these while a
+# round is planned; one such round must not stop the reminders of the others.
+_OPTION_ERRORS = (KeyError, TypeError, ValueError)
 
 
 def plan_due(session: Session, *, now: datetime, zone: tzinfo) -> list[NewMessage]:
     """Every message due now in every open round (already enqueued ones left out)."""
     messages: list[NewMessage] = []
     for round_ in open_rounds(session):
-        state = round_state(session, round_, now, zone)
-        if state is None:
-            continue
-        messages += deadline_reminders(state)
-        messages += interim_digests(state)
-        messages += targets_reached(state)
+        try:
+            messages += _due_in_round(RoundState(session, round_, now, zone))
+        except _OPTION_ERRORS:
+            _LOGGER.exception("round %s: unreadable options, not planned", round_.id)
     return messages
+
+
+def _due_in_round(state: RoundState) -> list[NewMessage]:
+    return deadline_reminders(state) + interim_digests(state) + targets_reached(state)
 
 
 def plan_manual(
@@ -811,22 +806,28 @@ def plan_manual(
     """
     messages: list[NewMessage] = []
     for round_ in open_rounds(session):
-        state = round_state(session, round_, now, zone)
-        if state is None:
+        try:
+            messages += _manual_in_round(RoundState(session, round_, now, zone), force=force)
+        except _OPTION_ERRORS:
+            _LOGGER.exception("round %s: unreadable options, no reminders", round_.id)
+    return messages
+
+
+def _manual_in_round(state: RoundState, *, force: bool) -> list[NewMessage]:
+    quiet = None if force else state.options.quiet_hours
+    not_before = next_allowed(state.now, quiet, state.zone)
+    messages: list[NewMessage] = []
+    for deadline, phases in state.deadlines().items():
+        if deadline <= not_before:
             continue
-        quiet = None if force else state.options.quiet_hours
-        not_before = next_allowed(now, quiet, zone)
-        for deadline, phases in state.deadlines().items():
-            if deadline <= not_before:
-                continue
-            slot = f"manual-{slot_stamp(now)}-{slot_stamp(deadline)}"
-            common: dict[str, Any] = {
-                "deadline": deadline,
-                "slot": slot,
-                "not_before": not_before,
-                "payload_extra": {} if force else state.quiet_payload(),
-                "skip": _slot_keys(state, slot),
-            }
-            messages += personal_reminders(state, phases, **common)
-            messages += secretary_reminders(state, phases, **common)
+        slot = f"manual-{slot_stamp(state.now)}-{slot_stamp(deadline)}"
+        common: dict[str, Any] = {
+            "deadline": deadline,
+            "slot": slot,
+            "not_before": not_before,
+            "payload_extra": {} if force else state.quiet_payload(),
+            "skip": _slot_keys(state, slot),
+        }
+        messages += personal_reminders(state, phases, **common)
+        messages += secretary_reminders(state, phases, **common)
     return messages

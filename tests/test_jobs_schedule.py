@@ -618,3 +618,13 @@ def test_a_round_with_unreadable_options_does_not_stop_the_others(engine: Engine
         session.add(broken)
     enqueue_due(engine, now=local(2027, 3, 17, 20), zone=ZONE)
     assert town.chat_of("党员乙") in per_chat(outbox_rows(engine, "reminder"))
+
+
+def test_a_round_with_a_misspelt_target_does_not_stop_the_others(engine: Engine) -> None:
+    town = build_township(engine, opened=OPENED, deadlines=same_deadline(DEADLINE))
+    with transaction(engine) as session:
+        broken = add_open_round(session, "试点轮次", now=OPENED)
+        broken.options = {"targets": {"memebrs": "0.9"}}
+        session.add(broken)
+    enqueue_due(engine, now=local(2027, 3, 16, 18), zone=ZONE)
+    assert texts_for(engine, town.chat_of("王组织"), "organizer_digest") != []
