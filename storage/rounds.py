@@ -339,6 +339,9 @@ def create_round(
 
 def open_round(session: Session, *, round_id: int, now: datetime) -> Round:
     """Open a draft round; refused while another round is open or once it is closed."""
+    # PostgreSQL: lock every round so two organizers opening rounds at once take turns and
+    # the second sees the first's commit. (SQLite has no FOR UPDATE; its writers take turns.)
+    session.exec(select(Round.id).with_for_update()).all()
     round_ = get_round(session, round_id)
     if round_.status == "open":
         raise RoundError("already_open", id=round_id)
