@@ -28,7 +28,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import answering, lang, registration, reports
+from bot import answering, lang, registration, remind, reports
 from bot.common import (
     COMMANDS_KEY,
     PRIVATE,
@@ -127,6 +127,7 @@ def handler_list() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("help", show_help, filters=PRIVATE),
         *answering.handlers(),
         *reports.handlers(),
+        *remind.handlers(),
         # After the modules, so one that has something to cancel answers /cancel itself.
         CommandHandler("cancel", cancel, filters=PRIVATE),
         *answering.fallback_handlers(),
@@ -160,6 +161,7 @@ def menu_commands() -> tuple[MenuCommand, ...]:
         *registration.COMMANDS,
         *module_commands(answering),
         *module_commands(reports),
+        *remind.COMMANDS,
         *lang.COMMANDS,
         *GENERAL_COMMANDS,
     )
