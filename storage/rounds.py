@@ -6,7 +6,8 @@ the inspection sheet of each branch they cover, organizers the superior scoring 
 branch in scope. Someone listed under the township committee (党委) covers every graded
 branch under it.
 
-Round options (``Round.options``, JSON), each optional:
+Round options (``Round.options``, JSON), each optional; their readers (``storage.tallies``,
+``storage.participation``, ``jobs.schedule``) supply the defaults:
 
 * ``targets``: {rate key of ``DEFAULT_TARGET_RATES``: "0.8"} — participation targets
 * ``weights``: {"self_evaluation"|"satisfaction"|"inspection": "0.3"} — composite weights
@@ -14,6 +15,7 @@ Round options (``Round.options``, JSON), each optional:
 * ``good_share`` / ``poor_share``: "0.2" / "0.1" — the grade quotas
 * ``small_group_threshold``: 5 — fewer satisfaction ballots show no breakdown
 * ``quiet_hours``: {"start": "22:00", "end": "08:00"} — local time, no reminders
+  (``quiet_hours=off`` on the command line stores false: reminders at any hour)
 * ``interim_time``: "12:00" — local time of day for interim results to secretaries
 """
 
@@ -24,7 +26,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -51,8 +53,6 @@ INSPECTION_INSTRUMENTS: Mapping[Category, str] = {
     Category.ENTERPRISE: "inspection_two_new",
     Category.SOCIAL: "inspection_two_new",
 }
-DEFAULT_SMALL_GROUP_THRESHOLD = 5
-DEFAULT_REMINDER_OFFSETS = (72, 24, 2)
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -148,6 +148,8 @@ def _set_option(options: dict[str, Any], key: str, text: str) -> None:
         options[key] = _hours(key, text)
     elif key == "small_group_threshold":
         options[key] = _positive_int(key, text)
+    elif key == "quiet_hours" and text.strip().casefold() in ("off", "none", "无"):
+        options[key] = False  # remind at any hour
     elif key == "quiet_hours":
         start, dash, end = text.partition("-")
         if not dash:
@@ -159,20 +161,6 @@ def _set_option(options: dict[str, Any], key: str, text: str) -> None:
         raise RoundError("unknown_option", key=key)
 
 
-def option_keys() -> list[str]:
-    """Every KEY accepted by ``parse_options``."""
-    return [
-        *(f"targets.{name}" for name in DEFAULT_TARGET_RATES),
-        *(f"weights.{name}" for name in DEFAULT_COMPOSITE_WEIGHTS),
-        "good_share",
-        "poor_share",
-        "reminder_offsets",
-        "small_group_threshold",
-        "quiet_hours",
-        "interim_time",
-    ]
-
-
 def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
     """Round options from KEY=VALUE strings; unknown keys and bad values raise RoundError."""
     options: dict[str, Any] = {}
@@ -182,40 +170,6 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
             raise RoundError("bad_option", key=pair, value="")
         _set_option(options, key.strip(), value)
     return options
-
-
-@dataclass(frozen=True)
-class RoundOptions:
-    """A round's options with the defaults filled in, for readers (jobs, reports)."""
-
-    targets: dict[str, Decimal]
-    weights: dict[str, Decimal]
-    reminder_offsets: tuple[int, ...]
-    small_group_threshold: int
-    quiet_hours: tuple[time, time] | None
-    interim_time: time | None
-
-
-def round_options(round_: Round) -> RoundOptions:
-    """The round's options merged over the defaults."""
-    raw = round_.options or {}
-    quiet = raw.get("quiet_hours")
-    interim = raw.get("interim_time")
-    return RoundOptions(
-        targets={k: Decimal(str(v)) for k, v in raw.get("targets", {}).items()},
-        weights={
-            **DEFAULT_COMPOSITE_WEIGHTS,
-            **{k: Decimal(str(v)) for k, v in raw.get("weights", {}).items()},
-        },
-        reminder_offsets=tuple(raw.get("reminder_offsets", DEFAULT_REMINDER_OFFSETS)),
-        small_group_threshold=int(raw.get("small_group_threshold", DEFAULT_SMALL_GROUP_THRESHOLD)),
-        quiet_hours=(
-            (time.fromisoformat(quiet["start"]), time.fromisoformat(quiet["end"]))
-            if quiet
-            else None
-        ),
-        interim_time=time.fromisoformat(interim) if interim else None,
-    )
 
 
 # --- Rounds --------------------------------------------------------------------------------
