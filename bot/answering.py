@@ -23,7 +23,7 @@ from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, update
+from sqlalchemy import and_, bindparam
 from sqlmodel import Session, col, select
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
@@ -121,6 +121,30 @@ def fallback_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
 
 
 @dataclass(frozen=True)
+class Request:
+    """What a handler knows before reading the database: who, when, in which time zone."""
+
+    update: Update
+    telegram_user_id: int
+    now: datetime
+    zone: ZoneInfo
+
+    @classmethod
+    def of(cls, update: Update, context: Context, telegram_user_id: int) -> Request:
+        bot = services(context)
+        return cls(update, telegram_user_id, bot.now(), bot.settings.zone)
+
+    def asker(self, account: TelegramAccount | None) -> Asker:
+        """The asker, given their account (None: not registered)."""
+        locale = locale_of(self.update, account)
+        return Asker(self.telegram_user_id, account, locale, self.now, self.zone)
+
+    def asker_in(self, session: Session) -> Asker:
+        """The asker, looking their account up."""
+        return self.asker(_account(session, self.telegram_user_id))
+
+
+@dataclass(frozen=True)
 class Asker:
     """The registered person behind an update, with the step's clock and display zone."""
 
@@ -159,16 +183,21 @@ class Outcome:
 class Refusal(Exception):
     """The step stops here; ``outcome`` says what the person is told. Nothing is stored."""
 
-    def __init__(self, outcome: Outcome, forged: dict[str, Any] | None = None) -> None:
+    def __init__(self, outcome: Outcome, forged_by: Asker | None = None, **detail: Any) -> None:
         super().__init__(outcome.toast)
         self.outcome = outcome
-        self.forged = forged
+        self.forged_by = forged_by  # set for forged data, which the handler audits
+        self.detail = detail
 
 
 def _forged(asker: Asker, **detail: Any) -> Refusal:
     """A polite alert for data our buttons never carry; the handler audits it."""
     outcome = Outcome(toast=t("answering.forged", asker.locale), alert=True)
-    return Refusal(outcome, forged=detail)
+    return Refusal(outcome, asker, **detail)
+
+
+def _not_registered(asker: Asker) -> Refusal:
+    return Refusal(Outcome(toast=t("answering.not_registered", asker.locale), alert=True))
 
 
 # --- Loading and checking ---------------------------------------------------------------------
@@ -185,6 +214,7 @@ class Loaded:
     instrument: Instrument
     branch_name: str
     draft: Draft | None
+    _parsed: tuple[tuple[int, int], dict[str, AnswerValue]] | None = None
 
     @property
     def assignment_id(self) -> int:
@@ -197,7 +227,11 @@ class Loaded:
 
     @property
     def answers(self) -> dict[str, AnswerValue]:
-        return draft_answers(self.draft)
+        """The draft's answers, parsed once per draft revision."""
+        key = (id(self.draft), self.draft.revision if self.draft else -1)
+        if self._parsed is None or self._parsed[0] != key:
+            self._parsed = (key, draft_answers(self.draft))
+        return self._parsed[1]
 
     def screen(self) -> Screen:
         """The screen the draft is on (question 1 before anything was saved)."""
@@ -219,31 +253,6 @@ def _account(session: Session, telegram_user_id: int) -> TelegramAccount | None:
     return session.exec(statement).first()
 
 
-def _asker(session: Session, update: Update, context: Context, user_id: int) -> Asker:
-    account = _account(session, user_id)
-    bot = services(context)
-    return Asker(user_id, account, locale_of(update, account), bot.now(), bot.settings.zone)
-
-
-def _lock_assignment(session: Session, assignment_id: int) -> None:
-    """Take the assignment's lock before reading anything of it, so concurrent steps queue.
-
-    PostgreSQL: a row lock (SELECT … FOR UPDATE). SQLite has no row locks: a no-op UPDATE
-    as the transaction's first write takes the database write lock, so a second step waits
-    (busy timeout) instead of reading a draft that is about to change.
-    """
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(Assignment)
-            .where(col(Assignment.id) == assignment_id)
-            .values(status=Assignment.status)
-            .execution_options(synchronize_session=False)
-        )
-    else:
-        statement = select(Assignment.id).where(col(Assignment.id) == assignment_id)
-        session.exec(statement.with_for_update()).first()
-
-
 def _pinned_join(statement: Any) -> Any:
     """Join an Assignment query to its round, branch and the round's pinned instrument."""
     return (
@@ -259,27 +268,68 @@ def _pinned_join(statement: Any) -> Any:
     )
 
 
+# Everything a step needs in one round trip; built once so SQLAlchemy caches its compilation.
+_LOAD = (
+    _pinned_join(
+        select(  # type: ignore[call-overload]
+            Assignment,
+            Round,
+            RoundInstrument,
+            RoundPhase,
+            Organization.name,
+            TelegramAccount,
+            Draft,
+        )
+    )
+    .outerjoin(
+        RoundPhase,
+        and_(
+            col(RoundPhase.round_id) == Assignment.round_id,
+            col(RoundPhase.phase) == RoundInstrument.phase,
+        ),
+    )
+    .outerjoin(TelegramAccount, col(TelegramAccount.person_id) == Assignment.person_id)
+    .outerjoin(Draft, col(Draft.assignment_id) == Assignment.id)
+    .where(col(Assignment.id) == bindparam("assignment_id"))
+)
+_LOCK = (
+    select(Assignment.id).where(col(Assignment.id) == bindparam("assignment_id")).with_for_update()
+)
+
+
+def _lock_assignment(session: Session, assignment_id: int) -> None:
+    """Make concurrent steps on one assignment take turns, each reading what the last wrote.
+
+    PostgreSQL: a row lock taken by its own statement *before* the loading query, because
+    in READ COMMITTED a statement that waited for a lock still sees the joined rows (the
+    draft) as they were when it started. SQLite: every transaction already holds the write
+    lock from its start (storage.db begins them IMMEDIATE).
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        session.exec(_LOCK, params={"assignment_id": assignment_id}).first()
+
+
 def _pinned(assignment: Assignment, pin: RoundInstrument | None) -> tuple[Instrument, str]:
     """The instrument version the round pinned, and the phase it belongs to."""
     instrument = get_instrument(assignment.instrument_id, pin.version if pin else None)
     return instrument, pin.phase if pin else instrument.phase
 
 
-def _load(session: Session, asker: Asker, assignment_id: int) -> Loaded:
-    """The asker's assignment, locked; a forgery Refusal when it is not theirs."""
-    if asker.account is None:
-        raise Refusal(Outcome(toast=t("answering.not_registered", asker.locale), alert=True))
+def _load(session: Session, request: Request, assignment_id: int) -> Loaded:
+    """The asker's assignment, locked, with all a step needs; a Refusal when not theirs."""
     _lock_assignment(session, assignment_id)
-    statement = _pinned_join(
-        select(Assignment, Round, RoundInstrument, Organization.name)  # type: ignore[call-overload]
-    ).where(col(Assignment.id) == assignment_id)
-    row = session.exec(statement).first()
-    if row is None or row[0].person_id != asker.person_id:
+    row = session.exec(_LOAD, params={"assignment_id": assignment_id}).first()
+    owner = row[5] if row is not None else None
+    if owner is None or owner.telegram_user_id != request.telegram_user_id:
+        asker = request.asker_in(session)
+        if asker.account is None:
+            raise _not_registered(asker)
         raise _forged(asker, assignment_id=assignment_id, why="not theirs")
-    assignment, round_, pin, branch_name = row
+    assignment, round_, pin, phase, branch_name, _, draft = row
     instrument, phase_name = _pinned(assignment, pin)
-    phase = session.get(RoundPhase, (assignment.round_id, phase_name))
-    draft = session.get(Draft, assignment_id)
+    if pin is None:
+        phase = session.get(RoundPhase, (assignment.round_id, phase_name))
+    asker = request.asker(owner)
     return Loaded(asker, assignment, round_, phase, instrument, branch_name, draft)
 
 
@@ -358,8 +408,10 @@ async def show_surveys(update: Update, context: Context) -> None:
     if user is None or chat is None:
         return
 
+    request = Request.of(update, context, user.id)
+
     def read(session: Session) -> View:
-        asker = _asker(session, update, context, user.id)
+        asker = request.asker_in(session)
         if asker.person_id is None:
             return View(t("answering.not_registered", asker.locale))
         text, keyboard = todo_text_and_keyboard(
@@ -382,18 +434,19 @@ async def on_tap(update: Update, context: Context) -> None:
     message = query.message if isinstance(query.message, Message) else None
     user_id = query.from_user.id
 
+    request = Request.of(update, context, user_id)
+
     def step(session: Session) -> Outcome:
-        asker = _asker(session, update, context, user_id)
         try:
-            return _apply_tap(session, asker, decode(query.data), message)
+            return _apply_tap(session, request, decode(query.data), message)
         except BadCallback as error:
-            refusal = _forged(asker, why=str(error))
+            refusal = _forged(request.asker_in(session), why=str(error))
         except Refusal as caught:
             refusal = caught
-        if refusal.forged is not None:
+        if refusal.forged_by is not None:
             # The lock-taking UPDATE may have run: undo it so a forgery writes only the audit.
             session.rollback()
-            _audit_forgery(session, asker, query.data, refusal.forged)
+            _audit_forgery(session, refusal.forged_by, query.data, refusal.detail)
         return refusal.outcome
 
     outcome = await in_transaction(context, step)
@@ -406,8 +459,10 @@ async def on_unknown_tap(update: Update, context: Context) -> None:
     if query is None:
         return
 
+    request = Request.of(update, context, query.from_user.id)
+
     def record(session: Session) -> str:
-        asker = _asker(session, update, context, query.from_user.id)
+        asker = request.asker_in(session)
         _audit_forgery(session, asker, query.data, {"why": "unknown shape"})
         return asker.locale
 
@@ -428,11 +483,11 @@ def _audit_forgery(
     )
 
 
-def _apply_tap(session: Session, asker: Asker, tap: Tap, message: Message | None) -> Outcome:
+def _apply_tap(session: Session, request: Request, tap: Tap, message: Message | None) -> Outcome:
     """Dispatch a decoded tap (inside the transaction)."""
     if isinstance(tap, BranchListTap):
-        return _branch_list(session, asker, tap.round_id)
-    loaded = _load(session, asker, tap.assignment_id)
+        return _branch_list(session, request.asker_in(session), tap.round_id)
+    loaded = _load(session, request, tap.assignment_id)
     _refuse_unless_answerable(loaded)
     if isinstance(tap, StartTap):
         return _start(session, loaded, message)
@@ -442,7 +497,7 @@ def _apply_tap(session: Session, asker: Asker, tap: Tap, message: Message | None
 def _branch_list(session: Session, asker: Asker, round_id: int) -> Outcome:
     """An inspector's assigned branches in a round, with status."""
     if asker.person_id is None:
-        raise Refusal(Outcome(toast=t("answering.not_registered", asker.locale), alert=True))
+        raise _not_registered(asker)
     entries = [
         entry
         for entry in todo_entries(session, asker.person_id, asker.locale, asker.now)
@@ -663,19 +718,20 @@ async def on_text(update: Update, context: Context) -> None:
         return
     text = message.text
 
+    request = Request.of(update, context, user.id)
+
     def step(session: Session) -> Outcome:
-        asker = _asker(session, update, context, user.id)
-        if asker.person_id is None:
-            return Outcome(
-                view=View(t("answering.not_registered", asker.locale)), target=Target.NEW
-            )
-        assignment_id = _active_assignment(session, asker.person_id)
+        assignment_id = _active_assignment(session, user.id)
         if assignment_id is None:
-            return Outcome(
-                view=View(t("answering.no_text_expected", asker.locale)), target=Target.NEW
+            asker = request.asker_in(session)
+            key = (
+                "answering.not_registered"
+                if asker.account is None
+                else "answering.no_text_expected"
             )
+            return Outcome(view=View(t(key, asker.locale)), target=Target.NEW)
         try:
-            loaded = _load(session, asker, assignment_id)
+            loaded = _load(session, request, assignment_id)
             _refuse_unless_answerable(loaded)
         except Refusal as refusal:
             return _as_message(refusal.outcome)
@@ -691,12 +747,16 @@ def _as_message(outcome: Outcome) -> Outcome:
     return Outcome(view=view, target=Target.NEW)
 
 
-def _active_assignment(session: Session, person_id: int) -> int | None:
-    """The assignment whose draft the person touched last: the survey on their screen."""
+def _active_assignment(session: Session, telegram_user_id: int) -> int | None:
+    """The assignment whose draft this Telegram user touched last: the survey on their screen."""
     statement = (
         select(Draft.assignment_id)
         .join(Assignment, col(Assignment.id) == Draft.assignment_id)
-        .where(Assignment.person_id == person_id, Assignment.status != "submitted")
+        .join(TelegramAccount, col(TelegramAccount.person_id) == Assignment.person_id)
+        .where(
+            TelegramAccount.telegram_user_id == telegram_user_id,
+            Assignment.status != "submitted",
+        )
         .order_by(col(Draft.updated_at).desc())
         .limit(1)
     )

@@ -1,0 +1,409 @@
+"""A branch meeting in a box: N phones answer the satisfaction survey at once.
+
+    .venv/bin/python -m bench.meeting [--phones 200] [--database postgresql+psycopg://…]
+
+The fake Telegram Bot API (tests.fakebot) runs in a child process together with the
+simulated phones; this process runs only the real Application on a fresh database
+(a temporary SQLite file, or a scratch database created on the given PostgreSQL server and
+dropped afterwards). Every phone sends /surveys, then — the measured part — taps through
+the whole survey: start, nine questions (the last one skipped), 提交, 确认提交.
+
+The figure printed is this process's CPU time (``time.process_time``: every thread, the
+database work included; the fake server and the phones are in the other process) divided
+by the taps handled, next to the same figure for a no-op Application whose only handler
+answers the callback and edits the message without touching the database — what PTB
+itself costs per tap on this machine. The difference is the survey's own work per tap.
+A figure, not a test.
+
+The phones live beside the fake server rather than in a third process because a tap must
+open its callback query id on the server (as Telegram does) before the bot may answer it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+PHONES = 200
+BRANCHES = 10
+FIRST_USER = 50_001
+WAIT_SECONDS = 120.0
+SCREEN_METHODS = frozenset({"sendMessage", "editMessageText"})
+
+JSON = dict[str, Any]
+
+
+# =============================================================================================
+# The child process: fake Bot API server and the phones
+# =============================================================================================
+
+
+class Screens:
+    """The newest message per chat, fed by one pass over the server's request log."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+        self.seen = 0
+        self.queues: dict[int, asyncio.Queue[JSON]] = {}
+        self.stopped = False
+
+    def queue(self, chat_id: int) -> asyncio.Queue[JSON]:
+        return self.queues.setdefault(chat_id, asyncio.Queue())
+
+    def _drain(self) -> bool:
+        """Hand every finished send or edit to its chat's queue; True once stopped."""
+        log = self.api.log
+        while self.seen < len(log):
+            record = log[self.seen]
+            if record.method in SCREEN_METHODS:
+                if record.status == 200 and record.result is None:
+                    break  # still being handled: look again on the next change
+                if record.status == 200:
+                    self.queue(record.result["chat"]["id"]).put_nowait(record.result)
+            self.seen += 1
+        return self.stopped
+
+    async def watch(self) -> None:
+        """Run until stopped (wait_until re-checks on every request the server finishes)."""
+        await self.api.wait_until(self._drain, 10**6, lambda: "")
+
+    async def next(self, chat_id: int) -> JSON:
+        """The next message sent or edited in this chat."""
+        return await asyncio.wait_for(self.queue(chat_id).get(), WAIT_SECONDS)
+
+
+def buttons(message: JSON) -> list[str]:
+    """Callback data of the message's inline buttons, in order."""
+    markup = message.get("reply_markup") or {}
+    return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def pick(message: JSON, rng: random.Random) -> str | None:
+    """What a member taps: start, any option, skip, submit, confirm; None at the end."""
+    data = buttons(message)
+    starts = [d for d in data if d.startswith("s:")]
+    if starts:
+        return starts[0]
+    choices = [d for d in data if d.split(":")[4:5] == ["c"]]
+    if choices:
+        return rng.choice(choices)
+    for action in ("k", "s", "y", "n"):  # skip, submit, confirm, and the no-op bot's next
+        found = [d for d in data if d.split(":")[-1] == action or d.startswith(f"{action}:")]
+        if found:
+            return found[0]
+    return None
+
+
+def tap(api: Any, user_id: int, message: JSON, data: str) -> None:
+    """Push a callback query as Telegram would, its id opened for one answer."""
+    query_id = api.unique("q")
+    api.open_callback_query(query_id)
+    phone = api.user(user_id)
+    query = {
+        "id": query_id,
+        "from": phone.user,
+        "message": message,
+        "chat_instance": str(user_id),
+        "data": data,
+    }
+    api.push_update({"callback_query": query})
+
+
+@dataclass
+class Phone:
+    """One member with a phone at the meeting."""
+
+    user_id: int
+    screen: JSON | None = None
+    taps: int = 0
+
+
+async def open_list(api: Any, screens: Screens, phone: Phone) -> None:
+    """/surveys, waiting for the list (not measured)."""
+    api.user(phone.user_id).send_nowait("/surveys")
+    phone.screen = await screens.next(phone.user_id)
+
+
+async def answer(api: Any, screens: Screens, phone: Phone, rng: random.Random, limit: int) -> None:
+    """Tap through the survey until no button is left (or the limit, for the no-op bot)."""
+    while phone.taps < limit:
+        assert phone.screen is not None
+        data = pick(phone.screen, rng)
+        if data is None:
+            return
+        tap(api, phone.user_id, phone.screen, data)
+        phone.taps += 1
+        phone.screen = await screens.next(phone.user_id)
+
+
+async def read_line() -> str:
+    """One command from the parent on stdin."""
+    return (await asyncio.to_thread(sys.stdin.readline)).strip()
+
+
+async def serve(phones: int, first_user: int) -> None:
+    """The child: serve the fake Bot API and play the phones on the parent's commands."""
+    from tests.fakebot import FakeBotApi
+
+    async with FakeBotApi() as api:
+        print(api.base_url, api.base_file_url, api.token, sep="\n", flush=True)
+        screens = Screens(api)
+        watcher = asyncio.create_task(screens.watch())
+        rng = random.Random(2026)
+        while (command := await read_line()) not in ("", "quit"):
+            limit = int(command.split()[1]) if command.startswith("noop") else 10**6
+            people = [Phone(first_user + n) for n in range(phones)]
+            await asyncio.gather(*(open_list(api, screens, p) for p in people))
+            print("ready", flush=True)
+            await read_line()  # "go"
+            await asyncio.gather(*(answer(api, screens, p, rng, limit) for p in people))
+            print("done", sum(p.taps for p in people), flush=True)
+        screens.stopped = True
+        api._notify()  # wake the watcher so it sees the stop
+        await watcher
+
+
+# =============================================================================================
+# The parent process: the bot
+# =============================================================================================
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str | None) -> Iterator[str]:
+    """A fresh database URL: a temporary SQLite file, or a new database on a PG server."""
+    if server_url and server_url.startswith("postgresql"):
+        from tests.databases import fresh_postgres_database
+
+        with fresh_postgres_database(server_url) as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        yield f"sqlite:///{Path(folder) / 'meeting.db'}"
+
+
+def seed(engine: Any, phones: int, branches: int, first_user: int) -> None:
+    """A committee, branches with members spread over them, an open satisfaction round."""
+    from storage.db import transaction
+    from storage.models import Organization, Person, PersonRole, TelegramAccount
+    from storage.rounds import create_round, open_round
+    from storage.types import utcnow
+    from surveys.categories import Phase
+
+    now = utcnow()
+    with transaction(engine) as session:
+        committee = Organization(name="青山镇党委", category="committee")
+        session.add(committee)
+        session.flush()
+        orgs = [
+            Organization(
+                name=f"第{n + 1}村党支部", category="village", parent_id=committee.id, members=50
+            )
+            for n in range(branches)
+        ]
+        session.add_all(orgs)
+        session.flush()
+        for n in range(phones):
+            org = orgs[n % branches]
+            person = Person(name=f"党员{n}", phone=f"139{n:08d}", org_id=org.id)  # type: ignore[arg-type]
+            session.add(person)
+            session.flush()
+            session.add(PersonRole(person_id=person.id, org_id=org.id, role="member"))  # type: ignore[arg-type]
+            user = first_user + n
+            session.add(
+                TelegramAccount(
+                    person_id=person.id,  # type: ignore[arg-type]
+                    telegram_user_id=user,
+                    chat_id=user,
+                    bound_via="invitation",
+                )
+            )
+        round_ = create_round(
+            session,
+            name="会议测评",
+            deadlines={Phase.SATISFACTION: now + timedelta(days=7)},
+            now=now,
+        )
+        open_round(session, round_id=round_.id, now=now)  # type: ignore[arg-type]
+
+
+def noop_application(token: str, base_url: str, base_file_url: str) -> Any:
+    """PTB alone: /surveys sends a button; a tap answers the callback and edits the message."""
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+    from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler
+
+    def keyboard(step: int) -> InlineKeyboardMarkup:
+        return InlineKeyboardMarkup([[InlineKeyboardButton("下一步", callback_data=f"n:{step}")]])
+
+    async def listing(update: Update, context: Any) -> None:
+        await context.bot.send_message(update.effective_chat.id, "0", reply_markup=keyboard(1))  # type: ignore[union-attr]
+
+    async def tapped(update: Update, context: Any) -> None:
+        query = update.callback_query
+        step = int(str(query.data).split(":")[1])  # type: ignore[union-attr]
+        await asyncio.gather(
+            query.answer(),  # type: ignore[union-attr]
+            query.message.edit_text(str(step), reply_markup=keyboard(step + 1)),  # type: ignore[union-attr]
+        )
+
+    app = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .base_file_url(base_file_url)
+        .concurrent_updates(128)
+        .build()
+    )
+    app.add_handler(CommandHandler("surveys", listing))
+    app.add_handler(CallbackQueryHandler(tapped))
+    return app
+
+
+@contextlib.asynccontextmanager
+async def polling(app: Any) -> AsyncIterator[None]:
+    """Run an Application's long polling (without post_init: no menus, no scheduled jobs)."""
+    await app.initialize()
+    await app.updater.start_polling(poll_interval=0, timeout=timedelta(seconds=5))
+    await app.start()
+    try:
+        yield
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        await app.shutdown()
+
+
+@dataclass
+class Measured:
+    """CPU and wall time of one measured phase."""
+
+    taps: int
+    cpu: float
+    wall: float
+
+    def line(self, label: str) -> str:
+        per_tap = 1000 * self.cpu / max(self.taps, 1)
+        rate = self.taps / self.wall if self.wall else 0.0
+        return (
+            f"  {label:<26} {self.taps:>6} taps in {self.wall:6.1f} s ({rate:5.0f}/s), "
+            f"CPU {self.cpu:6.2f} s = {per_tap:5.2f} ms per tap"
+        )
+
+
+class Child:
+    """The fake server and phones process, driven line by line."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def line(self) -> str:
+        assert self.process.stdout is not None
+        raw = await asyncio.wait_for(self.process.stdout.readline(), WAIT_SECONDS * 3)
+        if not raw:
+            raise RuntimeError("the fake server process ended early")
+        return raw.decode().strip()
+
+    async def say(self, text: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{text}\n".encode())
+        await self.process.stdin.drain()
+
+    async def measure(self, command: str) -> Measured:
+        """Let the phones open their lists, then time the taps."""
+        await self.say(command)
+        if (ready := await self.line()) != "ready":
+            raise RuntimeError(f"unexpected {ready!r}")
+        cpu, wall = time.process_time(), time.perf_counter()
+        await self.say("go")
+        done = await self.line()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        return Measured(int(done.split()[1]), cpu, wall)
+
+
+async def run(args: argparse.Namespace) -> None:
+    """Seed, start the child, measure the real bot then the no-op bot, print the figures."""
+    from bot.app import build_application
+    from storage.db import make_engine, upgrade
+    from storage.settings import Settings
+
+    logging.basicConfig(level=logging.WARNING)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.meeting",
+        "--serve",
+        "--phones",
+        str(args.phones),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    child = Child(process)
+    try:
+        base_url, base_file_url, token = [await child.line() for _ in range(3)]
+        with scratch_database(args.database) as url:
+            engine = make_engine(url)
+            upgrade(engine)
+            seed(engine, args.phones, args.branches, FIRST_USER)
+            settings = Settings(
+                _env_file=None,  # type: ignore[call-arg]
+                bot_token=token,  # type: ignore[arg-type]
+                bot_api_url=base_url,
+                bot_file_url=base_file_url,
+                database_url=url,
+            )
+            bot = build_application(
+                settings, engine, base_url=base_url, base_file_url=base_file_url
+            )
+            async with polling(bot):
+                real = await child.measure("real")
+            engine.dispose()
+        per_phone = max(real.taps // max(args.phones, 1), 1)
+        async with polling(noop_application(token, base_url, base_file_url)):
+            noop = await child.measure(f"noop {per_phone}")
+        await child.say("quit")
+    finally:
+        with contextlib.suppress(ProcessLookupError, BrokenPipeError, ConnectionResetError):
+            if process.returncode is None:
+                await asyncio.wait_for(process.wait(), 10)
+    backend = "postgresql" if url.startswith("postgresql") else "sqlite"
+    print(f"ceping meeting bench: {args.phones} phones, {per_phone} taps each, on {backend}")
+    print(real.line("bot (answering survey):"))
+    print(noop.line("no-op handler (PTB only):"))
+    extra = 1000 * (real.cpu / max(real.taps, 1) - noop.cpu / max(noop.taps, 1))
+    print(f"  survey's own work:          {extra:5.2f} ms CPU per tap (answer)")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.meeting", description=__doc__)
+    parser.add_argument("--phones", type=int, default=PHONES, help="members answering at once")
+    parser.add_argument("--branches", type=int, default=BRANCHES, help="branches they belong to")
+    parser.add_argument(
+        "--database",
+        default=None,
+        help="PostgreSQL server URL (a scratch database is made there); default: SQLite file",
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: the bench, or (with --serve) its fake-server child."""
+    args = parse_args(argv)
+    if args.serve:
+        asyncio.run(serve(args.phones, FIRST_USER))
+    else:
+        asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
