@@ -656,7 +656,7 @@ def _sign_buttons(
 
 
 def _publish_view(session: Session, request: Request, org_id: int) -> Answer:
-    tally = round_tally(session, round_id=request.round_id, org_ids=[org_id])
+    tally = round_tally(session, round_id=request.round_id, org_ids=[org_id], distribution=True)
     branch = tally.branch(org_id)
     if branch is None:
         return Answer.text(t("report.branch_not_in_round", request.locale))

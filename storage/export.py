@@ -452,7 +452,7 @@ def build_workbook(
     round_ = session.get(Round, round_id)
     if round_ is None:
         raise LookupError(f"round {round_id}")
-    tally = round_tally(session, round_id=round_id, org_ids=org_ids)
+    tally = round_tally(session, round_id=round_id, org_ids=org_ids, distribution=True)
     workbook = Workbook()
     workbook.remove(workbook.active)  # type: ignore[arg-type]
     _self_evaluation_sheet(workbook, tally, get_instrument(SELF_EVALUATION), locale)

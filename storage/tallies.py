@@ -17,13 +17,13 @@ also left out of its composite, since the composite would otherwise reveal it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import Table, and_, case, false, func, literal, or_, select
+from sqlmodel import Session
 
 from storage.models import (
     Answer,
@@ -52,8 +52,9 @@ from surveys.rules import (
     composite,
     propose_grades,
     quota_limits,
+    rates_from_counts,
 )
-from surveys.scoring import SatisfactionSummary, summarize_satisfaction
+from surveys.scoring import summarize_satisfaction
 
 DEFAULT_SMALL_GROUP_THRESHOLD = 5
 SELF_EVALUATION = "self_evaluation"
@@ -179,36 +180,118 @@ def _mean(total: Any, count: int) -> Decimal:
     return (_cents(total) / count).quantize(_CENTS, rounding=ROUND_HALF_UP)
 
 
+def _table(model: Any) -> Table:
+    return model.__table__  # type: ignore[no-any-return]
+
+
+def _rows(session: Session, statement: Any) -> Sequence[Any]:
+    """Run a Core statement on the session's connection: plain tuples, no ORM overhead."""
+    return session.connection().execute(statement).all()
+
+
 def _round_org_ids(session: Session, round_id: int) -> list[int]:
     """Branches taking part in the round: those with an assignment in it."""
-    rows = session.exec(
-        select(Assignment.org_id).where(Assignment.round_id == round_id).distinct()
-    ).all()
-    return sorted(int(org_id) for org_id in rows)
+    table = _table(Assignment)
+    rows = _rows(session, select(table.c.org_id).where(table.c.round_id == round_id).distinct())
+    return sorted(int(org_id) for (org_id,) in rows)
 
 
 def _ballots(session: Session, round_id: int) -> dict[int, int]:
-    rows = session.exec(
-        select(SatisfactionBallots.org_id, SatisfactionBallots.ballots).where(
-            SatisfactionBallots.round_id == round_id
-        )
-    ).all()
+    table = _table(SatisfactionBallots)
+    rows = _rows(
+        session, select(table.c.org_id, table.c.ballots).where(table.c.round_id == round_id)
+    )
     return {int(org_id): int(ballots) for org_id, ballots in rows}
 
 
-def _tallies(session: Session, round_id: int) -> dict[int, dict[tuple[str, str], int]]:
-    rows = session.exec(
-        select(
-            SatisfactionTally.org_id,
-            SatisfactionTally.item_id,
-            SatisfactionTally.option_id,
-            SatisfactionTally.count,
-        ).where(SatisfactionTally.round_id == round_id)
-    ).all()
+def _tallies(
+    session: Session, round_id: int, org_ids: Collection[int] | None
+) -> dict[int, dict[tuple[str, str], int]]:
+    """The counters per (question, option) of the given branches (all when None)."""
+    table = _table(SatisfactionTally)
+    statement = select(table.c.org_id, table.c.item_id, table.c.option_id, table.c["count"])
+    statement = statement.where(table.c.round_id == round_id)
+    if org_ids is not None:
+        statement = statement.where(table.c.org_id.in_(list(org_ids)))
+    rows = _rows(session, statement)
     tallies: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)
     for org_id, item_id, option_id, count in rows:
-        tallies[int(org_id)][(item_id, option_id)] = int(count)
+        tallies[org_id][(item_id, option_id)] = count
     return tallies
+
+
+@dataclass(frozen=True)
+class _Satisfaction:
+    """One branch's counters summed in SQL: what the three rates and the score need."""
+
+    satisfied: int = 0
+    satisfaction_answers: int = 0
+    aware: int = 0
+    awareness_answers: int = 0
+    participating: int = 0
+    participation_answers: int = 0
+    weighted: Any = 0  # Σ count × option value over the valued satisfaction answers
+    valued: int = 0  # answers with an option value
+
+    @property
+    def rates(self) -> Rates:
+        return rates_from_counts(
+            self.satisfied,
+            self.satisfaction_answers,
+            self.aware,
+            self.awareness_answers,
+            self.participating,
+            self.participation_answers,
+        )
+
+    @property
+    def score(self) -> Decimal | None:
+        """Mean option value, two places half up, as surveys.rules.satisfaction_score."""
+        if not self.valued:
+            return None
+        return (_decimal(self.weighted) / self.valued).quantize(_CENTS, rounding=ROUND_HALF_UP)
+
+
+def _pair(table: Table, item_id: str, option_id: str) -> Any:
+    return and_(table.c.item_id == item_id, table.c.option_id == option_id)
+
+
+def _counted(table: Table, condition: Any, value: Any = None) -> Any:
+    """SUM(count) (or SUM(count × value)) over the counters matching the condition."""
+    amount = table.c["count"] if value is None else table.c["count"] * value
+    return func.coalesce(func.sum(case((condition, amount), else_=0)), 0)
+
+
+def _satisfaction_sums(
+    session: Session, round_id: int, instrument: Instrument
+) -> dict[int, _Satisfaction]:
+    """Per branch, the positive and all answers of each rate and the valued sum, in SQL."""
+    table = _table(SatisfactionTally)
+    columns = []
+    for rate in ("satisfaction", "awareness", "participation"):
+        items = [item for item in instrument.items if item.rate == rate]
+        positive = [_pair(table, i.id, o.id) for i in items for o in i.options if o.positive]
+        columns.append(_counted(table, or_(false(), *positive)))
+        columns.append(_counted(table, table.c.item_id.in_([i.id for i in items] or [""])))
+    valued = [
+        (item.id, option.id, option.value)
+        for item in instrument.items
+        if item.rate == "satisfaction"
+        for option in item.options
+        if option.value is not None
+    ]
+    weighted = [_counted(table, _pair(table, i, o), literal(v)) for i, o, v in valued]
+    columns.append(sum(weighted[1:], weighted[0]) if weighted else literal(0))
+    columns.append(_counted(table, or_(false(), *(_pair(table, i, o) for i, o, _ in valued))))
+    rows = _rows(
+        session,
+        select(table.c.org_id, *columns)
+        .where(table.c.round_id == round_id)
+        .group_by(table.c.org_id),
+    )
+    return {
+        int(row[0]): _Satisfaction(*(int(v) for v in row[1:7]), row[7], int(row[8])) for row in rows
+    }
 
 
 @dataclass(frozen=True)
@@ -225,11 +308,13 @@ class _Totals:
 
 def _response_totals(session: Session, round_id: int) -> dict[tuple[int, str], _Totals]:
     """(org, instrument) → sum and number of named response totals."""
-    rows = session.exec(
-        select(Response.org_id, Response.instrument_id, func.sum(Response.total), func.count())
-        .where(Response.round_id == round_id, Response.total.is_not(None))  # type: ignore[union-attr]
-        .group_by(Response.org_id, Response.instrument_id)
-    ).all()
+    table = _table(Response)
+    rows = _rows(
+        session,
+        select(table.c.org_id, table.c.instrument_id, func.sum(table.c.total), func.count())
+        .where(table.c.round_id == round_id, table.c.total.is_not(None))
+        .group_by(table.c.org_id, table.c.instrument_id),
+    )
     return {
         (int(org_id), instrument_id): _Totals(total, int(count))
         for org_id, instrument_id, total, count in rows
@@ -237,20 +322,27 @@ def _response_totals(session: Session, round_id: int) -> dict[tuple[int, str], _
 
 
 def _answer_sums(
-    session: Session, round_id: int, instrument_ids: Collection[str], by_item: bool
+    session: Session,
+    round_id: int,
+    instrument_ids: Collection[str],
+    by_item: bool,
+    org_ids: Collection[int] | None,
 ) -> dict[int, dict[str, Any]]:
     """org → (item or section) → sum of answer scores, over the given instruments."""
-    key = Answer.item_id if by_item else Answer.section_id
-    rows = session.exec(
-        select(Response.org_id, key, func.sum(Answer.score))
-        .join(Response, Response.id == Answer.response_id)  # type: ignore[arg-type]
+    answers, responses = _table(Answer), _table(Response)
+    key = answers.c.item_id if by_item else answers.c.section_id
+    rows = _rows(
+        session,
+        select(responses.c.org_id, key, func.sum(answers.c.score))
+        .join(responses, responses.c.id == answers.c.response_id)
         .where(
-            Response.round_id == round_id,
-            Response.instrument_id.in_(list(instrument_ids)),  # type: ignore[attr-defined]
-            Answer.score.is_not(None),  # type: ignore[union-attr]
+            responses.c.round_id == round_id,
+            responses.c.instrument_id.in_(list(instrument_ids)),
+            answers.c.score.is_not(None),
+            *([responses.c.org_id.in_(list(org_ids))] if org_ids is not None else []),
         )
-        .group_by(Response.org_id, key)
-    ).all()
+        .group_by(responses.c.org_id, key),
+    )
     sums: dict[int, dict[str, Any]] = defaultdict(dict)
     for org_id, name, total in rows:
         sums[int(org_id)][name] = total
@@ -258,9 +350,13 @@ def _answer_sums(
 
 
 def _vetoes(session: Session, round_id: int) -> dict[int, list[str]]:
-    rows = session.exec(
-        select(Veto.org_id, Veto.condition).where(Veto.round_id == round_id).order_by(Veto.id)
-    ).all()
+    table = _table(Veto)
+    rows = _rows(
+        session,
+        select(table.c.org_id, table.c.condition)
+        .where(table.c.round_id == round_id)
+        .order_by(table.c.id),
+    )
     vetoes: dict[int, list[str]] = defaultdict(list)
     for org_id, condition in rows:
         vetoes[int(org_id)].append(condition)
@@ -268,15 +364,25 @@ def _vetoes(session: Session, round_id: int) -> dict[int, list[str]]:
 
 
 def _decisions(session: Session, round_id: int) -> dict[int, Decision]:
-    rows = session.exec(select(GradeDecision).where(GradeDecision.round_id == round_id)).all()
+    table = _table(GradeDecision)
+    rows = _rows(
+        session,
+        select(
+            table.c.org_id,
+            table.c.proposed_grade,
+            table.c.final_grade,
+            table.c.locked,
+            table.c.reason,
+        ).where(table.c.round_id == round_id),
+    )
     return {
-        row.org_id: Decision(
-            proposed_grade=Grade(row.proposed_grade),
-            final_grade=Grade(row.final_grade) if row.final_grade else None,
-            locked=row.locked,
-            reason=row.reason,
+        int(org_id): Decision(
+            proposed_grade=Grade(proposed),
+            final_grade=Grade(final) if final else None,
+            locked=bool(locked),
+            reason=reason,
         )
-        for row in rows
+        for org_id, proposed, final, locked, reason in rows
     }
 
 
@@ -295,6 +401,7 @@ class _RoundData:
 
     coverage: dict[int, BranchCoverage]
     ballots: dict[int, int]
+    satisfaction: dict[int, _Satisfaction]
     tallies: dict[int, dict[tuple[str, str], int]]
     totals: dict[tuple[int, str], _Totals]
     self_items: dict[int, dict[str, Any]]
@@ -304,18 +411,23 @@ class _RoundData:
     instrument: Instrument
 
 
-def _read_round(session: Session, round_id: int) -> _RoundData:
+def _read_round(
+    session: Session, round_id: int, wanted: Collection[int] | None, distribution: bool
+) -> _RoundData:
+    """Everything the quotas need for every branch; the details only where wanted."""
     org_ids = _round_org_ids(session, round_id)
+    instrument = satisfaction_instrument(session, round_id)
     return _RoundData(
         coverage=round_coverage(session, round_id=round_id, org_ids=org_ids),
         ballots=_ballots(session, round_id),
-        tallies=_tallies(session, round_id),
+        satisfaction=_satisfaction_sums(session, round_id, instrument),
+        tallies=_tallies(session, round_id, wanted) if distribution else {},
         totals=_response_totals(session, round_id),
-        self_items=_answer_sums(session, round_id, [SELF_EVALUATION], by_item=True),
-        inspection_sections=_answer_sums(session, round_id, INSPECTIONS, by_item=False),
+        self_items=_answer_sums(session, round_id, [SELF_EVALUATION], True, wanted),
+        inspection_sections=_answer_sums(session, round_id, INSPECTIONS, False, wanted),
         vetoes=_vetoes(session, round_id),
         decisions=_decisions(session, round_id),
-        instrument=satisfaction_instrument(session, round_id),
+        instrument=instrument,
     )
 
 
@@ -333,65 +445,91 @@ def _means(sums: Mapping[str, Any], count: int) -> dict[str, Decimal]:
 
 
 @dataclass(frozen=True)
-class _Partial:
-    """A branch before the round-wide proposal is known."""
+class _Scores:
+    """What the round-wide proposal needs of one branch."""
 
-    values: dict[str, Any]
+    satisfaction: _Satisfaction | None  # None for a small group: nothing may be shown
+    self_totals: _Totals
+    inspection_totals: _Totals
+    superior_totals: _Totals
+    composite: Composite
     grading_score: Decimal | None
-    vetoed: bool
+    vetoes: list[str]
 
 
-def _partial(
+def _scores(
     data: _RoundData, org_id: int, weights: Mapping[str, Decimal], threshold: int
-) -> _Partial:
-    cov = data.coverage[org_id]
-    ballots = data.ballots.get(org_id, 0)
-    small = ballots < threshold
-    summary: SatisfactionSummary | None = None
-    if not small:
-        summary = summarize_satisfaction(data.instrument, ballots, data.tallies.get(org_id, {}))
+) -> _Scores:
+    small = data.ballots.get(org_id, 0) < threshold
+    satisfaction = None if small else data.satisfaction.get(org_id, _Satisfaction())
     self_totals = data.totals.get((org_id, SELF_EVALUATION), _Totals(0, 0))
     inspection_totals = _inspection_totals(data, org_id)
     superior_totals = data.totals.get((org_id, SUPERIOR), _Totals(0, 0))
-    satisfaction = summary.score if summary is not None else None
     mix = composite(
         {
             "self_evaluation": self_totals.mean,
-            "satisfaction": satisfaction,
+            "satisfaction": satisfaction.score if satisfaction is not None else None,
             "inspection": inspection_totals.mean,
         },
         weights,
     )
     superior = superior_totals.mean
-    vetoes = data.vetoes.get(org_id, [])
-    values = {
-        "org_id": org_id,
-        "name": cov.name,
-        "category": cov.category,
-        "members_only": cov.members_only,
-        "coverage": cov.coverage,
-        "ballots": ballots,
-        "small_group": small,
-        "rates": summary.rates if summary is not None else None,
-        "satisfaction_score": satisfaction,
-        "distribution": summary.distribution if summary is not None else None,
-        "self_evaluation": self_totals.mean,
-        "self_evaluation_by_item": _means(data.self_items.get(org_id, {}), self_totals.count),
-        "self_evaluators": self_totals.count,
-        "inspection": inspection_totals.mean,
-        "inspection_by_section": _means(
-            data.inspection_sections.get(org_id, {}), inspection_totals.count
+    return _Scores(
+        satisfaction=satisfaction,
+        self_totals=self_totals,
+        inspection_totals=inspection_totals,
+        superior_totals=superior_totals,
+        composite=mix,
+        grading_score=superior if superior is not None else mix.score,
+        vetoes=data.vetoes.get(org_id, []),
+    )
+
+
+def _distribution(data: _RoundData, org_id: int, ballots: int) -> dict[str, dict[str, int]]:
+    """Counts per question and option, zeros included (checked against the instrument)."""
+    tallies = data.tallies.get(org_id, {})
+    return summarize_satisfaction(data.instrument, ballots, tallies).distribution
+
+
+def _branch(
+    data: _RoundData,
+    org_id: int,
+    scores: _Scores,
+    proposal: Proposal | None,
+    distribution: bool,
+) -> BranchTally:
+    cov = data.coverage[org_id]
+    ballots = data.ballots.get(org_id, 0)
+    satisfaction = scores.satisfaction
+    shown = satisfaction is not None
+    return BranchTally(
+        org_id=org_id,
+        name=cov.name,
+        category=cov.category,
+        members_only=cov.members_only,
+        coverage=cov.coverage,
+        ballots=ballots,
+        small_group=not shown,
+        rates=satisfaction.rates if satisfaction is not None else None,
+        satisfaction_score=satisfaction.score if satisfaction is not None else None,
+        distribution=_distribution(data, org_id, ballots) if shown and distribution else None,
+        self_evaluation=scores.self_totals.mean,
+        self_evaluation_by_item=_means(data.self_items.get(org_id, {}), scores.self_totals.count),
+        self_evaluators=scores.self_totals.count,
+        inspection=scores.inspection_totals.mean,
+        inspection_by_section=_means(
+            data.inspection_sections.get(org_id, {}), scores.inspection_totals.count
         ),
-        "inspectors": inspection_totals.count,
-        "superior": superior,
-        "superior_scorers": superior_totals.count,
-        "composite": mix,
-        "grading_score": superior if superior is not None else mix.score,
-        "vetoed": bool(vetoes),
-        "vetoes": list(vetoes),
-        "decision": data.decisions.get(org_id),
-    }
-    return _Partial(values, values["grading_score"], bool(vetoes))
+        inspectors=scores.inspection_totals.count,
+        superior=scores.superior_totals.mean,
+        superior_scorers=scores.superior_totals.count,
+        composite=scores.composite,
+        grading_score=scores.grading_score,
+        vetoed=bool(scores.vetoes),
+        vetoes=list(scores.vetoes),
+        proposal=proposal,
+        decision=data.decisions.get(org_id),
+    )
 
 
 def _sort_key(branch: BranchTally) -> tuple[int, Decimal, str, int]:
@@ -400,12 +538,17 @@ def _sort_key(branch: BranchTally) -> tuple[int, Decimal, str, int]:
 
 
 def round_tally(
-    session: Session, *, round_id: int, org_ids: Collection[int] | None = None
+    session: Session,
+    *,
+    round_id: int,
+    org_ids: Collection[int] | None = None,
+    distribution: bool = False,
 ) -> RoundTally:
     """The live tally of a round; quotas always over every graded branch of the round.
 
     ``org_ids`` only filters the branches returned (a secretary sees their branch's
-    proposal in the context of the whole township).
+    proposal in the context of the whole township). ``distribution`` also loads the
+    counts per question and option (for the announcement and the export).
     """
     round_ = session.get(Round, round_id)
     if round_ is None:
@@ -414,19 +557,19 @@ def round_tally(
     weights = round_weights(options)
     threshold = small_group_threshold(options)
     good_share, poor_share = quota_shares(options)
-    data = _read_round(session, round_id)
-    partials = {org_id: _partial(data, org_id, weights, threshold) for org_id in data.coverage}
+    data = _read_round(session, round_id, org_ids, distribution)
+    scores = {org_id: _scores(data, org_id, weights, threshold) for org_id in data.coverage}
     standings = [
-        Standing(org_id, p.grading_score, p.vetoed)
-        for org_id, p in partials.items()
-        if p.grading_score is not None
+        Standing(org_id, s.grading_score, bool(s.vetoes))
+        for org_id, s in scores.items()
+        if s.grading_score is not None
     ]
     proposals = {p.org_id: p for p in propose_grades(standings, good_share, poor_share)}
     max_good, min_poor = quota_limits(len(standings), good_share, poor_share)
-    wanted = set(partials) if org_ids is None else set(org_ids) & set(partials)
+    wanted = set(scores) if org_ids is None else set(org_ids) & set(scores)
     branches = sorted(
         (
-            BranchTally(**partials[org_id].values, proposal=proposals.get(org_id))
+            _branch(data, org_id, scores[org_id], proposals.get(org_id), distribution)
             for org_id in wanted
         ),
         key=_sort_key,

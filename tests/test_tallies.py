@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -17,6 +18,7 @@ from storage.types import utcnow
 from surveys.categories import Audience
 from surveys.instruments import AnswerValue, get_instrument
 from surveys.rules import Grade, ProposalReason
+from surveys.scoring import summarize_satisfaction
 from tests.factories import add_open_round, add_org, add_person, assign
 
 D = Decimal
@@ -201,7 +203,9 @@ def test_a_branch_tally_matches_the_hand_count(engine: Engine) -> None:
     with transaction(engine) as session:
         ids = build_township(session)
     with Session(engine) as session:
-        tally = round_tally(session, round_id=ids["round"])
+        tally = round_tally(session, round_id=ids["round"], distribution=True)
+        plain = round_tally(session, round_id=ids["round"]).branch(ids["east"])
+    assert plain is not None and plain.distribution is None, "counts per option only on request"
     east = tally.branch(ids["east"])
     assert east is not None and not east.small_group
     assert east.ballots == 6
@@ -213,6 +217,7 @@ def test_a_branch_tally_matches_the_hand_count(engine: Engine) -> None:
     # (20×100 + 5×60 + 5×0) / 30 = 76.666… → 76.67
     assert east.satisfaction_score == D("76.67")
     assert east.distribution is not None and east.distribution["q1"]["satisfied"] == 4
+    assert east.distribution["q6"] == {"good": 6, "fairly_good": 0, "average": 0, "poor": 0}
     assert east.self_evaluation == D("87.50")  # (90 + 85) / 2
     assert east.self_evaluation_by_item["leader"] == D("17.50")
     assert east.self_evaluation_by_item["mass_evaluation"] == D("13.50")
@@ -298,6 +303,38 @@ def test_superior_scoring_grades_the_branch_once_the_committee_has_scored(
     assert east_tally.superior == D("90.50") and east_tally.superior_scorers == 2
     assert east_tally.grading_score == D("90.50")
     assert east_tally.composite.score == D("83.17"), "the composite is still shown"
+
+
+def test_the_sql_sums_agree_with_the_survey_scoring_on_random_ballots(engine: Engine) -> None:
+    rng = random.Random(5)
+    options = ("satisfied", "basically_satisfied", "dissatisfied")
+    with transaction(engine) as session:
+        ids = build_township(session)
+        round_ = session.get(Round, ids["round"])
+        south = session.get(Organization, ids["south"])
+        assert round_ and south
+        for _ in range(23):
+            cast_ballot(
+                session,
+                round_,
+                south,
+                rng.choice(options),
+                rng.choice(("aware", "partly_aware", "unaware")),
+                rng.choice(("often", "sometimes", "never")),
+            )
+    with Session(engine) as session:
+        branch = round_tally(
+            session, round_id=ids["round"], org_ids=[ids["south"]], distribution=True
+        ).branches[0]
+    assert branch.distribution is not None
+    tallies = {
+        (item, option): count
+        for item, counts in branch.distribution.items()
+        for option, count in counts.items()
+    }
+    expected = summarize_satisfaction(get_instrument("satisfaction"), 23, tallies)
+    assert branch.rates == expected.rates
+    assert branch.satisfaction_score == expected.score
 
 
 # --- Quota proposals over the whole round ---------------------------------------------------

@@ -1,0 +1,320 @@
+"""How long a live tally takes on a county-sized round (a figure, not a test).
+
+Builds 1,000 branches and 50,000 satisfaction respondents (with their anonymous counters),
+plus three self-evaluations, two inspections and one superior scoring per branch, with
+bulk inserts; then times a full tally and a one-branch tally.
+
+    .venv/bin/python -m bench.tally                      # a temporary SQLite file
+    .venv/bin/python -m bench.tally --database postgresql+psycopg://postgres@127.0.0.1:5432/bench
+
+The database must be empty (it is migrated to head first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, func, insert, select
+from sqlmodel import Session
+
+from storage.db import make_engine, upgrade
+from storage.models import (
+    Answer,
+    Assignment,
+    Organization,
+    Person,
+    Response,
+    Round,
+    RoundInstrument,
+    SatisfactionBallots,
+    SatisfactionTally,
+)
+from storage.tallies import round_tally
+from surveys.instruments import get_instrument
+
+CHUNK = 5_000
+INSTRUMENTS = ("self_evaluation", "satisfaction", "inspection_village", "superior_scoring")
+
+
+def _table(model: Any) -> Table:
+    return model.__table__  # type: ignore[no-any-return]
+
+
+def _bulk(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows in chunks with one executemany each."""
+    for start in range(0, len(rows), CHUNK):
+        session.execute(insert(_table(model)), list(rows[start : start + CHUNK]))
+
+
+def _ids(session: Session, model: Any, column: str, values: Iterable[Any]) -> dict[Any, int]:
+    """Ids of rows just inserted, by a unique column."""
+    wanted = set(values)
+    table = _table(model)
+    rows = session.execute(select(table.c[column], table.c.id)).all()
+    return {value: row_id for value, row_id in rows if value in wanted}
+
+
+def build_county(engine: Engine, *, branches: int, respondents: int, seed: int = 7) -> int:
+    """A county-sized open round; returns its id."""
+    rng = random.Random(seed)
+    with Session(engine) as session:
+        if session.execute(select(func.count()).select_from(_table(Organization))).scalar():
+            raise SystemExit("the database is not empty")
+        round_id = _round(session)
+        org_ids = _organizations(session, branches)
+        _satisfaction(session, rng, round_id, org_ids, respondents)
+        _named_responses(session, rng, round_id, org_ids)
+        session.commit()
+    if engine.dialect.name == "postgresql":
+        # What autovacuum would do soon after a bulk load: give the planner its statistics.
+        with engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE")
+            connection.commit()
+    return round_id
+
+
+def _round(session: Session) -> int:
+    session.execute(
+        insert(_table(Round)), [{"name": "全县2027年度", "status": "open", "options": {}}]
+    )
+    round_id = session.execute(select(_table(Round).c.id)).scalar_one()
+    phases = {"self_evaluation": "self_evaluation", "satisfaction": "satisfaction"}
+    phases |= {"inspection_village": "inspection", "superior_scoring": "superior_scoring"}
+    _bulk(
+        session,
+        RoundInstrument,
+        [
+            {"round_id": round_id, "instrument_id": i, "version": 1, "phase": phases[i]}
+            for i in INSTRUMENTS
+        ],
+    )
+    return int(round_id)
+
+
+def _organizations(session: Session, branches: int) -> list[int]:
+    towns = [f"第{n}镇党委" for n in range(20)]
+    _bulk(session, Organization, [{"name": n, "category": "committee"} for n in towns])
+    town_ids = _ids(session, Organization, "name", towns)
+    names = [f"第{n // 50}镇第{n % 50}村党支部" for n in range(branches)]
+    _bulk(
+        session,
+        Organization,
+        [
+            {
+                "name": name,
+                "category": "village",
+                "parent_id": town_ids[towns[n // 50 % 20]],
+                "members": 40,
+                "representatives": 15,
+            }
+            for n, name in enumerate(names)
+        ],
+    )
+    return list(_ids(session, Organization, "name", names).values())
+
+
+def _people(
+    session: Session, org_ids: Sequence[int], count: int, prefix: str
+) -> list[tuple[int, int]]:
+    """count people spread over the branches: (person id, org id)."""
+    phones = [f"{prefix}{n:08d}" for n in range(count)]
+    rows = [
+        {
+            "name": f"人员{n}",
+            "phone": phone,
+            "org_id": org_ids[n % len(org_ids)],
+            "anonymous": False,
+        }
+        for n, phone in enumerate(phones)
+    ]
+    _bulk(session, Person, rows)
+    ids = _ids(session, Person, "phone", phones)
+    return [(ids[row["phone"]], row["org_id"]) for row in rows]
+
+
+def _satisfaction(
+    session: Session, rng: random.Random, round_id: int, org_ids: Sequence[int], respondents: int
+) -> None:
+    people = _people(session, org_ids, respondents, "150")
+    answered = {org_id: 0 for org_id in org_ids}
+    assignments = []
+    for n, (person_id, org_id) in enumerate(people):
+        done = rng.random() < 0.8
+        answered[org_id] += done
+        assignments.append(
+            {
+                "round_id": round_id,
+                "person_id": person_id,
+                "org_id": org_id,
+                "instrument_id": "satisfaction",
+                "audience": "members" if n % 3 else "masses",
+                "status": "submitted" if done else "pending",
+            }
+        )
+    _bulk(session, Assignment, assignments)
+    instrument = get_instrument("satisfaction")
+    tallies = []
+    for org_id, ballots in answered.items():
+        for item in instrument.items:
+            if item.kind != "choice":
+                continue
+            left = ballots
+            for index, option in enumerate(item.options):
+                count = left if index == len(item.options) - 1 else rng.randint(0, left)
+                left -= count
+                tallies.append(
+                    {
+                        "round_id": round_id,
+                        "org_id": org_id,
+                        "item_id": item.id,
+                        "option_id": option.id,
+                        "count": count,
+                    }
+                )
+    _bulk(session, SatisfactionTally, tallies)
+    _bulk(
+        session,
+        SatisfactionBallots,
+        [{"round_id": round_id, "org_id": o, "ballots": b} for o, b in answered.items()],
+    )
+
+
+def _named_responses(
+    session: Session, rng: random.Random, round_id: int, org_ids: Sequence[int]
+) -> None:
+    """Three self-evaluations, two inspections and one superior scoring per branch."""
+    plan = [("self_evaluation", "committee")] * 3 + [("inspection_village", "inspectors")] * 2
+    plan += [("superior_scoring", "organizers")]
+    scorers = _people(session, org_ids, len(org_ids) * len(plan), "160")
+    by_org: dict[int, list[int]] = {}
+    for person_id, org_id in scorers:
+        by_org.setdefault(org_id, []).append(person_id)
+    assignments = [
+        {
+            "round_id": round_id,
+            "person_id": person_id,
+            "org_id": org_id,
+            "instrument_id": instrument_id,
+            "audience": audience,
+            "status": "submitted",
+        }
+        for org_id, people in by_org.items()
+        for person_id, (instrument_id, audience) in zip(people, plan, strict=True)
+    ]
+    _bulk(session, Assignment, assignments)
+    table = _table(Assignment)
+    rows = session.execute(
+        select(table.c.id, table.c.person_id, table.c.org_id, table.c.instrument_id).where(
+            table.c.instrument_id != "satisfaction"
+        )
+    ).all()
+    responses, answers_by_assignment = [], {}
+    for assignment_id, person_id, org_id, instrument_id in rows:
+        answers = _answers(rng, instrument_id)
+        answers_by_assignment[assignment_id] = answers
+        responses.append(
+            {
+                "assignment_id": assignment_id,
+                "round_id": round_id,
+                "org_id": org_id,
+                "person_id": person_id,
+                "instrument_id": instrument_id,
+                "instrument_version": 1,
+                "total": sum((a["score"] for a in answers), Decimal(0)),
+            }
+        )
+    _bulk(session, Response, responses)
+    response_ids = _ids(session, Response, "assignment_id", answers_by_assignment)
+    _bulk(
+        session,
+        Answer,
+        [
+            {**answer, "response_id": response_ids[assignment_id]}
+            for assignment_id, answers in answers_by_assignment.items()
+            for answer in answers
+        ],
+    )
+
+
+def _answers(rng: random.Random, instrument_id: str) -> list[dict[str, Any]]:
+    instrument = get_instrument(instrument_id)
+    answers = []
+    for section in instrument.sections:
+        for item in section.items:
+            if item.max_points is None:
+                continue
+            lost = (
+                Decimal(rng.randint(0, int(item.max_points))) if rng.random() < 0.3 else Decimal(0)
+            )
+            answers.append(
+                {
+                    "section_id": section.id,
+                    "item_id": item.id,
+                    "points": item.max_points - lost if item.kind == "points" else None,
+                    "deduction": lost if item.kind == "deduction" else None,
+                    "reason": "材料不全" if lost and item.kind == "deduction" else None,
+                    "score": item.max_points - lost,
+                }
+            )
+    return answers
+
+
+def _timed(
+    engine: Engine, round_id: int, org_ids: Sequence[int] | None, distribution: bool = False
+) -> tuple[float, int]:
+    """Best of three: seconds for one tally and the number of branches it returned."""
+    best, size = float("inf"), 0
+    for _ in range(3):
+        with Session(engine) as session:
+            start = time.perf_counter()
+            tally = round_tally(
+                session, round_id=round_id, org_ids=org_ids, distribution=distribution
+            )
+            best = min(best, time.perf_counter() - start)
+            size = len(tally.branches)
+    return best, size
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Build the county round and print the timings."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--database", help="an empty database URL (default: a temporary SQLite file)"
+    )
+    parser.add_argument("--branches", type=int, default=1_000)
+    parser.add_argument("--respondents", type=int, default=50_000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        url = args.database or f"sqlite:///{Path(folder) / 'county.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        started = time.perf_counter()
+        round_id = build_county(engine, branches=args.branches, respondents=args.respondents)
+        print(
+            f"{engine.dialect.name}: built {args.branches} branches, {args.respondents} "
+            f"respondents in {time.perf_counter() - started:.1f} s"
+        )
+        with Session(engine) as session:
+            one = session.execute(
+                select(func.min(_table(Organization).c.id)).where(
+                    _table(Organization).c.category == "village"
+                )
+            ).scalar_one()
+        full, size = _timed(engine, round_id, None)
+        single, _ = _timed(engine, round_id, [one])
+        counts, _ = _timed(engine, round_id, None, distribution=True)
+        print(f"full tally ({size} branches): {full * 1000:.0f} ms")
+        print(f"full tally with the counts per option (the export): {counts * 1000:.0f} ms")
+        print(f"one-branch tally: {single * 1000:.0f} ms")
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
