@@ -248,14 +248,6 @@ def _names(session: Session, org_ids: Sequence[int] | frozenset[int]) -> dict[in
     return {int(org_id): name for org_id, name in rows}
 
 
-@dataclass(frozen=True)
-class Match:
-    """The branches a typed name found among those the asker may see."""
-
-    org_ids: list[int]
-    names: dict[int, str]
-
-
 def match_branch(names: dict[int, str], query: str) -> list[int]:
     """Exact name, else a unique or several substring matches (ignoring case and spaces)."""
     wanted = "".join(query.split()).lower()

@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot import reports
+from bot import report_views as views
 from storage.db import transaction
 from storage.models import (
     Assignment,
@@ -32,8 +32,9 @@ from storage.models import (
     Veto,
 )
 from storage.responses import save_answer, submit
+from storage.tallies import round_tally
 from surveys.instruments import AnswerValue
-from tests.test_tallies import cast_ballot, points_for_total
+from tests.test_tallies import build_township, cast_ballot, points_for_total
 
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness, World
@@ -46,18 +47,41 @@ REFUSED = "抱歉，您没有查看或办理此项的权限"
 SCORED_AT = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
 
 
+# --- Pure formatting ----------------------------------------------------------------------
+
+
+def test_ranks_share_a_place_on_ties_and_skip_the_next() -> None:
+    values = [Decimal(95), Decimal(91), Decimal(91), Decimal(80), None]
+    assert views.competition_ranks(values) == [1, 2, 2, 4, None]
+
+
+def test_names_are_shortened_to_fit_a_phone_table() -> None:
+    assert views.short_name("红星村党支部") == "红星村"
+    assert views.short_name("东方机械制造有限公司党支部") == "东方机械…"
+    assert views.width(views.short_name("东方机械制造有限公司党支部")) <= views.NAME_WIDTH
+    assert views.pad("东村", 6) == "东村  " and views.pad("12.5", 6, right=True) == "  12.5"
+
+
+def test_the_township_table_fits_a_phone_line(engine: Engine) -> None:
+    with transaction(engine) as session:
+        ids = build_township(session)
+    with Session(engine) as session:
+        tally = round_tally(session, round_id=ids["round"])
+    text = views.township_table(tally, "zh_CN", title="2027年度")
+    table = text.split("<pre>")[1].split("</pre>")[0]
+    lines = table.splitlines()
+    assert all(views.width(line) <= 32 for line in lines)
+    # Sorted by score: 东村 83.17 first, 西村 70.00 (较差 by quota), 南社区 without a score last.
+    assert [line.split()[1] for line in lines[1:]] == ["东村", "西村", "南社区"]
+    assert lines[1].split()[-2:] == ["83.17", "较好"]
+
+
 # --- Setting the scene ---------------------------------------------------------------------
 
 
 @pytest.fixture
 async def town(bot: BotHarness) -> AsyncIterator[BotHarness]:
-    """The running bot with the report steps' text handlers, five ballots and two scores."""
-    if not any(
-        getattr(handler, "callback", None) is reports.on_pending_text
-        for handler in bot.app.handlers.get(-1, [])
-    ):
-        # Until bot.app registers reports.priority_handlers() in group -1 itself.
-        bot.app.add_handlers(reports.priority_handlers(), group=-1)
+    """The running bot with five ballots in the village and the committee's two scores."""
     _seed_answers(bot.engine, bot.world)
     yield bot
 
