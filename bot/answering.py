@@ -177,7 +177,8 @@ class Outcome:
     target: Target = Target.NOWHERE
     # Target.NEW: (assignment id, draft revision) under which to record the new message.
     record: tuple[int, int] | None = None
-    strip_tapped: bool = False  # take the buttons off an old message
+    # Messages (chat id, message id) whose buttons are outdated by a new message: removed.
+    strip: tuple[tuple[int, int], ...] = ()
 
 
 class Refusal(Exception):
@@ -547,25 +548,34 @@ def _stale(loaded: Loaded, message: Message | None) -> Outcome:
     draft = loaded.draft
     if draft is not None and message is not None and draft.message_id == message.message_id:
         return Outcome(toast=toast)  # the tapped message already is the current screen
-    return _resend(loaded, toast=toast, strip_tapped=message is not None)
+    tapped = ((message.chat_id, message.message_id),) if message is not None else ()
+    return _resend(loaded, toast=toast, also_strip=tapped)
 
 
 def _resend(
-    loaded: Loaded, *, toast: str | None = None, notice: str | None = None, strip_tapped: bool
+    loaded: Loaded,
+    *,
+    toast: str | None = None,
+    notice: str | None = None,
+    also_strip: tuple[tuple[int, int], ...] = (),
 ) -> Outcome:
     """Show the current screen as a new message; it becomes the survey's message.
 
     Recording the new message id bumps the revision once more, so the buttons are drawn
-    for that revision already.
+    for that revision already. The previous survey message loses its (now old) buttons.
     """
     screen = loaded.screen()
     upcoming = replace(screen, revision=screen.revision + 1)
+    draft = loaded.draft
+    previous: tuple[tuple[int, int], ...] = ()
+    if draft is not None and draft.chat_id is not None and draft.message_id is not None:
+        previous = ((draft.chat_id, draft.message_id),)
     return Outcome(
         toast=toast,
         view=loaded.render(upcoming, notice),
         target=Target.NEW,
         record=(loaded.assignment_id, screen.revision),
-        strip_tapped=strip_tapped,
+        strip=tuple(dict.fromkeys(previous + also_strip)),
     )
 
 
@@ -768,15 +778,15 @@ def _answer_text(session: Session, loaded: Loaded, text: str) -> Outcome:
     screen = loaded.screen()
     items = loaded.instrument.items
     if screen.stage.name in (StageName.REVIEW, StageName.CONFIRM) or screen.position >= len(items):
-        return _resend(loaded, notice=t("answering.use_buttons", loaded.locale), strip_tapped=False)
+        return _resend(loaded, notice=t("answering.use_buttons", loaded.locale))
     item = items[screen.position]
     try:
         _read_text_answer(session, loaded, item, screen.stage, text)
     except AnswerError as error:
-        return _resend(loaded, notice=_error_text(error, loaded.locale, text), strip_tapped=False)
+        return _resend(loaded, notice=_error_text(error, loaded.locale, text))
     except _ButtonsExpected:
-        return _resend(loaded, notice=t("answering.use_buttons", loaded.locale), strip_tapped=False)
-    return _resend(loaded, strip_tapped=False)
+        return _resend(loaded, notice=t("answering.use_buttons", loaded.locale))
+    return _resend(loaded)
 
 
 class _ButtonsExpected(Exception):
@@ -840,8 +850,10 @@ async def _show(
         sent = await context.bot.send_message(chat_id, view.text, reply_markup=view.keyboard)
         if outcome.record is not None:
             await _record_message(context, outcome.record, sent)
-    if outcome.strip_tapped and query is not None and isinstance(query.message, Message):
-        await _ignore_unchanged(query.message.edit_reply_markup(reply_markup=None))
+    for chat, message_id in outcome.strip:
+        await _ignore_unchanged(
+            context.bot.edit_message_reply_markup(chat, message_id, reply_markup=None)
+        )
 
 
 async def _edit(query: CallbackQuery, view: View) -> None:
@@ -852,11 +864,12 @@ async def _edit(query: CallbackQuery, view: View) -> None:
 
 
 async def _ignore_unchanged(call: Any) -> None:
-    """Telegram refuses an edit that changes nothing; that is not an error here."""
+    """An edit that changes nothing, or of a message gone meanwhile, is not an error here."""
     try:
         await call
     except BadRequest as error:
-        if "not modified" not in str(error).lower():
+        reason = str(error).lower()
+        if "not modified" not in reason and "not found" not in reason:
             raise
 
 

@@ -105,6 +105,12 @@ async def start_survey(phone: Phone, title_word: str = "满意度") -> None:
     await phone.tap(button)
 
 
+def keyboards(phone: Phone) -> list[bool]:
+    """For each bot message, oldest first (the to-do list became the survey): any buttons left?"""
+    bot_messages = [m for m in phone.history if m["from"]["id"] == phone.api.bot_id]
+    return [bool(m.get("reply_markup", {}).get("inline_keyboard")) for m in bot_messages]
+
+
 def tally(engine: Engine, item_id: str) -> dict[str, int]:
     with Session(engine) as session:
         rows = session.exec(
@@ -316,6 +322,7 @@ async def test_a_button_from_an_old_message_is_refused_and_the_current_question_
     mine = assignment_of(bot.engine, bot.world, "member", "satisfaction")
     draft = draft_of(bot.engine, mine.id)  # type: ignore[arg-type]
     assert draft is not None and draft.message_id == nudge.messages[0]["message_id"]
+    assert keyboards(phone) == [False, True]  # only the newest message keeps its buttons
 
     stale = await phone.tap(callback_data=old_data, message_id=old_message)
     assert stale.toast == STALE
@@ -323,6 +330,7 @@ async def test_a_button_from_an_old_message_is_refused_and_the_current_question_
     after = draft_of(bot.engine, mine.id)  # type: ignore[arg-type]
     assert after is not None
     assert after.answers == {"q1": {"choice": "satisfied"}, "q2": {"choice": "satisfied"}}
+    assert keyboards(phone) == [False, False, True]
     # The re-shown question works.
     reply = await phone.tap("基本满意")
     assert "第 4/9 题" in reply.text
