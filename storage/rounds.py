@@ -11,12 +11,12 @@ Round options (``Round.options``, JSON), each optional; their readers (``storage
 
 * ``targets``: {rate key of ``DEFAULT_TARGET_RATES``: "0.8"} — participation targets
 * ``weights``: {"self_evaluation"|"satisfaction"|"inspection": "0.3"} — composite weights
-* ``reminder_offsets``: [72, 24, 2] — hours before a deadline to remind
+* ``reminder_offsets``: [72, 24, 3] (the default) — hours before a deadline to remind
 * ``good_share`` / ``poor_share``: "0.2" / "0.1" — the grade quotas
 * ``small_group_threshold``: 5 — fewer satisfaction ballots show no breakdown
-* ``quiet_hours``: {"start": "22:00", "end": "08:00"} — local time, no reminders
+* ``quiet_hours``: {"start": "21:00", "end": "08:00"} (the default) — local time, no reminders
   (``quiet_hours=off`` on the command line stores false: reminders at any hour)
-* ``interim_time``: "12:00" — local time of day for interim results to secretaries
+* ``interim_time``: "18:00" (the default) — local time of day for interim results to secretaries
 """
 
 from __future__ import annotations
