@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from storage.models import (
     AuditLog,
     Draft,
     Response,
+    RoundPhase,
     SatisfactionBallots,
     SatisfactionComments,
     SatisfactionTally,
@@ -574,3 +576,45 @@ async def test_two_bot_processes_answering_one_person_alternately_stay_consisten
     with Session(engine) as session:
         assert session.exec(select(SatisfactionBallots)).one().ballots == 1
         assert session.get(Draft, assignment.id) is None
+
+
+async def test_before_the_phase_opens_the_list_says_when_and_nothing_can_be_started(
+    bot: BotHarness,
+) -> None:
+    with transaction(bot.engine) as session:
+        phase = session.get(RoundPhase, (bot.world.round_id, "satisfaction"))
+        assert phase is not None
+        phase.opens_at = bot.clock.now + timedelta(days=2)  # 2026-03-04 09:00 in Shanghai
+        session.add(phase)
+    phone = await registered(bot, "member", MEMBER)
+    todo = await phone.send("/surveys")
+    assert "尚未开始，2026年03月04日 09:00 开放" in todo.text
+    assert phone.buttons == []
+    mine = assignment_of(bot.engine, bot.world, "member", "satisfaction")
+    early = await phone.tap(callback_data=encode_start(mine.id))  # type: ignore[arg-type]
+    assert early.alert is not None and "2026年03月04日 09:00" in early.alert
+    assert draft_of(bot.engine, mine.id) is None  # type: ignore[arg-type]
+
+
+async def test_someone_not_registered_is_told_how_to_register(bot: BotHarness) -> None:
+    phone = bot.phone(4242)
+    reply = await phone.send("/surveys")
+    assert reply.text == t("answering.not_registered")
+    typed = await phone.send("满意")
+    assert typed.text == t("answering.not_registered")
+
+
+async def test_a_member_who_chose_english_answers_in_english(bot: BotHarness) -> None:
+    bind(bot.engine, bot.world, "member", MEMBER)
+    with transaction(bot.engine) as session:
+        account = session.exec(
+            select(TelegramAccount).where(TelegramAccount.telegram_user_id == MEMBER)
+        ).one()
+        account.language = "en"
+        session.add(account)
+    phone = bot.phone(MEMBER)
+    todo = await phone.send("/surveys")
+    assert "answered 0/9" in todo.text and "deadline 2026-03-16 09:00" in todo.text
+    first = await phone.tap(phone.buttons[0])
+    assert "anonymous" in first.text and "Question 1/9" in first.text
+    assert phone.buttons == ["Satisfied", "Basically satisfied", "Dissatisfied"]
