@@ -402,3 +402,50 @@ def test_report_texts_are_complete_in_english_and_safe_in_html() -> None:
     for locale in ("zh_CN", "en"):
         for key in keys:
             assert not set("<>&") & set(catalog(locale)[key]), f"{locale} {key} breaks HTML"
+
+
+# --- Every command, every role ---------------------------------------------------------------
+
+COMMAND_ACTIONS = {
+    "/tally": "report.tally",
+    "/coverage": "report.coverage",
+    "/rank": "report.rank",
+    "/grades": "report.grades",
+    "/export": "report.export",
+    "/chart": "report.chart",
+    "/publish": "report.publish",
+    "/rectify": "rectify.view",
+    "/veto 红星村 不合格党员": "grade.veto",
+    "/members_only 红星村 外出": "org.members_only",
+}
+
+
+async def test_a_member_is_refused_every_report_command_and_each_refusal_is_audited(
+    town: BotHarness,
+) -> None:
+    phone = phone_of(town, "member", MEMBER)
+    for command, action in COMMAND_ACTIONS.items():
+        reply = await phone.send(command)
+        assert REFUSED in reply.text, command
+        assert "红星" not in reply.text and "92" not in reply.text, "a refusal names no data"
+        assert len(refusals(town.engine, action)) == 1, command
+        assert not reply.documents and not reply.photos
+
+
+async def test_an_inspector_reads_but_does_not_decide(town: BotHarness) -> None:
+    phone = phone_of(town, "inspector", INSPECTOR)
+    for command in ("/coverage", "/rank", "/publish 红星村"):
+        assert REFUSED not in (await phone.send(command)).text, command
+    assert (await phone.send("/export")).documents
+    assert len((await phone.send("/chart")).photos) == 2
+    for command in ("/grades", "/veto 红星村 不合格党员", "/members_only 红星村 外出"):
+        assert REFUSED in (await phone.send(command)).text, command
+    ledger = await phone.send("/rectify 红星村")
+    assert "整改台账" in ledger.text and "➕ 新增整改事项" not in ledger.buttons
+
+
+async def test_the_organizer_keeps_any_branch_ledger(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    ledger = await phone.send("/rectify 东方")
+    assert "东方机械厂党支部 整改台账" in ledger.text
+    assert "➕ 新增整改事项" in ledger.buttons
