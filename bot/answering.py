@@ -15,7 +15,6 @@ writes them anywhere else and never logs them.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -92,8 +91,6 @@ from surveys.instruments import (
     parse_number,
     validate_answer,
 )
-
-log = logging.getLogger(__name__)
 
 COMMANDS = (MenuCommand("surveys", "answering.command.surveys", roles=frozenset(ROLES)),)
 
@@ -478,10 +475,15 @@ def _audit_forgery(
         session,
         actor=Actor(asker.telegram_user_id, asker.person_id),
         action="answer.callback",
-        target=(data or "")[:200],
+        target=_without_argument(data or "")[:200],
         outcome="refused",
         detail={key: str(value) for key, value in detail.items()},
     )
+
+
+def _without_argument(data: str) -> str:
+    """Callback data without a survey tap's argument: a refused tap may still be a choice."""
+    return data.rsplit(":", 1)[0] if data.startswith("a:") and data.count(":") >= 5 else data
 
 
 def _apply_tap(session: Session, request: Request, tap: Tap, message: Message | None) -> Outcome:
