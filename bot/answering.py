@@ -53,6 +53,7 @@ from bot.survey_views import (
     View,
     answered_count,
     branch_list_view,
+    missing_text,
     render,
     thanks_view,
     todo_view,
@@ -638,10 +639,9 @@ def _act(session: Session, loaded: Loaded, tap: AnswerTap, screen: Screen) -> Ou
     elif tap.action is Action.EDIT:
         _move(session, loaded, option_index(tap), Stage(from_review=True))
     elif tap.action is Action.SUBMIT:
-        missing = _missing_numbers(loaded)
+        missing = missing_text(loaded.instrument, loaded.answers, loaded.locale)
         if missing:
-            toast = t("answering.review.missing", loaded.locale, numbers=missing)
-            return Outcome(toast=toast, alert=True)
+            return Outcome(toast=missing, alert=True)
         _move(session, loaded, screen.position, Stage(StageName.CONFIRM))
     elif tap.action is Action.CONFIRM:
         return _submit(session, loaded)
@@ -678,17 +678,6 @@ def _back(session: Session, loaded: Loaded) -> None:
         _move(session, loaded, screen.position - 1, Stage())
 
 
-def _missing_numbers(loaded: Loaded) -> str:
-    """Numbers of the required questions without an answer, joined for a message."""
-    answers = loaded.answers
-    numbers = [
-        str(number)
-        for number, item in enumerate(loaded.instrument.items, start=1)
-        if item.required and item.id not in answers
-    ]
-    return "、".join(numbers)
-
-
 def _submit(session: Session, loaded: Loaded) -> Outcome:
     """确认提交: make the response final (anonymous or named) and say what happens next."""
     try:
@@ -696,7 +685,7 @@ def _submit(session: Session, loaded: Loaded) -> Outcome:
     except AlreadySubmitted:
         return Outcome(toast=t("answering.already_submitted", loaded.locale), alert=True)
     except Incomplete:
-        notice = t("answering.review.missing", loaded.locale, numbers=_missing_numbers(loaded))
+        notice = missing_text(loaded.instrument, loaded.answers, loaded.locale)
         _move(session, loaded, loaded.screen().position, Stage(StageName.REVIEW))
         return Outcome(view=loaded.render(notice=notice), target=Target.TAPPED)
     next_round = _next_inspection_round(session, loaded)

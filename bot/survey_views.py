@@ -338,24 +338,31 @@ def review_lines(survey: Survey, answers: Mapping[str, AnswerValue]) -> list[str
     ]
 
 
+def missing_text(
+    instrument: Instrument, answers: Mapping[str, AnswerValue], locale: str
+) -> str | None:
+    """还有第 6、7 题没有回答…, or None when every required question has an answer."""
+    numbers = [
+        str(number)
+        for number, item in enumerate(instrument.items, start=1)
+        if item.required and item.id not in answers
+    ]
+    if not numbers:
+        return None
+    separator = t("answering.list_separator", locale)
+    return t("answering.review.missing", locale, numbers=separator.join(numbers))
+
+
 def review_view(survey: Survey, state: DraftState) -> View:
     """All answers with a button to change each, and 提交."""
     locale = survey.locale
     items = survey.instrument.items
-    missing = [
-        str(number)
-        for number, item in enumerate(items, start=1)
-        if item.required and item.id not in state.answers
-    ]
-    missing_line = (
-        t("answering.review.missing", locale, numbers="、".join(missing)) if missing else None
-    )
     text = _join(
         _header(survey),
         t("answering.review.title", locale),
         "\n".join(review_lines(survey, state.answers)),
         _score_line(survey, state.answers),
-        missing_line,
+        missing_text(survey.instrument, state.answers, locale),
     )
     edits = [
         _button(
