@@ -1,10 +1,11 @@
 """The round's workbook (XLSX) mirroring the paper forms, for /export and ``ceping export``.
 
-Sheets: 自评表, 党员群众满意度测评汇总表, 观摩检查测评得分表 (means per item with every
-deduction reason) and 观摩打分明细 (one line per inspector and item), 上级党组织评分定级表,
-整改台账. Headers come from the message catalog (Chinese first), numbers stay numbers,
-header rows are frozen, times are shown in the round's local zone (Asia/Shanghai).
-Small groups show participation only, as in every other report.
+Sheets: 自评表 (branch means) and 自评明细 (each committee member's form),
+党员群众满意度测评汇总表, 观摩检查测评得分表 (means per item with every deduction reason)
+and 观摩打分明细 (one line per inspector and item), 上级党组织评分定级表, 整改台账.
+Headers come from the message catalog (Chinese first), numbers stay numbers, header rows
+are frozen, times are shown in the round's local zone (Asia/Shanghai). Small groups show
+participation only, as in every other report.
 """
 
 from __future__ import annotations
@@ -129,6 +130,62 @@ def _self_evaluation_sheet(
         for branch in _by_name(tally.branches)
     ]
     _write_sheet(workbook, t("export.sheet.self_evaluation", locale), columns, rows)
+
+
+def _self_evaluation_detail(
+    session: Session,
+    workbook: Workbook,
+    tally: RoundTally,
+    instrument: Instrument,
+    zone: tzinfo,
+    locale: str,
+) -> None:
+    """One line per committee member's form (自评表 as each one filled it in)."""
+    h = _headers(locale)
+    names = {branch.org_id: branch.name for branch in tally.branches}
+    items = [item for item in instrument.items if item.kind == "points"]
+    rows = session.exec(
+        select(Response.id, Response.org_id, Person.name, Response.total, Response.submitted_at)
+        .join(Person, Person.id == Response.person_id)  # type: ignore[arg-type]
+        .where(Response.round_id == tally.round_id, Response.instrument_id == instrument.id)
+        .order_by(Response.org_id, Person.name, Response.id)
+    ).all()
+    points = _points_by_response(session, [row[0] for row in rows if row[1] in names])
+    columns = [
+        Column(h("org")),
+        Column(h("scorer")),
+        *(Column(_item_header(item, locale), SCORE) for item in items),
+        Column(h("self_total"), SCORE),
+        Column(h("submitted_at"), WHEN),
+    ]
+    lines = [
+        [
+            names[org_id],
+            scorer,
+            *(points.get(response_id, {}).get(item.id) for item in items),
+            total,
+            _local(submitted_at, zone),
+        ]
+        for response_id, org_id, scorer, total, submitted_at in rows
+        if org_id in names
+    ]
+    title = t("export.sheet.self_evaluation_detail", locale)
+    _write_sheet(workbook, title, columns, lines, frozen_columns=2)
+
+
+def _points_by_response(session: Session, response_ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not response_ids:
+        return {}
+    found: dict[int, dict[str, Any]] = defaultdict(dict)
+    for chunk in range(0, len(response_ids), 1000):
+        rows = session.exec(
+            select(Answer.response_id, Answer.item_id, Answer.points).where(
+                col(Answer.response_id).in_(response_ids[chunk : chunk + 1000])
+            )
+        ).all()
+        for response_id, item_id, value in rows:
+            found[response_id][item_id] = value
+    return found
 
 
 def _item_header(item: Item, locale: str) -> str:
@@ -455,7 +512,9 @@ def build_workbook(
     tally = round_tally(session, round_id=round_id, org_ids=org_ids, distribution=True)
     workbook = Workbook()
     workbook.remove(workbook.active)  # type: ignore[arg-type]
-    _self_evaluation_sheet(workbook, tally, get_instrument(SELF_EVALUATION), locale)
+    self_form = get_instrument(SELF_EVALUATION)
+    _self_evaluation_sheet(workbook, tally, self_form, locale)
+    _self_evaluation_detail(session, workbook, tally, self_form, zone, locale)
     signed = signatures(session, round_id=round_id, org_ids=[b.org_id for b in tally.branches])
     satisfaction = satisfaction_instrument(session, round_id)
     _satisfaction_sheet(workbook, tally, satisfaction, signed, zone, locale)

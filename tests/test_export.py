@@ -81,6 +81,7 @@ def test_the_workbook_mirrors_the_paper_forms(engine: Engine, tmp_path: Path) ->
     book = load_workbook(path)
     assert book.sheetnames == [
         "自评表",
+        "自评明细",
         "党员群众满意度测评汇总表",
         "观摩检查测评得分表",
         "观摩打分明细",
@@ -90,7 +91,8 @@ def test_the_workbook_mirrors_the_paper_forms(engine: Engine, tmp_path: Path) ->
     for sheet in book.worksheets:
         headers = [cell.value for cell in sheet[1]]
         name_column = "AB"[headers.index("党组织名称")]
-        assert sheet.freeze_panes == f"{chr(ord(name_column) + 1)}2", "header and name in view"
+        frozen = sheet.freeze_panes or ""
+        assert frozen[1:] == "2" and frozen[0] > name_column, "header and name stay in view"
         assert sheet.column_dimensions[name_column].width >= 12, "a name is readable"
 
     self_sheet = book["自评表"]
@@ -98,6 +100,12 @@ def test_the_workbook_mirrors_the_paper_forms(engine: Engine, tmp_path: Path) ->
     east = _row_of(self_sheet, "东村党支部")
     assert east["党组织带头人（20）"] == 17.5  # (18 + 17) / 2
     assert east["自评得分"] == 87.5 and east["自评人数"] == 2
+
+    forms = book["自评明细"]
+    assert [c.value for c in forms[1]][:3] == ["党组织名称", "评分人", "党组织带头人（20）"]
+    by_scorer = {row[1]: row for row in forms.iter_rows(min_row=2, values_only=True)}
+    assert by_scorer["张书记"][2] == 18 and by_scorer["张书记"][-2] == 90
+    assert by_scorer["李委员"][2] == 17 and by_scorer["李委员"][-2] == 85
 
     summary = book["党员群众满意度测评汇总表"]
     east = _row_of(summary, "东村党支部")
