@@ -154,6 +154,24 @@ def _rows(
     return [list(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row)]
 
 
+def _labelled(
+    survey: Survey, state: DraftState, key: str, action: Action, arg: str | int | None = None
+) -> InlineKeyboardButton:
+    """A survey button whose label is the catalog text ``key``."""
+    return _button(t(key, survey.locale), _data(survey, state, action, arg))
+
+
+def _amounts(
+    survey: Survey, state: DraftState, action: Action, values: list[Decimal]
+) -> list[list[InlineKeyboardButton]]:
+    """Number buttons, a few per row (short labels fit side by side)."""
+    buttons = [
+        _button(format_amount(value), _data(survey, state, action, format_amount(value)))
+        for value in values
+    ]
+    return _rows(buttons, NUMBERS_PER_ROW)
+
+
 def _header(survey: Survey) -> str:
     """Form title and the branch it is about."""
     title = survey.instrument.title.get(survey.locale)
@@ -257,23 +275,12 @@ def question_view(survey: Survey, state: DraftState) -> View:
                 label = t("answering.button.selected", locale, label=label)
             rows.append([_button(label, _data(survey, state, Action.CHOOSE, index))])
     elif item.kind == "points":
-        buttons = [
-            _button(format_amount(value), _data(survey, state, Action.POINTS, format_amount(value)))
-            for value in points_choices(item)
-        ]
-        rows.extend(_rows(buttons, NUMBERS_PER_ROW))
+        rows.extend(_amounts(survey, state, Action.POINTS, points_choices(item)))
     elif item.kind == "deduction":
         rows.append(
-            [
-                _button(
-                    t("answering.button.no_deduction", locale),
-                    _data(survey, state, Action.NO_DEDUCTION),
-                )
-            ]
+            [_labelled(survey, state, "answering.button.no_deduction", Action.NO_DEDUCTION)]
         )
-        rows.append(
-            [_button(t("answering.button.deduct", locale), _data(survey, state, Action.DEDUCT))]
-        )
+        rows.append([_labelled(survey, state, "answering.button.deduct", Action.DEDUCT)])
     rows.extend(_navigation(survey, state, item))
     text = _question_text(survey, state, _question_hint(item, locale))
     return View(text, InlineKeyboardMarkup(rows) if rows else None)
@@ -281,32 +288,22 @@ def question_view(survey: Survey, state: DraftState) -> View:
 
 def _navigation(survey: Survey, state: DraftState, item: Item) -> list[list[InlineKeyboardButton]]:
     """上一题 (or 返回核对 when changing one answer from the review) and 跳过 for optional items."""
-    locale = survey.locale
     row: list[InlineKeyboardButton] = []
     if state.screen.stage.from_review:
-        row.append(
-            _button(t("answering.button.to_review", locale), _data(survey, state, Action.BACK))
-        )
+        row.append(_labelled(survey, state, "answering.button.to_review", Action.BACK))
     elif state.screen.position > 0:
-        row.append(_button(t("answering.button.back", locale), _data(survey, state, Action.BACK)))
+        row.append(_labelled(survey, state, "answering.button.back", Action.BACK))
     if not item.required:
-        row.append(_button(t("answering.button.skip", locale), _data(survey, state, Action.SKIP)))
+        row.append(_labelled(survey, state, "answering.button.skip", Action.SKIP))
     return [row] if row else []
 
 
 def amount_view(survey: Survey, state: DraftState) -> View:
     """How much to deduct on this line: buttons 0.5, 1, 2, … or a typed number."""
-    locale = survey.locale
     item = survey.instrument.items[state.screen.position]
-    buttons = [
-        _button(format_amount(value), _data(survey, state, Action.AMOUNT, format_amount(value)))
-        for value in deduction_choices(item)
-    ]
-    rows = _rows(buttons, NUMBERS_PER_ROW)
-    rows.append(
-        [_button(t("answering.button.cancel_deduction", locale), _data(survey, state, Action.BACK))]
-    )
-    hint = t("answering.ask_amount", locale, max=format_amount(item.max_points or 0))
+    rows = _amounts(survey, state, Action.AMOUNT, deduction_choices(item))
+    rows.append([_labelled(survey, state, "answering.button.cancel_deduction", Action.BACK)])
+    hint = t("answering.ask_amount", survey.locale, max=format_amount(item.max_points or 0))
     return View(_question_text(survey, state, hint), InlineKeyboardMarkup(rows))
 
 
@@ -316,7 +313,7 @@ def reason_view(survey: Survey, state: DraftState) -> View:
     item = survey.instrument.items[state.screen.position]
     amount = format_amount(state.screen.stage.amount or Decimal(0))
     hint = t("answering.ask_reason", locale, amount=amount, max_length=item.max_length)
-    back = _button(t("answering.button.change_amount", locale), _data(survey, state, Action.BACK))
+    back = _labelled(survey, state, "answering.button.change_amount", Action.BACK)
     return View(_question_text(survey, state, hint), InlineKeyboardMarkup([[back]]))
 
 
@@ -372,9 +369,7 @@ def review_view(survey: Survey, state: DraftState) -> View:
         for number in range(1, len(items) + 1)
     ]
     rows = _rows(edits, EDITS_PER_ROW)
-    rows.append(
-        [_button(t("answering.button.submit", locale), _data(survey, state, Action.SUBMIT))]
-    )
+    rows.append([_labelled(survey, state, "answering.button.submit", Action.SUBMIT)])
     return View(text, InlineKeyboardMarkup(rows))
 
 
@@ -386,8 +381,8 @@ def confirm_view(survey: Survey, state: DraftState) -> View:
     )
     text = _join(_header(survey), _score_line(survey, state.answers), t(key, locale))
     rows = [
-        [_button(t("answering.button.confirm", locale), _data(survey, state, Action.CONFIRM))],
-        [_button(t("answering.button.return", locale), _data(survey, state, Action.RETURN))],
+        [_labelled(survey, state, "answering.button.confirm", Action.CONFIRM)],
+        [_labelled(survey, state, "answering.button.return", Action.RETURN)],
     ]
     return View(text, InlineKeyboardMarkup(rows))
 
