@@ -263,13 +263,22 @@ def match_branch(names: dict[int, str], query: str) -> list[int]:
 
 
 def _pick_branch(
-    session: Session, update: Update, request: Request, query: str, action: str, tap: str
+    session: Session,
+    update: Update,
+    request: Request,
+    query: str,
+    action: str,
+    tap: str | None,
 ) -> int | Answer:
-    """One visible branch for a typed name; else choices as buttons, or a polite refusal."""
+    """One visible branch for a typed name; else choices (as buttons when ``tap`` says what a
+    tap shows, else as text to type again), or a polite refusal."""
     visible = _names(session, request.scope.visible_orgs)
     found = match_branch(visible, query)
     if len(found) == 1:
         return found[0]
+    if found and tap is None:
+        names = t("report.list_separator", request.locale).join(visible[o] for o in found)
+        return Answer.text(t("report.choose_exact", request.locale, names=views.esc(names)))
     if found:
         buttons = [_button(views.short_name(visible[o], 16), f"{tap}:{o}") for o in found[:20]]
         return Answer.text(t("report.choose_branch", request.locale), _keyboard(buttons))
@@ -515,7 +524,7 @@ def veto_answer(session: Session, update: Update, context: Context, args: list[s
     request = _request(session, update, context, "grade.veto", _organizer)
     if len(args) < 2:
         return Answer.text(t("report.veto_usage", request.locale))
-    picked = _pick_branch(session, update, request, args[0], "grade.veto", "d")
+    picked = _pick_branch(session, update, request, args[0], "grade.veto", None)
     if isinstance(picked, Answer):
         return picked
     if not request.scope.organizes(picked):
@@ -552,7 +561,7 @@ def members_only_answer(
     request = _request(session, update, context, "org.members_only", _organizer)
     if len(args) < 2:
         return Answer.text(t("report.members_only_usage", request.locale))
-    picked = _pick_branch(session, update, request, args[0], "org.members_only", "d")
+    picked = _pick_branch(session, update, request, args[0], "org.members_only", None)
     if isinstance(picked, Answer):
         return picked
     if not request.scope.organizes(picked):

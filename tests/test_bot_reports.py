@@ -449,3 +449,14 @@ async def test_the_organizer_keeps_any_branch_ledger(town: BotHarness) -> None:
     ledger = await phone.send("/rectify 东方")
     assert "东方机械厂党支部 整改台账" in ledger.text
     assert "➕ 新增整改事项" in ledger.buttons
+
+
+async def test_an_ambiguous_veto_asks_for_the_full_name_and_records_nothing(
+    town: BotHarness,
+) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    reply = await phone.send("/veto 党支部 不合格党员")
+    assert "有多个党组织符合" in reply.text and "红星村党支部" in reply.text
+    assert not phone.buttons
+    with Session(town.engine) as session:
+        assert session.exec(select(Veto)).all() == []
