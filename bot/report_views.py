@@ -331,10 +331,10 @@ def _people(people: Sequence[PersonStatus], locale: str, *, why: bool = False) -
 
 
 def ranking_text(tally: RoundTally, locale: str) -> str:
-    """Two rankings (排名) with ties: by the grading score and by the inspection score."""
+    """Two rankings (排名) with ties: by the provisional composite and by the inspection score."""
     parts = []
     for key, value_of in (
-        ("report.rank_by_score", lambda b: b.grading_score),
+        ("report.rank_by_score", lambda b: b.composite.score),
         ("report.rank_by_inspection", lambda b: b.inspection),
     ):
         ordered = sorted(

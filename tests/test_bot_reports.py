@@ -237,7 +237,7 @@ async def test_coverage_names_who_has_not_answered_and_who_is_unreachable(
 async def test_ranking_lists_both_orders(town: BotHarness) -> None:
     phone = phone_of(town, "organizer", ORGANIZER)
     ranking = await phone.send("/rank")
-    assert "按定级得分排名" in ranking.text and "按观摩检查得分排名" in ranking.text
+    assert "按综合得分排名（暂定）" in ranking.text and "按观摩检查得分排名" in ranking.text
     first = ranking.texts[0]
     assert first.index("红星村") < first.index("东方机械厂")
 
