@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -177,7 +178,7 @@ def decide_grade(
     decision.final_grade = final.value
     decision.reason = reason[:500] if reason else None
     decision.decided_by, decision.decided_at, decision.locked = person_id, now, True
-    session.add(decision)
+    _store_decision(session, decision)
     _audit(
         session,
         person_id=person_id,
@@ -193,6 +194,17 @@ def decide_grade(
     )
     session.flush()
     return decision
+
+
+def _store_decision(session: Session, decision: GradeDecision) -> None:
+    """Write the decision; a second organizer deciding the same branch at once is refused."""
+    try:
+        with session.begin_nested():
+            session.add(decision)
+            session.flush()
+    except IntegrityError as error:
+        # Both read "undecided", the other committed first: theirs stands (and is locked).
+        raise GradingError("locked") from error
 
 
 def grade_decisions(session: Session, *, round_id: int) -> dict[int, GradeDecision]:

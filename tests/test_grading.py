@@ -354,3 +354,40 @@ def test_due_lines_are_reminded_through_the_outbox_once(engine: Engine) -> None:
         rows = session.exec(select(OutboxMessage)).all()
     assert [(row.kind, row.chat_id) for row in rows] == [("rectification_due", 7002)]
     assert "党员活动室未开放" in rows[0].payload["text"] and "2027-03-23" in rows[0].payload["text"]
+
+
+def test_a_second_organizer_deciding_at_the_same_moment_is_refused_cleanly(
+    engine: Engine,
+) -> None:
+    from storage.grading import _store_decision
+
+    with transaction(engine) as session:
+        round_id, ids = _graded_township(session, [95, 85, 75, 65, 55])
+    with transaction(engine) as session:
+        decide_grade(session, round_id=round_id, org_id=ids[1], person_id=None, now=NOW)
+    # The other organizer read "undecided" before the first committed, then writes.
+    with transaction(engine) as session:
+        late = GradeDecision(
+            round_id=round_id,
+            org_id=ids[1],
+            proposed_grade="fairly_good",
+            final_grade="good",
+            reason="迟到的决定",
+            locked=True,
+        )
+        with pytest.raises(GradingError) as error:
+            _store_decision(session, late)
+        assert error.value.code == "locked"
+        record_veto(
+            session,
+            round_id=round_id,
+            org_id=ids[0],
+            condition="不合格党员",
+            note=None,
+            person_id=None,
+            now=NOW,
+        )
+    with Session(engine) as session:
+        stored = session.get(GradeDecision, (round_id, ids[1]))
+        assert stored is not None and stored.final_grade == "fairly_good", "the first one stands"
+        assert _audits(session, "grade.veto"), "the transaction went on after the refusal"
