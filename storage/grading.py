@@ -297,7 +297,12 @@ def sign(
     if existing is not None:
         raise GradingError("already_signed", role=role)
     row = SignOff(round_id=round_id, org_id=org_id, role=role, person_id=person_id, signed_at=now)
-    session.add(row)
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError as error:  # signed a moment ago by another tap or process
+        raise GradingError("already_signed", role=role) from error
     _audit(
         session,
         person_id=person_id,
