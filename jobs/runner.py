@@ -32,6 +32,7 @@ from jobs.limiter import OutboxLimiter
 from jobs.schedule import plan_due, plan_manual
 from storage import outbox
 from storage.db import engine_for, transaction
+from storage.grading import enqueue_rectification_reminders
 from storage.outbox import NewMessage
 from storage.settings import Settings
 from storage.types import utcnow
@@ -50,10 +51,15 @@ def enqueue_all(engine: Engine, messages: list[NewMessage], *, now: datetime) ->
 
 
 def enqueue_due(engine: Engine, *, now: datetime, zone: tzinfo) -> int:
-    """Plan what is due now and enqueue it; how many new outbox rows."""
+    """Plan what is due now (reminders, digests, ledger deadlines) and enqueue it; how many new."""
     with transaction(engine) as session:
         messages = plan_due(session, now=now, zone=zone)
-    return enqueue_all(engine, messages, now=now)
+    added = enqueue_all(engine, messages, now=now)
+    with transaction(engine) as session:
+        # Ledger items due within three days; the outbox key makes each reminder happen once.
+        today = now.astimezone(zone).date()
+        added += enqueue_rectification_reminders(session, today=today, now=now)
+    return added
 
 
 @dataclass(frozen=True)

@@ -391,3 +391,37 @@ def test_a_second_organizer_deciding_at_the_same_moment_is_refused_cleanly(
         stored = session.get(GradeDecision, (round_id, ids[1]))
         assert stored is not None and stored.final_grade == "fairly_good", "the first one stands"
         assert _audits(session, "grade.veto"), "the transaction went on after the refusal"
+
+
+def test_the_planner_reminds_the_secretary_of_a_ledger_item_once(engine: Engine) -> None:
+    """The jobs' every-minute planner is what sends ledger reminders, each once."""
+    from zoneinfo import ZoneInfo
+
+    from jobs.runner import enqueue_due
+    from storage.models import OutboxMessage
+
+    with transaction(engine) as session:
+        ids = build_township(session)
+        session.add(
+            TelegramAccount(
+                person_id=ids["secretary_east"],
+                telegram_user_id=7003,
+                chat_id=7003,
+                bound_via="invitation",
+            )
+        )
+        add_rectification(
+            session,
+            org_id=ids["east"],
+            round_id=ids["round"],
+            matter="台账不全",
+            measures="补齐会议记录",
+            due_on=(NOW + timedelta(days=2)).date(),
+            responsible="张书记",
+            person_id=None,
+        )
+    for minute in range(3):
+        enqueue_due(engine, now=NOW + timedelta(minutes=minute), zone=ZoneInfo("Asia/Shanghai"))
+    with Session(engine) as session:
+        kinds = [row.kind for row in session.exec(select(OutboxMessage)).all()]
+    assert kinds.count("rectification_due") == 1
