@@ -28,6 +28,7 @@ import logging
 import random
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -237,23 +238,46 @@ def seed(engine: Any, phones: int, branches: int, first_user: int) -> None:
         open_round(session, round_id=round_.id, now=now)  # type: ignore[arg-type]
 
 
+def sample_screen() -> tuple[str, list[str]]:
+    """The text and button labels of a real question screen, drawn once (no database)."""
+    from bot.callbacks import Screen, Stage
+    from bot.survey_views import DraftState, Survey, render
+    from surveys.instruments import AnswerValue, get_instrument
+
+    answers = {"q1": AnswerValue(choice="satisfied")}
+    survey = Survey(1, get_instrument("satisfaction"), "第1村党支部", "zh_CN")
+    view = render(survey, DraftState(answers, Screen(1, 1, Stage())))
+    assert view.keyboard is not None
+    labels = [button.text for row in view.keyboard.inline_keyboard for button in row]
+    return view.text, labels
+
+
 def noop_application(token: str, base_url: str, base_file_url: str) -> Any:
-    """PTB alone: /surveys sends a button; a tap answers the callback and edits the message."""
+    """PTB alone: a tap answers the callback and edits the message into a same-size screen.
+
+    The screen (text and buttons of a real question) is drawn once, so per tap only PTB
+    and HTTP work remain; /surveys just sends the first screen.
+    """
     from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
     from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler
 
+    text, labels = sample_screen()
+
     def keyboard(step: int) -> InlineKeyboardMarkup:
-        return InlineKeyboardMarkup([[InlineKeyboardButton("下一步", callback_data=f"n:{step}")]])
+        data = f"n:{step}"
+        return InlineKeyboardMarkup(
+            [[InlineKeyboardButton(label, callback_data=data)] for label in labels]
+        )
 
     async def listing(update: Update, context: Any) -> None:
-        await context.bot.send_message(update.effective_chat.id, "0", reply_markup=keyboard(1))  # type: ignore[union-attr]
+        await context.bot.send_message(update.effective_chat.id, text, reply_markup=keyboard(1))  # type: ignore[union-attr]
 
     async def tapped(update: Update, context: Any) -> None:
         query = update.callback_query
         step = int(str(query.data).split(":")[1])  # type: ignore[union-attr]
         await asyncio.gather(
             query.answer(),  # type: ignore[union-attr]
-            query.message.edit_text(str(step), reply_markup=keyboard(step + 1)),  # type: ignore[union-attr]
+            query.message.edit_text(f"{text}\n{step}", reply_markup=keyboard(step + 1)),  # type: ignore[union-attr]
         )
 
     app = (
@@ -290,6 +314,7 @@ class Measured:
     taps: int
     cpu: float
     wall: float
+    transactions: float | None = None  # CPU inside the answering transactions (threads)
 
     def line(self, label: str) -> str:
         per_tap = 1000 * self.cpu / max(self.taps, 1)
@@ -318,6 +343,14 @@ class Child:
         self.process.stdin.write(f"{text}\n".encode())
         await self.process.stdin.drain()
 
+    async def close(self) -> None:
+        """Wait for the child to end (it ends on "quit" or when stdin closes)."""
+        if self.process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.process.stdin.close()
+        with contextlib.suppress(ProcessLookupError):
+            await asyncio.wait_for(self.process.wait(), 10)
+
     async def measure(self, command: str) -> Measured:
         """Let the phones open their lists, then time the taps."""
         await self.say(command)
@@ -330,28 +363,82 @@ class Child:
         return Measured(int(done.split()[1]), cpu, wall)
 
 
-async def run(args: argparse.Namespace) -> None:
-    """Seed, start the child, measure the real bot then the no-op bot, print the figures."""
-    from bot.app import build_application
-    from storage.db import make_engine, upgrade
-    from storage.settings import Settings
+def taps_per_survey() -> int:
+    """Start, every question (the last one skipped), 提交 and 确认提交."""
+    from surveys.instruments import get_instrument
 
-    logging.basicConfig(level=logging.WARNING)
+    return len(get_instrument("satisfaction").items) + 3
+
+
+async def start_child(phones: int) -> Child:
+    """The fake Bot API with the phones, in its own process."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench.meeting",
         "--serve",
         "--phones",
-        str(args.phones),
+        str(phones),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
-    child = Child(process)
-    try:
-        base_url, base_file_url, token = [await child.line() for _ in range(3)]
-        with scratch_database(args.database) as url:
-            engine = make_engine(url)
+    return Child(process)
+
+
+class TransactionClock:
+    """Counts the CPU the answering handlers spend inside their database transactions.
+
+    Replaces ``bot.answering.in_transaction`` for the run with the same thing plus a
+    ``time.thread_time`` around the work in the worker thread.
+    """
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self._lock = threading.Lock()
+
+    async def in_transaction(self, context: Any, work: Any) -> Any:
+        """bot.common.in_transaction, timed."""
+        from bot.context import services
+        from storage.db import transaction
+
+        engine = services(context).engine
+
+        def run() -> Any:
+            start = time.thread_time()
+            try:
+                with transaction(engine) as session:
+                    return work(session)
+            finally:
+                with self._lock:
+                    self.spent += time.thread_time() - start
+
+        return await asyncio.to_thread(run)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Time the answering module's transactions while inside."""
+        from bot import answering
+
+        original = answering.in_transaction
+        answering.in_transaction = self.in_transaction  # type: ignore[assignment]
+        try:
+            yield
+        finally:
+            answering.in_transaction = original
+
+
+async def measure_bot(
+    args: argparse.Namespace, child: Child, api: tuple[str, str, str]
+) -> Measured:
+    """The real Application on a fresh, seeded database."""
+    from bot.app import build_application
+    from storage.db import make_engine, upgrade
+    from storage.settings import Settings
+
+    base_url, base_file_url, token = api
+    with scratch_database(args.database) as url:
+        engine = make_engine(url)
+        try:
             upgrade(engine)
             seed(engine, args.phones, args.branches, FIRST_USER)
             settings = Settings(
@@ -364,23 +451,49 @@ async def run(args: argparse.Namespace) -> None:
             bot = build_application(
                 settings, engine, base_url=base_url, base_file_url=base_file_url
             )
-            async with polling(bot):
-                real = await child.measure("real")
+            clock = TransactionClock()
+            with clock.installed():
+                async with polling(bot):
+                    measured = await child.measure("real")
+            measured.transactions = clock.spent
+            return measured
+        finally:
             engine.dispose()
-        per_phone = max(real.taps // max(args.phones, 1), 1)
-        async with polling(noop_application(token, base_url, base_file_url)):
-            noop = await child.measure(f"noop {per_phone}")
+
+
+async def measure_noop(child: Child, api: tuple[str, str, str]) -> Measured:
+    """The no-op Application, as many taps per phone as the survey takes."""
+    base_url, base_file_url, token = api
+    async with polling(noop_application(token, base_url, base_file_url)):
+        return await child.measure(f"noop {taps_per_survey()}")
+
+
+async def run(args: argparse.Namespace) -> None:
+    """No-op bot, real bot, no-op bot again (other load shows as their spread); print figures."""
+    logging.basicConfig(level=logging.WARNING)
+    child = await start_child(args.phones)
+    try:
+        base_url, base_file_url, token = [await child.line() for _ in range(3)]
+        api = (base_url, base_file_url, token)
+        before = await measure_noop(child, api)
+        real = await measure_bot(args, child, api)
+        after = await measure_noop(child, api)
         await child.say("quit")
     finally:
-        with contextlib.suppress(ProcessLookupError, BrokenPipeError, ConnectionResetError):
-            if process.returncode is None:
-                await asyncio.wait_for(process.wait(), 10)
-    backend = "postgresql" if url.startswith("postgresql") else "sqlite"
-    print(f"ceping meeting bench: {args.phones} phones, {per_phone} taps each, on {backend}")
+        await child.close()
+    backend = "postgresql" if (args.database or "").startswith("postgresql") else "sqlite"
+    print(
+        f"ceping meeting bench: {args.phones} phones, {taps_per_survey()} taps each, on {backend}"
+    )
+    print(before.line("no-op handler (PTB only):"))
     print(real.line("bot (answering survey):"))
-    print(noop.line("no-op handler (PTB only):"))
-    extra = 1000 * (real.cpu / max(real.taps, 1) - noop.cpu / max(noop.taps, 1))
+    print(after.line("no-op handler, again:"))
+    baseline = (before.cpu + after.cpu) / max(before.taps + after.taps, 1)
+    extra = 1000 * (real.cpu / max(real.taps, 1) - baseline)
     print(f"  survey's own work:          {extra:5.2f} ms CPU per tap (answer)")
+    if real.transactions is not None:
+        inside = 1000 * real.transactions / max(real.taps, 1)
+        print(f"  of which in transactions:   {inside:5.2f} ms CPU per tap (worker threads)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
