@@ -475,17 +475,23 @@ async def test_an_inspector_scores_one_branch_by_deduction_then_picks_the_next(
         await phone.tap("✅ 不扣分")
     review = phone.screen.text
     assert "扣 1 分（服务项目未公示）" in review and "当前得分 96.5/100" in review
+    # On second thought the first line deserves a deduction of 0.5 only.
+    await phone.tap("改第1题")
+    await phone.tap("➖ 扣分")
+    await phone.tap("0.5")
+    changed = await phone.send("服务项目未公示")
+    assert "扣 0.5 分（服务项目未公示）" in changed.text and "当前得分 97/100" in changed.text
     await phone.tap("📨 提交")
     thanks = await phone.tap("✅ 确认提交")
-    assert "总分 96.5 分" in thanks.text
+    assert "总分 97 分" in thanks.text
 
     with Session(bot.engine) as session:
         response = session.exec(select(Response)).one()
-        assert response.total == Decimal("96.5")
+        assert response.total == Decimal("97")
         deducted = session.exec(select(Answer).where(Answer.deduction > 0)).all()  # type: ignore[operator]
         reasons = {row.item_id: (row.deduction, row.reason) for row in deducted}
     assert reasons == {
-        "basics_1": (Decimal(1), "服务项目未公示"),
+        "basics_1": (Decimal("0.5"), "服务项目未公示"),
         "basics_3": (Decimal("2.5"), "网格支部未建立"),
     }
 
