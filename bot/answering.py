@@ -832,7 +832,7 @@ async def _show(
     """Answer the tap and put the screen where the outcome says: the whole Bot API work."""
     calls = []
     if query is not None:
-        calls.append(query.answer(outcome.toast, show_alert=outcome.alert))
+        calls.append(query.answer(_fit_toast(outcome.toast), show_alert=outcome.alert))
     view = outcome.view
     if view is not None and outcome.target is Target.TAPPED and query is not None:
         calls.append(_edit(query, view))
@@ -845,6 +845,17 @@ async def _show(
         await _ignore_unchanged(
             context.bot.edit_message_reply_markup(chat, message_id, reply_markup=None)
         )
+
+
+MAX_TOAST = 200
+"""Telegram's limit on the text of a callback answer."""
+
+
+def _fit_toast(text: str | None) -> str | None:
+    """A callback answer cut to Telegram's 200 characters (a long list of numbers can be)."""
+    if text is None or len(text) <= MAX_TOAST:
+        return text
+    return text[: MAX_TOAST - 1] + "…"
 
 
 async def _edit(query: CallbackQuery, view: View) -> None:
