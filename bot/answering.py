@@ -443,9 +443,11 @@ async def on_tap(update: Update, context: Context) -> None:
         except Refusal as caught:
             refusal = caught
         if refusal.forged_by is not None:
-            # The lock-taking UPDATE may have run: undo it so a forgery writes only the audit.
+            actor = Actor(user_id, refusal.forged_by.person_id)
+            # Whatever the step touched before spotting the forgery is undone: only the
+            # audit row is written.
             session.rollback()
-            _audit_forgery(session, refusal.forged_by, query.data, refusal.detail)
+            _audit_forgery(session, actor, query.data, refusal.detail)
         return refusal.outcome
 
     outcome = await in_transaction(context, step)
@@ -462,7 +464,8 @@ async def on_unknown_tap(update: Update, context: Context) -> None:
 
     def record(session: Session) -> str:
         asker = request.asker_in(session)
-        _audit_forgery(session, asker, query.data, {"why": "unknown shape"})
+        actor = Actor(asker.telegram_user_id, asker.person_id)
+        _audit_forgery(session, actor, query.data, {"why": "unknown shape"})
         return asker.locale
 
     locale = await in_transaction(context, record)
@@ -470,11 +473,12 @@ async def on_unknown_tap(update: Update, context: Context) -> None:
 
 
 def _audit_forgery(
-    session: Session, asker: Asker, data: str | None, detail: dict[str, Any]
+    session: Session, actor: Actor, data: str | None, detail: dict[str, Any]
 ) -> None:
+    """A refused tap in the audit log (who, which data, why)."""
     audit(
         session,
-        actor=Actor(asker.telegram_user_id, asker.person_id),
+        actor=actor,
         action="answer.callback",
         target=_without_argument(data or "")[:200],
         outcome="refused",
