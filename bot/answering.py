@@ -520,6 +520,7 @@ def _branch_list(session: Session, asker: Asker, round_id: int) -> Outcome:
 def _start(session: Session, loaded: Loaded, message: Message | None) -> Outcome:
     """Start or resume: draw the draft's screen on the tapped message and remember it."""
     fresh = loaded.draft is None
+    previous = _shown_message(loaded.draft)
     loaded.draft = update_draft_view(
         session,
         assignment_id=loaded.assignment_id,
@@ -528,7 +529,16 @@ def _start(session: Session, loaded: Loaded, message: Message | None) -> Outcome
         chat_id=message.chat_id if message else None,
         message_id=message.message_id if message else None,
     )
-    return Outcome(view=loaded.render(), target=Target.TAPPED)
+    now_shown = _shown_message(loaded.draft)
+    stale = (previous,) if previous is not None and previous != now_shown else ()
+    return Outcome(view=loaded.render(), target=Target.TAPPED, strip=stale)
+
+
+def _shown_message(draft: Draft | None) -> tuple[int, int] | None:
+    """(chat id, message id) of the message showing the draft's screen, if known."""
+    if draft is None or draft.chat_id is None or draft.message_id is None:
+        return None
+    return draft.chat_id, draft.message_id
 
 
 def _answer_tap(
@@ -573,10 +583,8 @@ def _resend(
     """
     screen = loaded.screen()
     upcoming = replace(screen, revision=screen.revision + 1)
-    draft = loaded.draft
-    previous: tuple[tuple[int, int], ...] = ()
-    if draft is not None and draft.chat_id is not None and draft.message_id is not None:
-        previous = ((draft.chat_id, draft.message_id),)
+    shown = _shown_message(loaded.draft)
+    previous = (shown,) if shown is not None else ()
     return Outcome(
         toast=toast,
         view=loaded.render(upcoming, notice),

@@ -624,3 +624,17 @@ async def test_a_member_who_chose_english_answers_in_english(bot: BotHarness) ->
     first = await phone.tap(phone.buttons[0])
     assert "anonymous" in first.text and "Question 1/9" in first.text
     assert phone.buttons == ["Satisfied", "Basically satisfied", "Dissatisfied"]
+
+
+async def test_resuming_from_a_new_list_continues_and_retires_the_old_message(
+    bot: BotHarness,
+) -> None:
+    phone = await registered(bot, "member", MEMBER)
+    await start_survey(phone)
+    await phone.tap("满意")
+    await phone.tap("不满意")
+    todo = await phone.send("/surveys")
+    assert "已答 2/9" in todo.text
+    resumed = await phone.tap("▶️ 继续：基层党组织分类定级党员群众满意度测评表")
+    assert "第 3/9 题" in resumed.text
+    assert keyboards(phone) == [False, True]  # the first survey message lost its buttons
