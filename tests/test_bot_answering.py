@@ -638,3 +638,19 @@ async def test_resuming_from_a_new_list_continues_and_retires_the_old_message(
     resumed = await phone.tap("▶️ 继续：基层党组织分类定级党员群众满意度测评表")
     assert "第 3/9 题" in resumed.text
     assert keyboards(phone) == [False, True]  # the first survey message lost its buttons
+
+
+async def test_data_no_module_knows_is_refused_by_the_fallback_and_audited(
+    bot: BotHarness,
+) -> None:
+    phone = await registered(bot, "member", MEMBER)
+    await phone.send("/surveys")
+    reply = await phone.tap(callback_data="something-else")
+    assert reply.alert == FORGED
+    with Session(bot.engine) as session:
+        row = session.exec(select(AuditLog)).one()
+    assert (row.action, row.outcome, row.actor_telegram_id) == (
+        "answer.callback",
+        "refused",
+        MEMBER,
+    )
