@@ -60,6 +60,7 @@ class Screens:
         self.stopped = False
 
     def queue(self, chat_id: int) -> asyncio.Queue[JSON]:
+        """The screens of one chat, oldest first."""
         return self.queues.setdefault(chat_id, asyncio.Queue())
 
     def _drain(self) -> bool:
@@ -317,6 +318,7 @@ class Measured:
     transactions: float | None = None  # CPU inside the answering transactions (threads)
 
     def line(self, label: str) -> str:
+        """One line of the printed figures."""
         per_tap = 1000 * self.cpu / max(self.taps, 1)
         rate = self.taps / self.wall if self.wall else 0.0
         return (
@@ -332,6 +334,7 @@ class Child:
         self.process = process
 
     async def line(self) -> str:
+        """The child's next line of output."""
         assert self.process.stdout is not None
         raw = await asyncio.wait_for(self.process.stdout.readline(), WAIT_SECONDS * 3)
         if not raw:
@@ -339,6 +342,7 @@ class Child:
         return raw.decode().strip()
 
     async def say(self, text: str) -> None:
+        """Send one command line to the child."""
         assert self.process.stdin is not None
         self.process.stdin.write(f"{text}\n".encode())
         await self.process.stdin.drain()
@@ -497,6 +501,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench.meeting", description=__doc__)
     parser.add_argument("--phones", type=int, default=PHONES, help="members answering at once")
     parser.add_argument("--branches", type=int, default=BRANCHES, help="branches they belong to")

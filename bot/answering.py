@@ -129,6 +129,7 @@ class Request:
 
     @classmethod
     def of(cls, update: Update, context: Context, telegram_user_id: int) -> Request:
+        """The request of an update, with the Application's clock and time zone."""
         bot = services(context)
         return cls(update, telegram_user_id, bot.now(), bot.settings.zone)
 
@@ -154,6 +155,7 @@ class Asker:
 
     @property
     def person_id(self) -> int | None:
+        """The asker's person, None when not registered."""
         return self.account.person_id if self.account is not None else None
 
 
@@ -196,6 +198,7 @@ def _forged(asker: Asker, **detail: Any) -> Refusal:
 
 
 def _not_registered(asker: Asker) -> Refusal:
+    """An alert telling someone without a binding how to register."""
     return Refusal(Outcome(toast=t("answering.not_registered", asker.locale), alert=True))
 
 
@@ -217,11 +220,13 @@ class Loaded:
 
     @property
     def assignment_id(self) -> int:
+        """The assignment's id (always set once loaded)."""
         assert self.assignment.id is not None
         return self.assignment.id
 
     @property
     def locale(self) -> str:
+        """The asker's language."""
         return self.asker.locale
 
     @property
@@ -239,6 +244,7 @@ class Loaded:
         return Screen(self.draft.revision, self.draft.position, Stage.parse(self.draft.stage))
 
     def survey(self) -> Survey:
+        """The fixed part of this assignment's screens."""
         return Survey(self.assignment_id, self.instrument, self.branch_name, self.locale)
 
     def render(self, screen: Screen | None = None, notice: str | None = None) -> View:
@@ -248,6 +254,7 @@ class Loaded:
 
 
 def _account(session: Session, telegram_user_id: int) -> TelegramAccount | None:
+    """The binding of a Telegram user, if they registered."""
     statement = select(TelegramAccount).where(TelegramAccount.telegram_user_id == telegram_user_id)
     return session.exec(statement).first()
 

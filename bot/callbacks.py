@@ -144,6 +144,7 @@ def encode_branch_list(round_id: int) -> str:
 
 
 def _checked(data: str) -> str:
+    """The data, or ValueError when it would not fit a button (a bug, never user input)."""
     if len(data.encode()) > MAX_CALLBACK_BYTES:
         raise ValueError(f"callback data longer than {MAX_CALLBACK_BYTES} bytes: {data!r}")
     return data

@@ -145,12 +145,14 @@ def format_answer(item: Item, value: AnswerValue | None, locale: str) -> str:
 
 
 def _button(label: str, data: str) -> InlineKeyboardButton:
+    """An inline button that sends callback data."""
     return InlineKeyboardButton(label, callback_data=data)
 
 
 def _rows(
     buttons: Sequence[InlineKeyboardButton], per_row: int
 ) -> list[list[InlineKeyboardButton]]:
+    """Buttons laid out a few per row."""
     return [list(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row)]
 
 
@@ -188,6 +190,7 @@ def _score_line(survey: Survey, answers: Mapping[str, AnswerValue]) -> str | Non
 
 
 def _join(*parts: str | None) -> str:
+    """The given lines, empty ones left out."""
     return "\n".join(part for part in parts if part)
 
 
@@ -213,6 +216,7 @@ def render(survey: Survey, state: DraftState, notice: str | None = None) -> View
 
 
 def _data(survey: Survey, state: DraftState, action: Action, arg: str | int | None = None) -> str:
+    """Callback data of a button drawn for this screen of this draft."""
     screen = state.screen
     return encode_answer(survey.assignment_id, screen.revision, screen.position, action, arg)
 
@@ -496,10 +500,12 @@ def todo_view(entries: Sequence[TodoEntry], locale: str, zone: ZoneInfo) -> View
 
 
 def _without_inspection(entries: Iterable[TodoEntry]) -> list[TodoEntry]:
+    """The entries that are not inspection sheets."""
     return [entry for entry in entries if not entry.inspection]
 
 
 def _inspection_groups(entries: Iterable[TodoEntry]) -> dict[int, list[TodoEntry]]:
+    """Inspection entries by round."""
     groups: dict[int, list[TodoEntry]] = {}
     for entry in entries:
         if entry.inspection:
