@@ -227,7 +227,9 @@ def _question_text(survey: Survey, state: DraftState, hint: str | None) -> str:
     position = state.screen.position
     item = instrument.items[position]
     section = instrument.section_of(item.id)
-    intro = instrument.intro.get(locale) if instrument.intro and position == 0 else None
+    # The intro (the anonymity notice, for the satisfaction survey) opens question 1 only.
+    opening = position == 0 and state.screen.stage.name is StageName.QUESTION
+    intro = instrument.intro.get(locale) if instrument.intro and opening else None
     progress = t(
         "answering.progress",
         locale,
@@ -487,14 +489,16 @@ def todo_view(entries: Sequence[TodoEntry], locale: str, zone: ZoneInfo) -> View
                 "answering.todo.inspection_line",
                 locale,
                 number=number,
-                title=first.title,
+                title=t("answering.inspection_title", locale),
                 done=done,
                 count=len(group),
                 when=_when_line(first, locale, zone),
             )
         )
         if first.window == "open":
-            label = t("answering.button.branches", locale, title=first.title)
+            label = t(
+                "answering.button.branches", locale, title=t("answering.inspection_title", locale)
+            )
             rows.append([_button(label, encode_branch_list(round_id))])
     return View("\n".join(lines), InlineKeyboardMarkup(rows) if rows else None)
 
@@ -519,7 +523,7 @@ def branch_list_view(entries: Sequence[TodoEntry], locale: str, zone: ZoneInfo) 
         return View(t("answering.todo.nothing", locale))
     first = entries[0]
     lines = [
-        t("answering.branches.title", locale, title=first.title),
+        t("answering.branches.title", locale, title=t("answering.inspection_title", locale)),
         _when_line(first, locale, zone),
     ]
     rows: list[list[InlineKeyboardButton]] = []

@@ -253,7 +253,8 @@ def test_the_todo_list_groups_an_inspectors_branches_behind_one_button() -> None
     ]
     view = todo_view(branches, "zh_CN", SHANGHAI)
     assert "已评 1/2 个支部" in view.text
-    assert labels(view) == [["📋 选择支部：检查表"]]
+    assert "党建观摩检查评分：已评 1/2 个支部" in view.text
+    assert labels(view) == [["📋 选择支部：党建观摩检查评分"]]
 
 
 def test_what_is_not_open_has_no_button_and_says_when() -> None:
