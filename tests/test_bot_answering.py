@@ -41,7 +41,6 @@ from tests.fakebot import FakeBotApi, Phone, running_bot
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness, FakeClock, World
 
-pytest_plugins = ["tests.bot_fixtures"]
 
 MEMBER, SECRETARY, INSPECTOR = 1001, 1002, 1005
 STALE = t("answering.stale")

@@ -13,7 +13,6 @@ from surveys.i18n import t
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness
 
-pytest_plugins = ["tests.bot_fixtures"]
 
 
 def account_of(session: Session, user_id: int) -> TelegramAccount | None:

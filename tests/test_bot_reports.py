@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness, World
     from tests.fakebot import Phone
 
-pytest_plugins = ["tests.bot_fixtures"]
 
 ORGANIZER, SECRETARY, MEMBER, INSPECTOR, WORKER = 2001, 2002, 2003, 2005, 2006
 REFUSED = "抱歉，您没有查看或办理此项的权限"

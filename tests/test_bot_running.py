@@ -23,7 +23,6 @@ from tests.fakebot import FakeBotApi
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness, FakeClock, World
 
-pytest_plugins = ["tests.bot_fixtures"]
 
 
 # --- Language -------------------------------------------------------------------------------

@@ -33,8 +33,6 @@ from telegram.ext import (
 
 from tests.fakebot import AnyApplication, BotCrashed, FakeBotApi, PhoneError, running_bot
 
-pytest_plugins = ["tests.fakebot.fixtures"]
-
 COUNTER_KEYBOARD = InlineKeyboardMarkup(
     [
         [

@@ -28,8 +28,6 @@ from tests.test_jobs_schedule import (
     texts_for,
 )
 
-pytest_plugins = ["tests.fakebot.fixtures"]
-
 START = local(2027, 3, 16, 10)
 
 

@@ -42,7 +42,6 @@ from tests.test_jobs_schedule import (
 if TYPE_CHECKING:  # imported at run time only inside the test, so pytest can rewrite it
     from tests.bot_fixtures import FakeClock, World
 
-pytest_plugins = ["tests.fakebot.fixtures", "tests.bot_fixtures"]
 
 OPENED = local(2027, 3, 15, 9)
 DEADLINE = local(2027, 3, 20, 20)
