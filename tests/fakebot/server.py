@@ -1413,9 +1413,10 @@ def add_control_routes(app: web.Application, api: FakeBotApi) -> None:
     POST /_fake/updates raw update(s); POST /_fake/tap {"user_id", "text"} or
     {"user_id", "callback_data", "message_id"?}; POST /_fake/contact {"user_id",
     "phone_number"?}; GET /_fake/reply?update_id=N&shown=1&contains=&photos=&documents=
-    holds until the bot answered that update (see RemoteReplies); GET /_fake/requests?method=&since=;
-    GET /_fake/stats; GET /_fake/chat/<id>; GET /_fake/wait?method=sendMessage&count=N&timeout=30
-    holds the request until the bot has made N such calls in total (408 on timeout).
+    holds until the bot answered that update (see RemoteReplies);
+    GET /_fake/requests?method=&since=; GET /_fake/stats; GET /_fake/chat/<id>;
+    GET /_fake/wait?method=sendMessage&count=N&timeout=30 holds the request until the bot
+    has made N such calls in total (408 on timeout).
     """
     replies = RemoteReplies(api)
 
@@ -1433,31 +1434,29 @@ def add_control_routes(app: web.Application, api: FakeBotApi) -> None:
     async def message(request: web.Request) -> web.Response:
         body = await request.json()
         texts = body if isinstance(body, list) else [body]
-        ids = [replies.pushed(lambda m=m: _remote_phone(api, m).send_nowait(str(m["text"]))) for m in texts]
+        ids = [replies.pushed(_remote_phone(api, m).send_nowait, str(m["text"])) for m in texts]
         return web.json_response({"ok": True, "result": ids if isinstance(body, list) else ids[0]})
 
     async def tap(request: web.Request) -> web.Response:
         body = await request.json()
         phone = _remote_phone(api, body)
         try:
-            update_id = replies.pushed(
-                lambda: phone.tap_nowait(
-                    body.get("text"),
-                    callback_data=body.get("callback_data"),
-                    message_id=_as_int(body.get("message_id")),
-                )
-            )
-        except AssertionError as error:  # PhoneError: no such button
+            query = _remote_tap(api, phone, body)
+        except LookupError as error:
             return web.json_response({"ok": False, "description": str(error)}, status=400)
-        return web.json_response({"ok": True, "result": update_id})
+        api.open_callback_query(query["id"])
+        return web.json_response({"ok": True, "result": replies.push({"callback_query": query})})
 
     async def contact(request: web.Request) -> web.Response:
         body = await request.json()
         phone = _remote_phone(api, body)
-        update_id = replies.pushed(
-            lambda: phone.share_contact_nowait(body.get("phone_number"), _as_int(body.get("contact_user_id")))
-        )
-        return web.json_response({"ok": True, "result": update_id})
+        contact = {
+            "phone_number": str(body.get("phone_number") or phone.phone_number),
+            "first_name": phone.first_name,
+            "user_id": phone.user_id,
+        }
+        message = api.add_message(phone.private_chat, phone.user, {"contact": contact})
+        return web.json_response({"ok": True, "result": replies.push({"message": message})})
 
     async def reply(request: web.Request) -> web.Response:
         query = request.query
@@ -1527,6 +1526,42 @@ def _remote_phone(api: FakeBotApi, body: JSON) -> Phone:
     )
 
 
+def _remote_tap(api: FakeBotApi, phone: Phone, body: JSON) -> JSON:
+    """A callback query for a tap on the newest bot message with button body["text"].
+
+    Or, with body["callback_data"], a forged tap on body["message_id"] (default: the newest
+    bot message). LookupError when there is no such button or message.
+    """
+    bot_messages = [m for m in api.chat(phone.user_id) if m["from"]["id"] == api.bot_id]
+    text, data = body.get("text"), body.get("callback_data")
+    message: JSON | None = None
+    if text is not None:
+        message, data = _newest_button(bot_messages, str(text))
+    else:
+        wanted = _as_int(body.get("message_id"))
+        candidates = [m for m in bot_messages if wanted in (None, m["message_id"])]
+        message = candidates[-1] if candidates else None
+    if message is None or data is None:
+        raise LookupError(f"nothing to tap for {body}; the bot's last message: {bot_messages[-1:]}")
+    return {
+        "id": str(4_000_000_000_000_000 + int(api.unique(""))),
+        "from": phone.user,
+        "message": message,
+        "chat_instance": str(phone.user_id),
+        "data": str(data),
+    }
+
+
+def _newest_button(messages: list[JSON], text: str) -> tuple[JSON | None, str | None]:
+    """The newest message with a callback button labelled text, and that button's data."""
+    for message in reversed(messages):
+        for row in (message.get("reply_markup") or {}).get("inline_keyboard", []):
+            for button in row:
+                if button.get("text") == text and "callback_data" in button:
+                    return message, str(button["callback_data"])
+    return None, None
+
+
 def _record_json(record: CallRecord) -> JSON:
     """A logged call for a control client: method, params, status, result, description."""
     return {
@@ -1572,17 +1607,17 @@ class RemoteReplies:
         self.updates[update_id] = update
         return update_id
 
-    def pushed(self, queue: Callable[[], int]) -> int:
-        """Run a Phone's *_nowait action and remember its update like push() does."""
+    def pushed(self, send_nowait: Callable[[str], int], text: str) -> int:
+        """Queue a Phone's text with send_nowait and remember its update like push() does."""
         since = self.api.mark()
-        update_id = queue()
+        update_id = send_nowait(text)
         self.pushed_at[update_id] = since
         pending = next((u for u in self.api.pending_updates if u["update_id"] == update_id), {})
         self.updates[update_id] = pending
         return update_id
 
     def records(self, update_id: int) -> list[CallRecord]:
-        """Finished visible calls about this update's chat (or its callback query) since its push."""
+        """Finished visible calls about this update's chat (or its tap) since its push."""
         chat_id, query_id = _chat_and_query(self.updates.get(update_id, {}))
         since = self.pushed_at.get(update_id, 0)
         return [
@@ -1627,7 +1662,10 @@ class RemoteReplies:
             )
 
         await self.api.wait_until(complete, timeout, explain)
-        return {"update_id": update_id, "records": [_record_json(r) for r in self.records(update_id)]}
+        return {
+            "update_id": update_id,
+            "records": [_record_json(r) for r in self.records(update_id)],
+        }
 
 
 def _chat_and_query(update: JSON) -> tuple[int | None, str | None]:
