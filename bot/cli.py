@@ -949,7 +949,9 @@ def build_parser(locale: str) -> argparse.ArgumentParser:
     showing.set_defaults(handler=cmd_surveys_show)
 
     running = commands.add_parser("run", help=h("run"))
-    running.add_argument("--webhook-url", metavar="URL", help=h("webhook_url"))
+    running.add_argument(
+        "--webhook-url", "--webhook", dest="webhook_url", metavar="URL", help=h("webhook_url")
+    )
     running.add_argument("--listen", metavar="ADDRESS", help=h("listen"))
     running.add_argument("--port", type=int, metavar="PORT", help=h("port"))
     running.set_defaults(handler=cmd_run)
