@@ -219,9 +219,15 @@ def run(
     """Run the bot until Ctrl-C: long polling, or a webhook when webhook_url is given."""
     if webhook_url is not None and importlib.util.find_spec("tornado") is None:
         raise WebhookUnavailable(t("run.webhook_unavailable", settings.locale))
+    configure_logging()
     application = build_application(settings, engine_for(settings.database_url))
     if webhook_url is None:
-        application.run_polling(allowed_updates=Update.ALL_TYPES, drop_pending_updates=False)
+        application.run_polling(
+            allowed_updates=Update.ALL_TYPES,
+            drop_pending_updates=False,
+            # Ride out a short network drop while starting, as on a township office line.
+            bootstrap_retries=BOOTSTRAP_RETRIES,
+        )
         return
     # Telegram sends this secret in a header; PTB refuses requests that lack it.
     secret = secret_token or secrets.token_urlsafe(32)
@@ -235,6 +241,25 @@ def run(
         allowed_updates=Update.ALL_TYPES,
         drop_pending_updates=False,
     )
+
+
+BOOTSTRAP_RETRIES = 5
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """One line per event on stderr for the operator; the token is redacted by the app."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_http_loggers()
+    # PTB logs a full traceback when it cannot start; the CLI reports that in one line.
+    logging.getLogger("telegram.ext").addFilter(_drop_startup_traceback)
+
+
+def _drop_startup_traceback(record: logging.LogRecord) -> bool:
+    """Keep PTB's "could not start" message but not its traceback (the CLI explains it)."""
+    if record.getMessage().startswith("Network Retry Loop (Bootstrap"):
+        record.exc_info = None
+        record.exc_text = None
+    return True
 
 
 class WebhookUnavailable(RuntimeError):

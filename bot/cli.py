@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Engine, case, func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
+from telegram.error import InvalidToken, NetworkError
 
 from storage.db import alembic_config, current_revision, make_engine, transaction, upgrade
 from storage.models import (
@@ -679,6 +680,11 @@ def cmd_run(args: argparse.Namespace, context: Context) -> int:
             settings=context.settings,
             **{name: value for name, value in options.items() if value is not None},
         )
+    except InvalidToken:
+        raise CliError("cli.run.invalid_token") from None
+    except NetworkError:
+        # The URL is the base without the token (the token is appended per request).
+        raise CliError("cli.run.unreachable", url=context.settings.bot_api_url) from None
     except Exception as error:
         unavailable = _optional("bot.app", "WebhookUnavailable")
         if unavailable is not None and isinstance(error, unavailable):

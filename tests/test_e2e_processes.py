@@ -547,3 +547,22 @@ def test_a_tap_pushed_as_a_raw_update_can_be_answered_once(fake_server: FakeServ
 
     assert answer() == 200  # as the bot answers a real tap
     assert answer() == 400  # Telegram: "query is too old" the second time
+
+
+def test_a_rejected_token_is_one_clear_line_without_a_traceback_or_the_token(
+    fake_server: FakeServer, database_url: str, tmp_path: Path
+) -> None:
+    env = ceping_env(database_url, fake_server)
+    ceping(tmp_path, env, "init")
+    wrong = "999999:WRONG-SECRET-PART"
+    env["CEPING_BOT_TOKEN"] = wrong
+
+    done = subprocess.run(
+        ceping_command("run"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert t("cli.run.invalid_token", "zh_CN") in output
+    assert "Traceback" not in output
+    assert "WRONG-SECRET-PART" not in output
