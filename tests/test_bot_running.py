@@ -274,7 +274,13 @@ def test_run_polls_for_every_update_type_without_dropping_pending_ones(
 
     bot_app.run(settings_for(tmp_path))
 
-    assert calls == [{"allowed_updates": Update.ALL_TYPES, "drop_pending_updates": False}]
+    assert calls == [
+        {
+            "allowed_updates": Update.ALL_TYPES,
+            "drop_pending_updates": False,
+            "bootstrap_retries": bot_app.BOOTSTRAP_RETRIES,
+        }
+    ]
 
 
 def test_run_with_a_webhook_listens_on_the_public_path_with_a_generated_secret(
