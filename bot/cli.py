@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import inspect
 import io
 import os
 import sys
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -639,45 +638,19 @@ def cmd_surveys_show(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
-# --- Commands written by other areas, imported only when used -------------------------------
-
-
-def _load(module: str, name: str, command: str) -> Callable[..., Any]:
-    """A function from another area's module, or a 'not available' refusal."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):
-        raise CliError("cli.not_available", command=command, module=f"{module}.{name}") from None
-
-
-def _call(function: Callable[..., Any], **available: Any) -> Any:
-    """Call with the keyword arguments the function accepts; run it if it is a coroutine."""
-    parameters = inspect.signature(function).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    chosen = {k: v for k, v in available.items() if takes_any or k in parameters}
-    result = function(**chosen)
-    if inspect.iscoroutine(result):
-        result = asyncio.run(result)
-    return result
-
-
-def _exit_code(result: Any) -> int:
-    """An int result is the exit code; anything else means success."""
-    return result if isinstance(result, int) and not isinstance(result, bool) else EXIT_OK
+# --- The bot, the jobs and the export (imported when used: `ceping import` needs none) --------
 
 
 def cmd_run(args: argparse.Namespace, context: Context) -> int:
     """Run the Telegram bot (long polling, or a webhook with --webhook-url)."""
-    run = _load("bot.app", "run", "run")
+    from bot.app import WebhookUnavailable, run
+
     with _database(context):
         pass
     options = {"webhook_url": args.webhook_url, "listen": args.listen, "port": args.port}
     try:
-        result = _call(
-            run,
-            settings=context.settings,
+        run(
+            context.settings,
             **{name: value for name, value in options.items() if value is not None},
         )
     except InvalidToken:
@@ -685,46 +658,36 @@ def cmd_run(args: argparse.Namespace, context: Context) -> int:
     except NetworkError:
         # The URL is the base without the token (the token is appended per request).
         raise CliError("cli.run.unreachable", url=context.settings.bot_api_url) from None
-    except Exception as error:
-        unavailable = _optional("bot.app", "WebhookUnavailable")
-        if unavailable is not None and isinstance(error, unavailable):
-            raise CliError("cli.run.refused", detail=str(error)) from None
-        raise
-    return _exit_code(result)
-
-
-def _optional(module: str, name: str) -> Any:
-    """A name from another area's module if it is there, else None."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
+    except WebhookUnavailable as error:
+        raise CliError("cli.run.refused", detail=str(error)) from None
+    return EXIT_OK
 
 
 def cmd_jobs(args: argparse.Namespace, context: Context) -> int:
     """Run the scheduled jobs (reminders, interim results, outbox)."""
-    run_jobs = _load("jobs.runner", "run_jobs", "jobs")
+    from jobs.runner import run_jobs
+
     with _database(context):
         pass
-    return _exit_code(_call(run_jobs, settings=context.settings))
+    run_jobs(context.settings)
+    return EXIT_OK
 
 
 def cmd_remind(args: argparse.Namespace, context: Context) -> int:
     """Queue reminders now (--force: also in quiet hours)."""
-    remind_now = _load("jobs.runner", "remind_now", "remind")
+    from jobs.runner import remind_now
+
     with _database(context):
         pass
-    count = _call(remind_now, settings=context.settings, force=args.force)
-    if isinstance(count, int) and not isinstance(count, bool):
-        context.say("cli.remind.done", count=count)
+    count = remind_now(context.settings, force=args.force)
+    context.say("cli.remind.done", count=count)
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace, context: Context) -> int:
     """Write the round's workbook (summary sheets, tallies, grades)."""
-    write_workbook = _load("storage.export", "write_workbook", "export")
+    from storage.export import write_workbook
+
     out = Path(args.out)
     if out.suffix.lower() != ".xlsx":
         raise CliError("cli.export.bad_out", path=args.out)
@@ -737,19 +700,14 @@ def cmd_export(args: argparse.Namespace, context: Context) -> int:
             round_id = open_now.id
         else:
             get_round(session, round_id)
-        written = _call(
-            write_workbook,
-            session=session,
-            engine=engine,
+        written = write_workbook(
+            session,
             round_id=round_id,
             path=out,
-            out=out,
             locale=context.locale,
-            settings=context.settings,
             zone=context.settings.zone,
-            now=utcnow(),
         )
-    context.say("cli.export.written", path=str(written if isinstance(written, Path) else out))
+    context.say("cli.export.written", path=str(written))
     return EXIT_OK
 
 
