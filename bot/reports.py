@@ -519,16 +519,29 @@ def start_override(
 # --- /veto and /members_only --------------------------------------------------------------
 
 
-def veto_answer(session: Session, update: Update, context: Context, args: list[str]) -> Answer:
-    """/veto <branch> <condition> [note]: record a 高压线 condition against a branch."""
-    request = _request(session, update, context, "grade.veto", _organizer)
+def _organized_branch(
+    session: Session, update: Update, request: Request, args: list[str], action: str, usage: str
+) -> int | Answer:
+    """The branch named first in args, if the organizer's scope covers it; else the answer to give.
+
+    Shared by the organizer's one-line commands that take a branch and at least one more word.
+    """
     if len(args) < 2:
-        return Answer.text(t("report.veto_usage", request.locale))
-    picked = _pick_branch(session, update, request, args[0], "grade.veto", None)
+        return Answer.text(t(usage, request.locale))
+    picked = _pick_branch(session, update, request, args[0], action, None)
     if isinstance(picked, Answer):
         return picked
     if not request.scope.organizes(picked):
-        raise _refuse(session, update, request.viewer, "grade.veto", target=f"org:{picked}")
+        raise _refuse(session, update, request.viewer, action, target=f"org:{picked}")
+    return picked
+
+
+def veto_answer(session: Session, update: Update, context: Context, args: list[str]) -> Answer:
+    """/veto <branch> <condition> [note]: record a 高压线 condition against a branch."""
+    request = _request(session, update, context, "grade.veto", _organizer)
+    picked = _organized_branch(session, update, request, args, "grade.veto", "report.veto_usage")
+    if isinstance(picked, Answer):
+        return picked
     try:
         veto = record_veto(
             session,
@@ -559,13 +572,10 @@ def members_only_answer(
 ) -> Answer:
     """/members_only <branch> <reason>: the masses cannot be reached (以全体党员测评为准)."""
     request = _request(session, update, context, "org.members_only", _organizer)
-    if len(args) < 2:
-        return Answer.text(t("report.members_only_usage", request.locale))
-    picked = _pick_branch(session, update, request, args[0], "org.members_only", None)
+    usage = "report.members_only_usage"
+    picked = _organized_branch(session, update, request, args, "org.members_only", usage)
     if isinstance(picked, Answer):
         return picked
-    if not request.scope.organizes(picked):
-        raise _refuse(session, update, request.viewer, "org.members_only", target=f"org:{picked}")
     try:
         org = mark_members_only(
             session,

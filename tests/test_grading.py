@@ -327,26 +327,7 @@ def test_due_lines_are_reminded_through_the_outbox_once(engine: Engine) -> None:
     from storage.grading import enqueue_rectification_reminders
     from storage.models import OutboxMessage
 
-    with transaction(engine) as session:
-        ids = build_township(session)
-        session.add(
-            TelegramAccount(
-                person_id=ids["secretary_east"],
-                telegram_user_id=7002,
-                chat_id=7002,
-                bound_via="invitation",
-            )
-        )
-        add_rectification(
-            session,
-            org_id=ids["east"],
-            round_id=ids["round"],
-            matter="党员活动室未开放",
-            measures="每周开放两天",
-            due_on=date(2027, 3, 23),
-            responsible="张书记",
-            person_id=None,
-        )
+    _secretary_with_ledger_item(engine, 7002, "党员活动室未开放", date(2027, 3, 23))
     for _ in range(2):
         with transaction(engine) as session:
             enqueue_rectification_reminders(session, today=date(2027, 3, 20), now=NOW)
@@ -400,13 +381,25 @@ def test_the_planner_reminds_the_secretary_of_a_ledger_item_once(engine: Engine)
     from jobs.runner import enqueue_due
     from storage.models import OutboxMessage
 
+    _secretary_with_ledger_item(engine, 7003, "台账不全", (NOW + timedelta(days=2)).date())
+    for minute in range(3):
+        enqueue_due(engine, now=NOW + timedelta(minutes=minute), zone=ZoneInfo("Asia/Shanghai"))
+    with Session(engine) as session:
+        kinds = [row.kind for row in session.exec(select(OutboxMessage)).all()]
+    assert kinds.count("rectification_due") == 1
+
+
+def _secretary_with_ledger_item(
+    engine: Engine, telegram_id: int, matter: str, due_on: date
+) -> None:
+    """The east branch's secretary on Telegram, and one open ledger item of the branch."""
     with transaction(engine) as session:
         ids = build_township(session)
         session.add(
             TelegramAccount(
                 person_id=ids["secretary_east"],
-                telegram_user_id=7003,
-                chat_id=7003,
+                telegram_user_id=telegram_id,
+                chat_id=telegram_id,
                 bound_via="invitation",
             )
         )
@@ -414,14 +407,9 @@ def test_the_planner_reminds_the_secretary_of_a_ledger_item_once(engine: Engine)
             session,
             org_id=ids["east"],
             round_id=ids["round"],
-            matter="台账不全",
-            measures="补齐会议记录",
-            due_on=(NOW + timedelta(days=2)).date(),
+            matter=matter,
+            measures="限期整改",
+            due_on=due_on,
             responsible="张书记",
             person_id=None,
         )
-    for minute in range(3):
-        enqueue_due(engine, now=NOW + timedelta(minutes=minute), zone=ZoneInfo("Asia/Shanghai"))
-    with Session(engine) as session:
-        kinds = [row.kind for row in session.exec(select(OutboxMessage)).all()]
-    assert kinds.count("rectification_due") == 1
