@@ -2,6 +2,11 @@
 
 Every function takes the session as a keyword and does one thing; the caller owns the
 transaction (``storage.db.transaction``), so what belongs together lands together.
+
+Each writer locks the assignment row first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite
+transactions begin IMMEDIATE). A caller that wants to compare a draft's revision must read
+the draft *after* that lock in the same session: an object loaded earlier stays cached in
+the session and would show the revision from before another process's write.
 """
 
 from __future__ import annotations
