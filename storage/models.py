@@ -30,7 +30,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -178,14 +178,6 @@ class Round(SQLModel, table=True):
 
     __table_args__ = (
         CheckConstraint(_one_of("status", ("draft", "open", "closed")), name="status"),
-        # At most one open round: the bot answers "the open round" without asking which.
-        Index(
-            "uq_round_one_open",
-            "status",
-            unique=True,
-            sqlite_where=text("status = 'open'"),
-            postgresql_where=text("status = 'open'"),
-        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -12,11 +12,10 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
-from alembic.script import ScriptDirectory
 from sqlmodel import Session, select
 
 from bot.cli import main
-from storage.db import alembic_config, make_engine
+from storage.db import make_engine
 from storage.models import Person, Round, RoundPhase, TelegramAccount
 from storage.settings import settings
 from surveys.i18n import t
@@ -63,8 +62,7 @@ def test_init_is_safe_to_run_twice(cli: pytest.MonkeyPatch, capsys: pytest.Captu
     second = run(capsys, "init")
 
     assert first[0] == second[0] == 0
-    head = ScriptDirectory.from_config(alembic_config(make_engine("sqlite://"))).get_current_head()
-    assert second[1] == first[1] and head in first[1][0]
+    assert second[1] == first[1] and "0001" in first[1][0]
 
 
 def test_commands_refuse_a_database_that_was_not_initialised(

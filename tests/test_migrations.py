@@ -55,22 +55,3 @@ def test_migrations_have_a_single_head(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
     heads = ScriptDirectory.from_config(alembic_config(engine)).get_heads()
     assert len(heads) == 1, f"merge the migration heads: {heads}"
-
-
-def test_the_database_itself_refuses_a_second_open_round(engine: Engine) -> None:
-    """Even a write that skips storage.rounds cannot leave two rounds open."""
-    from datetime import UTC, datetime
-
-    from sqlalchemy.exc import IntegrityError
-    from sqlmodel import Session
-
-    from storage.models import Round
-
-    opened = datetime(2027, 3, 1, tzinfo=UTC)
-    with Session(engine) as session:
-        session.add(Round(name="2027年度", status="open", opened_at=opened))
-        session.add(Round(name="2027年度草稿", status="draft"))
-        session.commit()
-        session.add(Round(name="2027年度补测", status="open", opened_at=opened))
-        with pytest.raises(IntegrityError):
-            session.commit()
