@@ -564,6 +564,20 @@ def cmd_invite(args: argparse.Namespace, context: Context) -> int:
     return EXIT_OK
 
 
+def cmd_unbind(args: argparse.Namespace, context: Context) -> int:
+    """Release a person's Telegram account so they can register again with another."""
+    from storage.registration import UnbindOutcome, unbind_by_phone
+
+    with _database(context) as engine, transaction(engine) as session:
+        outcome, name = unbind_by_phone(session, phone=args.phone, now=utcnow())
+    if outcome is UnbindOutcome.UNKNOWN_PHONE:
+        raise CliError("cli.unbind.unknown_phone", phone=args.phone)
+    if outcome is UnbindOutcome.NOT_BOUND:
+        raise CliError("cli.unbind.not_bound", name=name)
+    context.say("cli.unbind.done", name=name)
+    return EXIT_OK
+
+
 # --- surveys ---------------------------------------------------------------------------------
 
 
@@ -911,6 +925,10 @@ def build_parser(locale: str) -> argparse.ArgumentParser:
     showing = surveys.add_parser("show", help=h("surveys_show"))
     showing.add_argument("id", metavar="ID")
     showing.set_defaults(handler=cmd_surveys_show)
+
+    unbinding = commands.add_parser("unbind", help=h("unbind"))
+    unbinding.add_argument("phone", metavar="PHONE", help=h("unbind_phone"))
+    unbinding.set_defaults(handler=cmd_unbind)
 
     running = commands.add_parser("run", help=h("run"))
     running.add_argument(

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from storage.models import (
     Assignment,
+    AuditLog,
     Invitation,
     Organization,
     Person,
@@ -36,6 +37,7 @@ from storage.rounds import (
 )
 from surveys.categories import Audience, Phase, Role
 from surveys.i18n import t
+from surveys.roster import normalize_phone
 
 
 class BindOutcome(StrEnum):
@@ -290,3 +292,41 @@ def _add_account(session: Session, *, person_id: int, who: TelegramIdentity, via
     )
     session.add(account)
     session.flush()
+
+
+class UnbindOutcome(StrEnum):
+    """What unbinding a phone number found."""
+
+    UNBOUND = "unbound"
+    NOT_BOUND = "not_bound"
+    UNKNOWN_PHONE = "unknown_phone"
+
+
+def unbind_by_phone(session: Session, *, phone: str, now: datetime) -> tuple[UnbindOutcome, str]:
+    """Release a person's Telegram account so they can register again (an organizer's act).
+
+    The person, their roles and everything they answered stay; only the binding goes,
+    and the audit log keeps which Telegram account it was.
+    """
+    normalized = normalize_phone(phone)
+    person = (
+        session.exec(select(Person).where(Person.phone == normalized)).first()
+        if normalized
+        else None
+    )
+    if person is None:
+        return UnbindOutcome.UNKNOWN_PHONE, ""
+    account = account_of_person(session, person_id=person.id)  # type: ignore[arg-type]
+    if account is None:
+        return UnbindOutcome.NOT_BOUND, person.name
+    session.add(
+        AuditLog(
+            at=now,
+            action="registration.unbind",
+            target=f"person:{person.id}",
+            detail={"telegram_user_id": account.telegram_user_id, "via": "cli"},
+        )
+    )
+    session.delete(account)
+    session.flush()
+    return UnbindOutcome.UNBOUND, person.name

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness
 
 
-
 def account_of(session: Session, user_id: int) -> TelegramAccount | None:
     """The binding of a Telegram user, read fresh from the database."""
     return session.exec(
@@ -267,6 +266,46 @@ async def test_a_second_phone_cannot_claim_a_number_already_registered(bot: BotH
     assert t("registration.person_taken", name="张党员") in reply.text
     with bot.session() as session:
         assert account_of(session, 1005) is None
+
+
+async def test_after_the_organizer_releases_her_old_account_she_registers_from_a_new_phone(
+    bot: BotHarness, capsys: Any, monkeypatch: Any, database_url: str
+) -> None:
+    from bot.cli import main
+
+    await bot.register(1001, "member")
+    monkeypatch.setenv("CEPING_DATABASE_URL", database_url)
+
+    assert main(["unbind", bot.world.phones["member"]]) == 0
+    new_phone = bot.phone(1006)
+    reply = await new_phone.share_contact(phone_number=bot.world.phones["member"])
+
+    assert t("cli.unbind.done", name="张党员") in capsys.readouterr().out
+    assert "张党员" in reply.text
+    with bot.session() as session:
+        assert account_of(session, 1001) is None
+        account = account_of(session, 1006)
+        assert account is not None and account.person_id == bot.world.people["member"]
+        (row,) = audit_rows(session, "registration.unbind")
+        assert row.detail["telegram_user_id"] == 1001
+
+
+def test_unbinding_an_unknown_or_unbound_number_changes_nothing(
+    bot: BotHarness, capsys: Any, monkeypatch: Any, database_url: str
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("CEPING_DATABASE_URL", database_url)
+
+    unknown = main(["unbind", "13700000000"])
+    unbound = main(["unbind", bot.world.phones["member"]])
+
+    err = capsys.readouterr().err
+    assert (unknown, unbound) == (1, 1)
+    assert t("cli.unbind.unknown_phone", phone="13700000000") in err
+    assert t("cli.unbind.not_bound", name="张党员") in err
+    with bot.session() as session:
+        assert audit_rows(session, "registration.unbind") == []
 
 
 async def test_opening_her_own_link_again_welcomes_her_back(bot: BotHarness) -> None:
