@@ -71,6 +71,7 @@ from storage.models import (
 )
 from storage.responses import (
     AlreadySubmitted,
+    Held,
     Incomplete,
     StaleDraft,
     WindowState,
@@ -228,6 +229,11 @@ class Loaded:
     def locale(self) -> str:
         """The asker's language."""
         return self.asker.locale
+
+    @property
+    def held(self) -> Held:
+        """What this step read under the lock, so the storage writers need not read it again."""
+        return Held(self.assignment, self.instrument, self.draft)
 
     @property
     def answers(self) -> dict[str, AnswerValue]:
@@ -535,6 +541,7 @@ def _start(session: Session, loaded: Loaded, message: Message | None) -> Outcome
         stage=Stage().encode() if fresh else None,
         chat_id=message.chat_id if message else None,
         message_id=message.message_id if message else None,
+        held=loaded.held,
     )
     now_shown = _shown_message(loaded.draft)
     stale = (previous,) if previous is not None and previous != now_shown else ()
@@ -620,6 +627,7 @@ def _save(session: Session, loaded: Loaded, item: Item, value: AnswerValue) -> D
         stage=stage.encode(),
         position=position,
         expected_revision=screen.revision,
+        held=loaded.held,
     )
     return loaded.draft
 
@@ -632,6 +640,7 @@ def _move(session: Session, loaded: Loaded, position: int, stage: Stage) -> Draf
         position=position,
         stage=stage.encode(),
         expected_revision=loaded.screen().revision,
+        held=loaded.held,
     )
     return loaded.draft
 
@@ -677,6 +686,7 @@ def _skip(session: Session, loaded: Loaded, item: Item) -> None:
             assignment_id=loaded.assignment_id,
             item_id=item.id,
             expected_revision=loaded.screen().revision,
+            held=loaded.held,
         )
     screen = loaded.screen()
     position, stage = _after_answer(screen.stage, screen.position, len(loaded.instrument.items))
@@ -700,7 +710,9 @@ def _back(session: Session, loaded: Loaded) -> None:
 def _submit(session: Session, loaded: Loaded) -> Outcome:
     """确认提交: make the response final (anonymous or named) and say what happens next."""
     try:
-        result = submit(session, assignment_id=loaded.assignment_id, now=loaded.asker.now)
+        result = submit(
+            session, assignment_id=loaded.assignment_id, now=loaded.asker.now, held=loaded.held
+        )
     except AlreadySubmitted:
         return Outcome(toast=t("answering.already_submitted", loaded.locale), alert=True)
     except Incomplete:

@@ -7,6 +7,10 @@ Each writer locks the assignment row first (``SELECT … FOR UPDATE`` on Postgre
 transactions begin IMMEDIATE). A caller that wants to compare a draft's revision must read
 the draft *after* that lock in the same session: an object loaded earlier stays cached in
 the session and would show the revision from before another process's write.
+
+A caller that already took the lock and read the assignment, its pinned instrument and its
+draft after it (the bot does, in one query per tap) passes them as ``held=Held(...)``, so
+the writers skip reading them a second time.
 """
 
 from __future__ import annotations
@@ -73,6 +77,18 @@ class WindowState(StrEnum):
 
 
 @dataclass(frozen=True)
+class Held:
+    """An assignment this session has locked, with its pinned instrument and draft read after.
+
+    Only valid in the session (and transaction) that took the lock and loaded these objects.
+    """
+
+    assignment: Assignment
+    instrument: Instrument
+    draft: Draft | None
+
+
+@dataclass(frozen=True)
 class SubmitOutcome:
     """What a submission stored."""
 
@@ -135,12 +151,25 @@ def _locked_assignment(session: Session, assignment_id: int) -> Assignment:
     return assignment
 
 
-def _draft_for_update(session: Session, assignment: Assignment) -> Draft:
-    assert assignment.id is not None
-    draft = session.get(Draft, assignment.id)
-    if draft is None:
-        draft = Draft(assignment_id=assignment.id)
-        session.add(draft)
+def _hold(session: Session, assignment_id: int, held: Held | None) -> Held:
+    """The caller's locked assignment, instrument and draft, or lock and read them now."""
+    if held is not None:
+        if held.assignment.id != assignment_id:
+            raise ValueError(f"held assignment {held.assignment.id} is not {assignment_id}")
+        if held.assignment.status == "submitted":
+            raise AlreadySubmitted(assignment_id)
+        return held
+    assignment = _locked_assignment(session, assignment_id)
+    instrument = instrument_for(session, assignment=assignment)
+    return Held(assignment, instrument, session.get(Draft, assignment_id))
+
+
+def _draft_for_update(session: Session, held: Held) -> Draft:
+    """The held draft, or a new one added to the session."""
+    if held.draft is not None:
+        return held.draft
+    draft = Draft(assignment_id=held.assignment.id)
+    session.add(draft)
     return draft
 
 
@@ -160,12 +189,13 @@ def save_answer(
     stage: str | None = None,
     position: int | None = None,
     expected_revision: int | None = None,
+    held: Held | None = None,
 ) -> Draft:
     """Validate one answer and keep it in the draft at once; AnswerError if it does not fit."""
-    assignment = _locked_assignment(session, assignment_id)
-    item = instrument_for(session, assignment=assignment).item(item_id)
-    checked = validate_answer(item, value)
-    draft = _draft_for_update(session, assignment)
+    held = _hold(session, assignment_id, held)
+    assignment = held.assignment
+    checked = validate_answer(held.instrument.item(item_id), value)
+    draft = _draft_for_update(session, held)
     _touch(draft, expected_revision)
     # A new dict, so the JSON column is seen as changed.
     draft.answers = {**draft.answers, item_id: checked.model_dump(mode="json", exclude_none=True)}
@@ -180,11 +210,15 @@ def save_answer(
 
 
 def clear_answer(
-    session: Session, *, assignment_id: int, item_id: str, expected_revision: int | None = None
+    session: Session,
+    *,
+    assignment_id: int,
+    item_id: str,
+    expected_revision: int | None = None,
+    held: Held | None = None,
 ) -> Draft:
     """Forget the answer to one item (an optional question skipped after all)."""
-    assignment = _locked_assignment(session, assignment_id)
-    draft = _draft_for_update(session, assignment)
+    draft = _draft_for_update(session, _hold(session, assignment_id, held))
     _touch(draft, expected_revision)
     draft.answers = {key: raw for key, raw in draft.answers.items() if key != item_id}
     session.flush()
@@ -200,10 +234,10 @@ def update_draft_view(
     chat_id: int | None = None,
     message_id: int | None = None,
     expected_revision: int | None = None,
+    held: Held | None = None,
 ) -> Draft:
     """Move within the survey or remember which message shows it, without changing answers."""
-    assignment = _locked_assignment(session, assignment_id)
-    draft = _draft_for_update(session, assignment)
+    draft = _draft_for_update(session, _hold(session, assignment_id, held))
     _touch(draft, expected_revision)
     for name, value in (
         ("position", position),
@@ -231,11 +265,12 @@ def _claim_submission(session: Session, assignment_id: int, submitted_at: dateti
         raise AlreadySubmitted(assignment_id)
 
 
-def submit(session: Session, *, assignment_id: int, now: datetime) -> SubmitOutcome:
+def submit(
+    session: Session, *, assignment_id: int, now: datetime, held: Held | None = None
+) -> SubmitOutcome:
     """Make the draft a final response: anonymous tallies or a named response, in one go."""
-    assignment = _locked_assignment(session, assignment_id)
-    instrument = instrument_for(session, assignment=assignment)
-    draft = session.get(Draft, assignment_id)
+    held = _hold(session, assignment_id, held)
+    assignment, instrument, draft = held.assignment, held.instrument, held.draft
     answers = draft_answers(draft)
     missing = missing_required(instrument, answers)
     if missing:
