@@ -16,11 +16,12 @@ the writers skip reading them a second time.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from sqlalchemy import update
@@ -350,26 +351,39 @@ def _add_ballot(
 ) -> None:
     """Add one ballot to the branch's counters; nothing of it is stored as a row of its own."""
     key = {"round_id": assignment.round_id, "org_id": assignment.org_id}
-    for item_id, option_id in satisfaction_counts(instrument, answers):
-        _increment(
-            session, SatisfactionTally, {**key, "item_id": item_id, "option_id": option_id}, "count"
-        )
-    _increment(session, SatisfactionBallots, key, "ballots")
+    counts = [
+        {**key, "item_id": item_id, "option_id": option_id}
+        for item_id, option_id in satisfaction_counts(instrument, answers)
+    ]
+    if counts:
+        _increment(session, SatisfactionTally, counts, "count")
+    _increment(session, SatisfactionBallots, [key], "ballots")
     texts = [value.text for value in answers.values() if value.text]
     if texts:
         _add_comments(session, assignment, texts)
 
 
-def _increment(session: Session, model: Any, key: Mapping[str, Any], counter: str) -> None:
-    """INSERT … ON CONFLICT DO UPDATE counter + 1, on SQLite and PostgreSQL alike."""
+def _increment(
+    session: Session, model: Any, keys: Sequence[Mapping[str, Any]], counter: str
+) -> None:
+    """Add one to the counter of every key's row (created at 1), in one batch of statements."""
     dialect = session.get_bind().dialect.name
+    statement = _increment_statement(model.__table__, tuple(keys[0]), counter, dialect)
+    session.execute(statement, [dict(key) for key in keys])
+
+
+@cache
+def _increment_statement(table: Any, key: tuple[str, ...], counter: str, dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE counter + 1, on SQLite and PostgreSQL alike.
+
+    Built once per table and dialect; the key columns come from the executed parameters.
+    """
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model.__table__).values(**key, **{counter: 1})
-    statement = statement.on_conflict_do_update(
-        index_elements=list(key),
-        set_={counter: getattr(model.__table__.c, counter) + 1},
+    return (
+        insert(table)
+        .values({counter: 1})
+        .on_conflict_do_update(index_elements=list(key), set_={counter: table.c[counter] + 1})
     )
-    session.execute(statement)
 
 
 def _add_comments(session: Session, assignment: Assignment, texts: list[str]) -> None:
