@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,9 @@ from sqlalchemy import Engine, event, exc, inspect
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+IDLE_BEFORE_PING = 10.0
+"""Seconds a pooled PostgreSQL connection may rest before it is pinged on checkout."""
 
 # SQLite stores NUMERIC as text-affine numbers; SQLAlchemy converts back to Decimal for us.
 warnings.filterwarnings("ignore", category=exc.SAWarning, message=".*Decimal objects natively.*")
@@ -41,6 +45,33 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+def _note_idle(_dbapi_connection: Any, record: Any) -> None:
+    """Remember when a connection went back to the pool."""
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_when_rested(engine: Engine) -> None:
+    """Ping a pooled connection on checkout only after it rested a while.
+
+    ``pool_pre_ping`` costs a round trip on every checkout, i.e. on every tap of a busy
+    meeting, where connections rest for milliseconds. A connection that rested longer
+    (the server may have restarted meanwhile) is still pinged; a dead one is replaced
+    by the pool, as with pre-ping (SQLAlchemy's documented pessimistic disconnect check).
+    """
+
+    def check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.DisconnectionError(str(error)) from error
+
+    event.listen(engine, "checkin", _note_idle)
+    event.listen(engine, "checkout", check)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for SQLite (the embedded default) or PostgreSQL through psycopg 3."""
     if url.startswith("sqlite"):
@@ -48,7 +79,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "begin", _begin_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, **kwargs)
+    engine = create_engine(url, pool_size=10, max_overflow=10, **kwargs)
+    _ping_when_rested(engine)
+    return engine
 
 
 @cache
