@@ -316,6 +316,8 @@ class Measured:
     cpu: float
     wall: float
     transactions: float | None = None  # CPU inside the answering transactions (threads)
+    statements: int | None = None  # SQL statements sent (a batch counts once), commits apart
+    commits: int | None = None
 
     def line(self, label: str) -> str:
         """One line of the printed figures."""
@@ -355,16 +357,21 @@ class Child:
         with contextlib.suppress(ProcessLookupError):
             await asyncio.wait_for(self.process.wait(), 10)
 
-    async def measure(self, command: str) -> Measured:
-        """Let the phones open their lists, then time the taps."""
+    async def measure(self, command: str, counter: StatementCounter | None = None) -> Measured:
+        """Let the phones open their lists, then time the taps (and count statements)."""
         await self.say(command)
         if (ready := await self.line()) != "ready":
             raise RuntimeError(f"unexpected {ready!r}")
+        before = counter.snapshot() if counter else (0, 0)
         cpu, wall = time.process_time(), time.perf_counter()
         await self.say("go")
         done = await self.line()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        return Measured(int(done.split()[1]), cpu, wall)
+        measured = Measured(int(done.split()[1]), cpu, wall)
+        if counter is not None:
+            after = counter.snapshot()
+            measured.statements, measured.commits = after[0] - before[0], after[1] - before[1]
+        return measured
 
 
 def taps_per_survey() -> int:
@@ -387,6 +394,32 @@ async def start_child(phones: int) -> Child:
         stdout=asyncio.subprocess.PIPE,
     )
     return Child(process)
+
+
+class StatementCounter:
+    """Counts the statements and commits an engine sends: the round trips of a tap."""
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        self.statements = 0
+        self.commits = 0
+        self._lock = threading.Lock()
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+
+    def _statement(self, *_args: Any) -> None:
+        with self._lock:
+            self.statements += 1
+
+    def _commit(self, *_args: Any) -> None:
+        with self._lock:
+            self.commits += 1
+
+    def snapshot(self) -> tuple[int, int]:
+        """Statements and commits so far."""
+        with self._lock:
+            return self.statements, self.commits
 
 
 class TransactionClock:
@@ -456,9 +489,10 @@ async def measure_bot(
                 settings, engine, base_url=base_url, base_file_url=base_file_url
             )
             clock = TransactionClock()
+            counter = StatementCounter(engine)
             with clock.installed():
                 async with polling(bot):
-                    measured = await child.measure("real")
+                    measured = await child.measure("real", counter)
             measured.transactions = clock.spent
             return measured
         finally:
@@ -498,6 +532,12 @@ async def run(args: argparse.Namespace) -> None:
     if real.transactions is not None:
         inside = 1000 * real.transactions / max(real.taps, 1)
         print(f"  of which in transactions:   {inside:5.2f} ms CPU per tap (worker threads)")
+    if real.statements is not None and real.commits is not None:
+        taps = max(real.taps, 1)
+        print(
+            f"  statements per tap:         {real.statements / taps:5.2f} "
+            f"(+ {real.commits / taps:4.2f} commits; a batch counts once)"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
