@@ -328,15 +328,24 @@ def _visible_tally(session: Session, request: Request) -> RoundTally:
     return round_tally(session, round_id=request.round_id, org_ids=request.scope.visible_orgs)
 
 
+def _named_or_only_branch(
+    session: Session, update: Update, request: Request, query: str, action: str, prefix: str
+) -> int | Answer | None:
+    """The branch the query names, else the viewer's only branch, else None (show them all).
+
+    An Answer instead when the name is ambiguous, unknown or outside the viewer's scope.
+    """
+    if not query:
+        return _single_branch(request)
+    return _pick_branch(session, update, request, query, action, prefix)
+
+
 def tally_answer(session: Session, update: Update, context: Context, query: str) -> Answer:
     """/tally [branch]: one branch in full, or every visible branch in a compact table."""
     request = _request(session, update, context, "report.tally")
-    org_id = _single_branch(request) if not query else None
-    if query:
-        picked = _pick_branch(session, update, request, query, "report.tally", "t")
-        if isinstance(picked, Answer):
-            return picked
-        org_id = picked
+    org_id = _named_or_only_branch(session, update, request, query, "report.tally", "t")
+    if isinstance(org_id, Answer):
+        return org_id
     if org_id is not None:
         return _branch_detail(session, request, org_id)
     tally = _visible_tally(session, request)
@@ -357,12 +366,9 @@ async def tally_command(update: Update, context: Context) -> None:
 def coverage_answer(session: Session, update: Update, context: Context, query: str) -> Answer:
     """/coverage [branch]: the gap per branch, or a branch's non-respondents by name."""
     request = _request(session, update, context, "report.coverage")
-    org_id = _single_branch(request) if not query else None
-    if query:
-        picked = _pick_branch(session, update, request, query, "report.coverage", "c")
-        if isinstance(picked, Answer):
-            return picked
-        org_id = picked
+    org_id = _named_or_only_branch(session, update, request, query, "report.coverage", "c")
+    if isinstance(org_id, Answer):
+        return org_id
     if org_id is None:
         return Answer.text(views.coverage_table(_visible_tally(session, request), request.locale))
     return _branch_coverage(session, request, org_id)
@@ -759,12 +765,9 @@ def _ledger_view(session: Session, request: Request, org_id: int) -> Answer:
 def rectify_answer(session: Session, update: Update, context: Context, query: str) -> Answer:
     """/rectify [branch]: the ledger, with buttons to add a line or close one (销号)."""
     request = _request(session, update, context, "rectify.view")
-    org_id = _single_branch(request) if not query else None
-    if query:
-        picked = _pick_branch(session, update, request, query, "rectify.view", "r")
-        if isinstance(picked, Answer):
-            return picked
-        org_id = picked
+    org_id = _named_or_only_branch(session, update, request, query, "rectify.view", "r")
+    if isinstance(org_id, Answer):
+        return org_id
     if org_id is None:
         return _choose_from(session, request, "r")
     return _ledger_view(session, request, org_id)
