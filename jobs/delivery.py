@@ -32,11 +32,11 @@ from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from jobs.limiter import OutboxLimiter
-from jobs.schedule import QuietHours, parse_quiet_hours
 from storage import outbox
 from storage.db import transaction
 from storage.models import OutboxMessage
 from storage.types import utcnow
+from surveys.options import QuietHours, parse_quiet_hours
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")

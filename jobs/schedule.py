@@ -51,14 +51,11 @@ from storage.rounds import branches_in_scope
 from surveys.categories import Audience, Phase, Role
 from surveys.i18n import DEFAULT_LOCALE, t
 from surveys.instruments import Instrument, get_instrument
+from surveys.options import QuietHours, RoundOptions
 from surveys.scoring import SatisfactionSummary, summarize_satisfaction
 
 _LOGGER = logging.getLogger(__name__)
 
-DEFAULT_REMINDER_OFFSETS_HOURS: tuple[int, ...] = (72, 24, 3)
-DEFAULT_QUIET_HOURS: tuple[str, str] = ("21:00", "08:00")
-DEFAULT_INTERIM_TIME = "18:00"
-DEFAULT_SMALL_GROUP_THRESHOLD = 5
 MAX_RESUME_BUTTONS = 30
 ID_BATCH = 500  # ids per IN (…) list, far below SQLite's and PostgreSQL's bind limits
 
@@ -67,81 +64,6 @@ KIND_SECRETARY_REMINDER = "secretary_reminder"
 KIND_INTERIM = "interim"
 KIND_ORGANIZER_DIGEST = "organizer_digest"
 KIND_TARGET_REACHED = "target_reached"
-
-
-@dataclass(frozen=True)
-class QuietHours:
-    """A local time span with no messages, possibly across midnight (21:00 → 08:00)."""
-
-    start: time
-    end: time
-
-    def contains(self, moment: datetime, zone: tzinfo) -> bool:
-        """Whether the moment falls inside the quiet span, in local time."""
-        local = moment.astimezone(zone).time().replace(tzinfo=None)
-        if self.start == self.end:
-            return False
-        if self.start < self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end
-
-    def next_allowed(self, moment: datetime, zone: tzinfo) -> datetime:
-        """The moment itself when allowed, else the end of the quiet span (local), in UTC."""
-        if not self.contains(moment, zone):
-            return moment
-        local = moment.astimezone(zone)
-        end = datetime.combine(local.date(), self.end, tzinfo=zone)
-        if end <= local:
-            end = datetime.combine(local.date() + timedelta(days=1), self.end, tzinfo=zone)
-        return end.astimezone(UTC)
-
-    def as_list(self) -> list[str]:
-        """["21:00", "08:00"], as kept in outbox payloads."""
-        return [self.start.strftime("%H:%M"), self.end.strftime("%H:%M")]
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """The scheduling options of a round with the defaults filled in."""
-
-    reminder_offsets: tuple[int, ...] = DEFAULT_REMINDER_OFFSETS_HOURS
-    quiet_hours: QuietHours | None = None
-    interim_time: time | None = None
-    small_group_threshold: int = DEFAULT_SMALL_GROUP_THRESHOLD
-
-
-def _clock(text: str) -> time:
-    return time.fromisoformat(text.strip())
-
-
-def parse_quiet_hours(raw: Any) -> QuietHours | None:
-    """Quiet hours written as ["21:00","08:00"], {"start","end"} or "21:00-08:00"; None = off."""
-    if raw is None:
-        raw = list(DEFAULT_QUIET_HOURS)
-    if raw in (False, [], "", {}):
-        return None
-    if isinstance(raw, Mapping):
-        return QuietHours(_clock(raw["start"]), _clock(raw["end"]))
-    if isinstance(raw, str):
-        start, _, end = raw.partition("-")
-        return QuietHours(_clock(start), _clock(end))
-    start, end = raw
-    return QuietHours(_clock(start), _clock(end))
-
-
-def job_options(options: Mapping[str, Any] | None) -> JobOptions:
-    """Read a round's ``options`` (both the issue's and the round CLI's spellings)."""
-    raw = options or {}
-    offsets = raw.get("reminder_offsets_hours", raw.get("reminder_offsets"))
-    interim = raw.get("interim_time", DEFAULT_INTERIM_TIME)
-    return JobOptions(
-        reminder_offsets=tuple(sorted({int(h) for h in offsets}, reverse=True))
-        if offsets
-        else DEFAULT_REMINDER_OFFSETS_HOURS,
-        quiet_hours=parse_quiet_hours(raw.get("quiet_hours")),
-        interim_time=_clock(interim) if interim else None,
-        small_group_threshold=int(raw.get("small_group_threshold", DEFAULT_SMALL_GROUP_THRESHOLD)),
-    )
 
 
 def is_quiet(moment: datetime, quiet: QuietHours | None, zone: tzinfo) -> bool:
@@ -306,7 +228,7 @@ class RoundState:
         self.round_id: int = round_.id
         self.now = now
         self.zone = zone
-        self.options = job_options(round_.options)
+        self.options = RoundOptions.from_json(round_.options)
         self.phases = list(
             session.exec(select(RoundPhase).where(col(RoundPhase.round_id) == round_.id)).all()
         )

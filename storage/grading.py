@@ -13,8 +13,6 @@ no schema change was needed.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -35,16 +33,11 @@ from storage.models import (
     Veto,
 )
 from storage.tallies import round_tally
+from surveys.deadlines import parse_due_date as parse_due_date  # bot.reports reads it here
 from surveys.i18n import t
 from surveys.rules import Grade
+from surveys.vetoes import parse_veto_condition
 
-# 高压线 (seed 004): 不合格党员、违纪违法党员、超计划生育、重大治安和刑事案件.
-VETO_CONDITIONS: dict[str, tuple[str, ...]] = {
-    "unqualified_member": ("不合格党员", "不合格黨員"),
-    "disciplinary_violation": ("违纪违法党员", "違紀違法黨員", "违纪违法"),
-    "excess_births": ("超计划生育", "超計劃生育"),
-    "major_crime": ("重大治安和刑事案件", "重大治安和刑事案件发生", "重大治安", "刑事案件"),
-}
 SIGN_ROLES = ("secretary", "work_group_leader")
 PENDING = "report.pending"
 PENDING_CLEARED = "report.pending_cleared"
@@ -72,15 +65,6 @@ def _clean(text: str | None) -> str:
 
 
 # --- Vetoes and members-only branches ------------------------------------------------------
-
-
-def parse_veto_condition(text: str) -> str | None:
-    """The veto code for a code or a Chinese name (simplified or traditional), else None."""
-    wanted = _clean(text)
-    for code, names in VETO_CONDITIONS.items():
-        if wanted == code or wanted in names:
-            return code
-    return None
 
 
 def record_veto(
@@ -334,30 +318,6 @@ def signatures(
 
 
 # --- Rectification ledger (整改台账) -------------------------------------------------------
-
-_DATE_PATTERNS = (
-    re.compile(r"^(?P<y>\d{4})[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})日?$"),
-    re.compile(r"^(?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})日?$"),
-)
-
-
-def parse_due_date(text: str, *, today: date) -> date | None:
-    """A deadline typed as 2027-04-30, 2027/4/30, 2027年4月30日 or 4月30日 (next such day)."""
-    normalized = unicodedata.normalize("NFKC", text).strip().replace(" ", "")
-    for pattern in _DATE_PATTERNS:
-        match = pattern.match(normalized)
-        if match is None:
-            continue
-        parts = match.groupdict()
-        year = int(parts["y"]) if parts.get("y") else today.year
-        try:
-            due = date(year, int(parts["m"]), int(parts["d"]))
-        except ValueError:
-            return None
-        if not parts.get("y") and due < today:
-            due = due.replace(year=today.year + 1)
-        return due
-    return None
 
 
 def add_rectification(

@@ -26,6 +26,7 @@ branch with fewer than five ballots shows participation only.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -34,6 +35,18 @@ from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, UniqueConstrai
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
+from surveys.categories import (
+    AssignmentStatus,
+    Audience,
+    BoundVia,
+    Category,
+    InvitationKind,
+    Phase,
+    Role,
+    RoundStatus,
+    SignRole,
+)
+from surveys.rules import Grade
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -43,16 +56,18 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-CATEGORIES = ("committee", "village", "community", "institution", "enterprise", "social")
-ROLES = ("member", "mass", "committee", "secretary", "inspector", "organizer")
-AUDIENCES = ("members", "masses", "committee", "inspectors", "organizers")
-PHASES = ("self_evaluation", "satisfaction", "inspection", "superior_scoring")
-GRADES = ("good", "fairly_good", "average", "poor")
+# The CHECK constraints repeat no list: each is built from the enum in surveys/ that the code
+# uses, in the enum's order (the migration-vs-models test holds the SQL to the migration).
+CATEGORIES = tuple(member.value for member in Category)
+ROLES = tuple(member.value for member in Role)
+AUDIENCES = tuple(member.value for member in Audience)
+PHASES = tuple(member.value for member in Phase)
+GRADES = tuple(member.value for member in Grade)
 
 
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    """SQL for a CHECK that a text column holds one of the given values."""
-    quoted = ", ".join(f"'{value}'" for value in values)
+def _one_of(column: str, values: Iterable[str]) -> str:
+    """SQL for a CHECK that a text column holds one of the given values (or enum members)."""
+    quoted = ", ".join(f"'{value!s}'" for value in values)
     return f"{column} IN ({quoted})"
 
 
@@ -128,9 +143,7 @@ class TelegramAccount(SQLModel, table=True):
     """The binding of one Telegram account to one person (one account is one person)."""
 
     __tablename__ = "telegram_account"
-    __table_args__ = (
-        CheckConstraint(_one_of("bound_via", ("invitation", "contact", "branch_link")), name="via"),
-    )
+    __table_args__ = (CheckConstraint(_one_of("bound_via", BoundVia), name="via"),)
 
     id: int | None = Field(default=None, primary_key=True)
     person_id: int = Field(foreign_key="person.id", unique=True, ondelete="CASCADE")
@@ -147,7 +160,7 @@ class Invitation(SQLModel, table=True):
     """A deep-link token: personal (single use) or per branch for mass representatives."""
 
     __table_args__ = (
-        CheckConstraint(_one_of("kind", ("personal", "branch")), name="kind"),
+        CheckConstraint(_one_of("kind", InvitationKind), name="kind"),
         CheckConstraint(
             "(kind = 'personal' AND person_id IS NOT NULL)"
             " OR (kind = 'branch' AND org_id IS NOT NULL)",
@@ -176,9 +189,7 @@ class Invitation(SQLModel, table=True):
 class Round(SQLModel, table=True):
     """One grading round (测评轮次), with its pinned instruments and overrides."""
 
-    __table_args__ = (
-        CheckConstraint(_one_of("status", ("draft", "open", "closed")), name="status"),
-    )
+    __table_args__ = (CheckConstraint(_one_of("status", RoundStatus), name="status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120, unique=True)
@@ -223,7 +234,7 @@ class Assignment(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("round_id", "person_id", "instrument_id", "org_id"),
         CheckConstraint(_one_of("audience", AUDIENCES), name="audience"),
-        CheckConstraint(_one_of("status", ("pending", "in_progress", "submitted")), name="status"),
+        CheckConstraint(_one_of("status", AssignmentStatus), name="status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -374,7 +385,7 @@ class SignOff(SQLModel, table=True):
     __tablename__ = "sign_off"
     __table_args__ = (
         UniqueConstraint("round_id", "org_id", "role"),
-        CheckConstraint(_one_of("role", ("secretary", "work_group_leader")), name="role"),
+        CheckConstraint(_one_of("role", SignRole), name="role"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

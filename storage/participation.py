@@ -11,13 +11,13 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import case, func
 from sqlmodel import Session, select
 
 from storage.models import Assignment, Organization, Person, Round, TelegramAccount
 from surveys.categories import Audience, Category
+from surveys.options import RoundOptions
 from surveys.rules import Coverage, OrgProfile, coverage_for, targets_for
 
 
@@ -57,8 +57,7 @@ class PersonStatus:
 
 def target_overrides(round_: Round) -> Mapping[str, Decimal]:
     """The round's target-rate overrides (``options["targets"]``), as Decimals."""
-    raw: Mapping[str, Any] = round_.options.get("targets", {}) if round_.options else {}
-    return {key: Decimal(str(value)) for key, value in raw.items()}
+    return RoundOptions.from_json(round_.options).targets
 
 
 def _assignment_counts(

@@ -6,28 +6,16 @@ the inspection sheet of each branch they cover, organizers the superior scoring 
 branch in scope. Someone listed under the township committee (党委) covers every graded
 branch under it.
 
-Round options (``Round.options``, JSON), each optional; their readers (``storage.tallies``,
-``storage.participation``, ``jobs.schedule``) supply the defaults:
-
-* ``targets``: {rate key of ``DEFAULT_TARGET_RATES``: "0.8"} — participation targets
-* ``weights``: {"self_evaluation"|"satisfaction"|"inspection": "0.3"} — composite weights
-* ``reminder_offsets``: [72, 24, 3] (the default) — hours before a deadline to remind
-* ``good_share`` / ``poor_share``: "0.2" / "0.1" — the grade quotas
-* ``small_group_threshold``: 5 — fewer satisfaction ballots show no breakdown
-* ``quiet_hours``: {"start": "21:00", "end": "08:00"} (the default) — local time, no reminders
-  (``quiet_hours=off`` on the command line stores false: reminders at any hour)
-* ``interim_time``: "18:00" (the default) — local time of day for interim results to secretaries
+Round options are validated and documented in ``surveys.options`` (``RoundOptions``).
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import and_, func, update
@@ -42,19 +30,12 @@ from storage.models import (
     RoundInstrument,
     RoundPhase,
 )
-from surveys.categories import Audience, Category, Phase, Role, graded
+from surveys.audiences import masses_count, satisfaction_audience
+from surveys.categories import Audience, Category, Phase, Role, graded, inspection_sheet_for
+from surveys.deadlines import parse_phase_time as phase_time
+from surveys.errors import RuleError
 from surveys.instruments import bundled_instruments
-from surveys.rules import DEFAULT_COMPOSITE_WEIGHTS, DEFAULT_TARGET_RATES
-
-INSPECTION_INSTRUMENTS: Mapping[Category, str] = {
-    Category.VILLAGE: "inspection_village",
-    Category.COMMUNITY: "inspection_village",
-    Category.INSTITUTION: "inspection_two_new",
-    Category.ENTERPRISE: "inspection_two_new",
-    Category.SOCIAL: "inspection_two_new",
-}
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-
+from surveys.options import check_options, parse_option_pairs
 
 # --- Errors --------------------------------------------------------------------------------
 
@@ -98,104 +79,26 @@ class BranchLinkFull(InvitationError):
     code = "full"
 
 
-# --- Options -------------------------------------------------------------------------------
-
-
-def _decimal(key: str, text: str, *, at_most_one: bool) -> str:
-    """A non-negative decimal (at most 1 for rates), kept as text so JSON stays exact."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise RoundError("bad_option", key=key, value=text) from None
-    if not value.is_finite() or value < 0 or (at_most_one and value > 1):
-        raise RoundError("bad_option", key=key, value=text)
-    return str(value)
-
-
-def _clock(key: str, text: str) -> str:
-    """A local time of day HH:MM."""
-    match = _CLOCK.match(text.strip())
-    if not match:
-        raise RoundError("bad_option", key=key, value=text)
-    return f"{int(match[1]):02d}:{match[2]}"
-
-
-def _positive_int(key: str, text: str) -> int:
-    """A whole number ≥ 1."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise RoundError("bad_option", key=key, value=text)
-    return int(text)
-
-
-def _hours(key: str, text: str) -> list[int]:
-    """Hours before a deadline, e.g. "72,24,2", largest first, no duplicates."""
-    parts = [part for part in re.split(r"[,，\s]+", text.strip()) if part]
-    if not parts:
-        raise RoundError("bad_option", key=key, value=text)
-    return sorted({_positive_int(key, part) for part in parts}, reverse=True)
-
-
-def _set_option(options: dict[str, Any], key: str, text: str) -> None:
-    """Validate one KEY=VALUE and store it in its place in the options."""
-    group, _, name = key.partition(".")
-    if group == "targets" and name in DEFAULT_TARGET_RATES:
-        options.setdefault("targets", {})[name] = _decimal(key, text, at_most_one=True)
-    elif group == "weights" and name in DEFAULT_COMPOSITE_WEIGHTS:
-        options.setdefault("weights", {})[name] = _decimal(key, text, at_most_one=False)
-    elif key in ("good_share", "poor_share"):
-        options[key] = _decimal(key, text, at_most_one=True)
-    elif key == "reminder_offsets":
-        options[key] = _hours(key, text)
-    elif key == "small_group_threshold":
-        options[key] = _positive_int(key, text)
-    elif key == "quiet_hours" and text.strip().casefold() in ("off", "none", "无"):
-        options[key] = False  # remind at any hour
-    elif key == "quiet_hours":
-        start, dash, end = text.partition("-")
-        if not dash:
-            raise RoundError("bad_option", key=key, value=text)
-        options[key] = {"start": _clock(key, start), "end": _clock(key, end)}
-    elif key == "interim_time":
-        options[key] = _clock(key, text)
-    else:
-        raise RoundError("unknown_option", key=key)
+# --- Options and deadlines typed on the command line --------------------------------------
 
 
 def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
     """Round options from KEY=VALUE strings; unknown keys and bad values raise RoundError."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, equals, value = pair.partition("=")
-        if not equals:
-            raise RoundError("bad_option", key=pair, value="")
-        _set_option(options, key.strip(), value)
-    return options
-
-
-# --- Rounds --------------------------------------------------------------------------------
-
-
-def parse_local_time(text: str, zone: tzinfo) -> datetime:
-    """A local "YYYY-MM-DDTHH:MM" (or with a space) as an aware UTC datetime."""
     try:
-        local = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise RoundError("bad_time", value=text) from None
-    if local.tzinfo is None:
-        local = local.replace(tzinfo=zone)
-    return local.astimezone(UTC)
+        return parse_option_pairs(pairs)
+    except RuleError as error:
+        raise RoundError(error.code, **error.params) from None
 
 
 def parse_phase_time(text: str, zone: tzinfo) -> tuple[Phase, datetime]:
     """PHASE=YYYY-MM-DDTHH:MM (local time) as the phase and an aware UTC datetime."""
-    name, equals, when = text.partition("=")
     try:
-        phase = Phase(name.strip())
-    except ValueError:
-        raise RoundError("unknown_phase", phase=name.strip()) from None
-    if not equals:
-        raise RoundError("bad_time", value=text)
-    return phase, parse_local_time(when, zone)
+        return phase_time(text, zone)
+    except RuleError as error:
+        raise RoundError(error.code, **error.params) from None
+
+
+# --- Rounds --------------------------------------------------------------------------------
 
 
 def get_round(session: Session, round_id: int) -> Round:
@@ -269,6 +172,10 @@ def create_round(
     if session.exec(select(Round).where(Round.name == name)).first() is not None:
         raise RoundError("duplicate_name", name=name)
     _check_windows(deadlines, opens_at or {}, now)
+    try:
+        check_options(options)
+    except RuleError as error:
+        raise RoundError(error.code, **error.params) from None
     round_ = Round(name=name, options=dict(options or {}), created_at=now)
     session.add(round_)
     session.flush()
@@ -375,16 +282,14 @@ def _wanted_assignments(session: Session, phases: set[str]) -> dict[AssignmentKe
     for (person_id, org_id), held in by_person.items():
         org = orgs[org_id]
         if graded(org.category) and Phase.SATISFACTION in phases:
-            # Someone both member and mass representative of a branch answers once, as member.
-            if Role.MEMBER in held:
-                wanted[(person_id, "satisfaction", org_id)] = Audience.MEMBERS
-            elif Role.MASS in held:
-                wanted[(person_id, "satisfaction", org_id)] = Audience.MASSES
+            audience = satisfaction_audience({Role(role) for role in held})
+            if audience is not None:
+                wanted[(person_id, "satisfaction", org_id)] = audience
         if graded(org.category) and Role.COMMITTEE in held and Phase.SELF_EVALUATION in phases:
             wanted[(person_id, "self_evaluation", org_id)] = Audience.COMMITTEE
         if Role.INSPECTOR in held and Phase.INSPECTION in phases:
             for branch in _graded_under(orgs, org_id):
-                sheet = INSPECTION_INSTRUMENTS[orgs[branch].category]
+                sheet = inspection_sheet_for(orgs[branch].category)
                 wanted[(person_id, sheet, branch)] = Audience.INSPECTORS
         if Role.ORGANIZER in held and Phase.SUPERIOR_SCORING in phases:
             for branch in _graded_under(orgs, org_id):
@@ -512,10 +417,12 @@ def invitation_for(
 
 def branch_link_capacity(org: Organization) -> int:
     """Seats of a branch link: the masses its target counts (representatives, or all staff)."""
-    category = Category(org.category)
-    if category in (Category.VILLAGE, Category.COMMUNITY) or org.has_workers_congress:
-        return org.representatives
-    return org.staff
+    return masses_count(
+        Category(org.category),
+        representatives=org.representatives,
+        staff=org.staff,
+        has_workers_congress=org.has_workers_congress,
+    )
 
 
 def create_branch_link(

@@ -37,12 +37,10 @@ from storage.models import (
     Veto,
 )
 from storage.participation import BranchCoverage, round_coverage
-from surveys.categories import Audience, Category
+from surveys.categories import INSPECTION_SHEETS, Audience, Category
 from surveys.instruments import Instrument, get_instrument
+from surveys.options import RoundOptions
 from surveys.rules import (
-    DEFAULT_COMPOSITE_WEIGHTS,
-    DEFAULT_GOOD_SHARE,
-    DEFAULT_POOR_SHARE,
     Composite,
     Coverage,
     Grade,
@@ -56,11 +54,10 @@ from surveys.rules import (
 )
 from surveys.scoring import summarize_satisfaction
 
-DEFAULT_SMALL_GROUP_THRESHOLD = 5
 SELF_EVALUATION = "self_evaluation"
 SATISFACTION = "satisfaction"
 SUPERIOR = "superior_scoring"
-INSPECTIONS = ("inspection_village", "inspection_two_new")
+INSPECTIONS = tuple(dict.fromkeys(INSPECTION_SHEETS.values()))  # each sheet once
 _CENTS = Decimal("0.01")
 
 
@@ -137,34 +134,9 @@ class RoundTally:
         return next((b for b in self.branches if b.org_id == org_id), None)
 
 
-# --- Options -----------------------------------------------------------------------------
-
-
 def _decimal(value: Any) -> Decimal:
     """A JSON number or string as an exact Decimal."""
     return Decimal(str(value))
-
-
-def round_weights(options: Mapping[str, Any]) -> dict[str, Decimal]:
-    """Composite weights of the round (``options["weights"]``), defaults for the rest."""
-    weights = dict(DEFAULT_COMPOSITE_WEIGHTS)
-    for name, value in (options.get("weights") or {}).items():
-        if name not in weights:
-            raise ValueError(f"unknown composite part in round weights: {name!r}")
-        weights[name] = _decimal(value)
-    return weights
-
-
-def small_group_threshold(options: Mapping[str, Any]) -> int:
-    """Fewest ballots for which a breakdown is shown (default 5)."""
-    return int(options.get("small_group_threshold", DEFAULT_SMALL_GROUP_THRESHOLD))
-
-
-def quota_shares(options: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
-    """(good_share, poor_share) of the round."""
-    good = _decimal(options.get("good_share", DEFAULT_GOOD_SHARE))
-    poor = _decimal(options.get("poor_share", DEFAULT_POOR_SHARE))
-    return good, poor
 
 
 # --- Grouped reads (one query each, for the whole round) ----------------------------------
@@ -553,10 +525,10 @@ def round_tally(
     round_ = session.get(Round, round_id)
     if round_ is None:
         raise LookupError(f"round {round_id}")
-    options = round_.options or {}
-    weights = round_weights(options)
-    threshold = small_group_threshold(options)
-    good_share, poor_share = quota_shares(options)
+    options = RoundOptions.from_json(round_.options)
+    weights = options.composite_weights
+    threshold = options.small_group_threshold
+    good_share, poor_share = options.good_share, options.poor_share
     data = _read_round(session, round_id, org_ids, distribution)
     scores = {org_id: _scores(data, org_id, weights, threshold) for org_id in data.coverage}
     standings = [

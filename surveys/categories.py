@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class Category(StrEnum):
@@ -157,3 +159,62 @@ def parse_roles(text: str) -> list[Role]:
 def graded(category: Category) -> bool:
     """Whether this category is graded (the committee grades others, not itself)."""
     return category is not Category.COMMITTEE
+
+
+class RoundStatus(StrEnum):
+    """Life of a round: drafted, opened for answers, closed."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class AssignmentStatus(StrEnum):
+    """How far one person got with one survey about one branch."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    SUBMITTED = "submitted"
+
+
+class InvitationKind(StrEnum):
+    """A personal single-use link, or a branch link shared by its mass representatives."""
+
+    PERSONAL = "personal"
+    BRANCH = "branch"
+
+
+class BoundVia(StrEnum):
+    """How a Telegram account was tied to a person."""
+
+    INVITATION = "invitation"
+    CONTACT = "contact"  # shared phone number matched the roster
+    BRANCH_LINK = "branch_link"
+
+
+class SignRole(StrEnum):
+    """Who signs a branch's grade off (签字确认)."""
+
+    SECRETARY = "secretary"
+    WORK_GROUP_LEADER = "work_group_leader"
+
+
+# The inspection sheet (观摩打分表) each graded category is inspected with: villages and
+# communities have their own, the "two new" organizations and institutions share one.
+INSPECTION_SHEETS: Mapping[Category, str] = MappingProxyType(
+    {
+        Category.VILLAGE: "inspection_village",
+        Category.COMMUNITY: "inspection_village",
+        Category.INSTITUTION: "inspection_two_new",
+        Category.ENTERPRISE: "inspection_two_new",
+        Category.SOCIAL: "inspection_two_new",
+    }
+)
+
+
+def inspection_sheet_for(category: Category) -> str:
+    """Id of the inspection instrument a branch of this category is scored with."""
+    try:
+        return INSPECTION_SHEETS[category]
+    except KeyError:
+        raise ValueError(f"{category} is not graded, so it has no inspection sheet") from None

@@ -12,6 +12,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from types import MappingProxyType
 
+from surveys.audiences import masses_are_representatives
 from surveys.categories import Audience, Category
 
 ZERO = Decimal(0)
@@ -237,8 +238,6 @@ DEFAULT_TARGET_RATES: Mapping[str, Decimal] = MappingProxyType(
     }
 )
 
-_REPRESENTATIVE_MASSES = frozenset({Category.VILLAGE, Category.COMMUNITY})
-
 
 @dataclass(frozen=True)
 class OrgProfile:
@@ -282,7 +281,9 @@ def _merged_rates(overrides: Mapping[str, Decimal] | None) -> dict[str, Decimal]
 
 def _masses_target(profile: OrgProfile, rates: Mapping[str, Decimal]) -> Target:
     """The masses target: representatives where they exist, else half of all staff."""
-    if profile.category in _REPRESENTATIVE_MASSES or profile.has_workers_congress:
+    if masses_are_representatives(
+        profile.category, has_workers_congress=profile.has_workers_congress
+    ):
         return _target(Audience.MASSES, profile.representatives, rates["masses"])
     return _target(Audience.MASSES, profile.staff, rates["masses_no_congress"])
 

@@ -34,7 +34,8 @@ from storage.models import (
 from storage.responses import save_answer, submit
 from storage.tallies import round_tally
 from surveys.instruments import AnswerValue
-from tests.test_tallies import build_township, cast_ballot, points_for_total
+from tests.factories import build_scored_township as build_township
+from tests.factories import cast_ballot, points_for_total
 
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness, World

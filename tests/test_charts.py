@@ -14,14 +14,10 @@ from sqlmodel import Session
 from bot import charts
 from storage.db import transaction
 from storage.tallies import round_tally
-from tests.factories import add_open_round, add_org, add_person
-from tests.test_tallies import (
-    _graded_township,
-    _phone,
-    build_township,
-    points_for_total,
-    submit_points,
-)
+from tests.factories import add_open_round, add_org, add_person, points_for_total, submit_points
+from tests.factories import build_graded_township as _graded_township
+from tests.factories import build_scored_township as build_township
+from tests.factories import new_phone as _phone
 
 
 def _image(data: bytes) -> Image.Image:

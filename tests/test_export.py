@@ -15,7 +15,7 @@ from storage.db import transaction
 from storage.export import write_workbook
 from storage.grading import add_rectification, close_rectification, decide_grade, record_veto, sign
 from surveys.rules import Grade
-from tests.test_tallies import build_township
+from tests.factories import build_scored_township as build_township
 
 # 10:30 in Shanghai.
 SIGNED = datetime(2027, 3, 20, 2, 30, tzinfo=UTC)

@@ -18,8 +18,6 @@ from storage.grading import (
     decide_grade,
     ledger,
     mark_members_only,
-    parse_due_date,
-    parse_veto_condition,
     pending_for,
     record_veto,
     rectification_reminders,
@@ -30,9 +28,13 @@ from storage.grading import (
 from storage.models import AuditLog, GradeDecision, Organization, TelegramAccount
 from storage.scope import scope_for
 from storage.tallies import round_tally
+from surveys.deadlines import parse_due_date
 from surveys.rules import Grade, ProposalReason
+from surveys.vetoes import parse_veto_condition
 from tests.factories import add_person
-from tests.test_tallies import _graded_township, _phone, build_township
+from tests.factories import build_graded_township as _graded_township
+from tests.factories import build_scored_township as build_township
+from tests.factories import new_phone as _phone
 
 NOW = datetime(2027, 3, 20, 2, 0, tzinfo=UTC)
 

@@ -27,17 +27,10 @@ from jobs.runner import JobRunner
 from storage.db import transaction
 from storage.models import AuditLog
 from storage.settings import Settings
+from tests.factories import ZONE, FakeTime, Township, local, outbox_rows, same_deadline
+from tests.factories import build_reminder_township as build_township
+from tests.factories import mark_submitted as submit
 from tests.fakebot.server import FakeBotApi
-from tests.test_jobs_delivery import FakeTime
-from tests.test_jobs_schedule import (
-    ZONE,
-    Township,
-    build_township,
-    local,
-    outbox_rows,
-    same_deadline,
-    submit,
-)
 
 if TYPE_CHECKING:  # imported at run time only inside the test, so pytest can rewrite it
     from tests.bot_fixtures import FakeClock, World

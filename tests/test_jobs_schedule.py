@@ -1,137 +1,41 @@
 """When reminders and digests are due, and what the planner enqueues for whom.
 
-The township built here is shared with tests/test_jobs_delivery.py and tests/test_jobs_e2e.py.
+The township is ``tests.factories.build_reminder_township``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from jobs.runner import enqueue_due, enqueue_manual
-from jobs.schedule import (
-    JobOptions,
-    QuietHours,
-    due_interim,
-    due_reminder,
-    job_options,
-    reminder_slots,
-)
+from jobs.schedule import due_interim, due_reminder, reminder_slots
 from storage.db import transaction
 from storage.models import (
-    Assignment,
     OutboxMessage,
     Round,
-    RoundPhase,
     SatisfactionBallots,
     SatisfactionTally,
     TelegramAccount,
 )
-from tests.factories import add_open_round, add_org, add_person, assign
-
-ZONE = ZoneInfo("Asia/Shanghai")
-
-
-def local(year: int, month: int, day: int, hour: int, minute: int = 0) -> datetime:
-    """A Beijing-time wall clock reading as an aware UTC datetime."""
-    return datetime(year, month, day, hour, minute, tzinfo=ZONE).astimezone(UTC)
-
-
-@dataclass
-class Township:
-    """Ids of the township's round, branches and people (names → ids and chats)."""
-
-    round_id: int
-    orgs: dict[str, int] = field(default_factory=dict)
-    people: dict[str, int] = field(default_factory=dict)
-    chats: dict[str, int] = field(default_factory=dict)
-    assignments: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def chat_of(self, name: str) -> int:
-        """The private chat of a registered person."""
-        return self.chats[name]
-
-
-# name, branch, roles, chat (None = never registered), surveys (instrument, audience)
-PEOPLE: list[tuple[str, str, tuple[str, ...], int | None, tuple[tuple[str, str], ...]]] = [
-    ("王组织", "镇党委", ("organizer",), 900, ()),
-    (
-        "李书记",
-        "东村党支部",
-        ("secretary", "member", "committee"),
-        101,
-        (("satisfaction", "members"), ("self_evaluation", "committee")),
-    ),
-    ("党员甲", "东村党支部", ("member",), 102, (("satisfaction", "members"),)),
-    ("党员乙", "东村党支部", ("member",), 103, (("satisfaction", "members"),)),
-    ("党员丙", "东村党支部", ("member",), None, (("satisfaction", "members"),)),
-    ("代表丁", "东村党支部", ("mass",), 104, (("satisfaction", "masses"),)),
-    ("赵书记", "西村党支部", ("secretary", "member"), 201, (("satisfaction", "members"),)),
-    ("党员戊", "西村党支部", ("member",), 202, (("satisfaction", "members"),)),
-]
-
-
-def build_township(
-    engine: Engine,
-    *,
-    opened: datetime,
-    deadlines: dict[str, datetime],
-    options: dict[str, Any] | None = None,
-) -> Township:
-    """Two villages under a township committee, with an open round and its assignments.
-
-    东村: 5 members and 5 representatives on the roster → members need 4, masses 4,
-    the self-evaluation its one committee member. 西村: 2 members → members need 2.
-    """
-    with transaction(engine) as session:
-        committee = add_org(session, "镇党委", "committee")
-        east = add_org(
-            session, "东村党支部", "village", members=5, representatives=5, parent_id=committee.id
-        )
-        west = add_org(session, "西村党支部", "village", members=2, parent_id=committee.id)
-        orgs = {"镇党委": committee, "东村党支部": east, "西村党支部": west}
-        round_ = add_open_round(session, now=opened, days=30)
-        round_.options = options or {}
-        round_.opened_at = opened
-        session.add(round_)
-        for phase in session.exec(select(RoundPhase).where(RoundPhase.round_id == round_.id)):
-            phase.opens_at = opened
-            phase.deadline = deadlines.get(phase.phase, phase.deadline)
-            session.add(phase)
-        town = Township(round_id=round_.id)  # type: ignore[arg-type]
-        town.orgs = {name: org.id for name, org in orgs.items()}  # type: ignore[misc]
-        for name, branch, roles, chat, surveys in PEOPLE:
-            person = add_person(session, name, orgs[branch], *roles)
-            town.people[name] = person.id  # type: ignore[assignment]
-            if chat is not None:
-                town.chats[name] = chat
-                session.add(
-                    TelegramAccount(
-                        person_id=person.id,  # type: ignore[arg-type]
-                        telegram_user_id=chat,
-                        chat_id=chat,
-                        bound_via="invitation",
-                    )
-                )
-            for instrument, audience in surveys:
-                a = assign(session, round_, person, orgs[branch], instrument, audience)
-                town.assignments[(name, instrument)] = a.id  # type: ignore[assignment]
-    return town
-
-
-def submit(engine: Engine, town: Township, name: str, instrument: str = "satisfaction") -> None:
-    """Mark someone's survey submitted (what storage.responses.submit leaves behind)."""
-    with transaction(engine) as session:
-        assignment = session.get(Assignment, town.assignments[(name, instrument)])
-        assert assignment is not None
-        assignment.status = "submitted"
-        session.add(assignment)
+from surveys.options import QuietHours
+from tests.factories import (
+    ZONE,
+    Township,
+    add_open_round,
+    add_org,
+    add_person,
+    assign,
+    local,
+    outbox_rows,
+    same_deadline,
+    texts_for,
+)
+from tests.factories import build_reminder_township as build_township
+from tests.factories import mark_submitted as submit
 
 
 def close_round(engine: Engine, town: Township) -> None:
@@ -143,26 +47,9 @@ def close_round(engine: Engine, town: Township) -> None:
         session.add(round_)
 
 
-def outbox_rows(engine: Engine, kind: str | None = None) -> list[OutboxMessage]:
-    """Every outbox row (of one kind), oldest first."""
-    with transaction(engine) as session:
-        statement = select(OutboxMessage).order_by(OutboxMessage.id)
-        if kind is not None:
-            statement = statement.where(OutboxMessage.kind == kind)
-        return list(session.exec(statement).all())
-
-
 def per_chat(rows: list[OutboxMessage]) -> Counter[int]:
     """How many rows each chat has."""
     return Counter(row.chat_id for row in rows)
-
-
-ALL_PHASES = ("self_evaluation", "satisfaction", "inspection", "superior_scoring")
-
-
-def same_deadline(deadline: datetime) -> dict[str, datetime]:
-    """Every phase of the round ends at the same moment."""
-    return dict.fromkeys(ALL_PHASES, deadline)
 
 
 def run_planner(engine: Engine, start: datetime, end: datetime, step: timedelta) -> None:
@@ -171,11 +58,6 @@ def run_planner(engine: Engine, start: datetime, end: datetime, step: timedelta)
     while now <= end:
         enqueue_due(engine, now=now, zone=ZONE)
         now += step
-
-
-def texts_for(engine: Engine, chat: int, kind: str | None = None) -> list[str]:
-    """The texts enqueued for one chat (of one kind)."""
-    return [row.payload["text"] for row in outbox_rows(engine, kind) if row.chat_id == chat]
 
 
 # --- Pure time arithmetic -------------------------------------------------------------------
@@ -268,29 +150,6 @@ def test_the_interim_digest_is_due_once_a_day_from_its_time() -> None:
     assert due(local(2027, 3, 16, 18, 1)) == "2027-03-16"
     assert due(local(2027, 3, 20, 18)) == "2027-03-20"
     assert due(local(2027, 3, 21, 18)) is None  # after the last deadline
-
-
-def test_round_options_are_read_in_either_spelling() -> None:
-    assert job_options({}) == JobOptions(
-        reminder_offsets=(72, 24, 3),
-        quiet_hours=QUIET,
-        interim_time=time(18),
-        small_group_threshold=5,
-    )
-    issue = job_options(
-        {
-            "reminder_offsets_hours": [2, 48],
-            "quiet_hours": ["22:00", "07:30"],
-            "interim_time": "12:00",
-        }
-    )
-    assert issue.reminder_offsets == (48, 2)
-    assert issue.quiet_hours == QuietHours(time(22), time(7, 30))
-    assert issue.interim_time == time(12)
-    cli = job_options({"reminder_offsets": [24], "quiet_hours": {"start": "22:00", "end": "08:00"}})
-    assert cli.reminder_offsets == (24,)
-    assert cli.quiet_hours == QuietHours(time(22), time(8))
-    assert job_options({"quiet_hours": []}).quiet_hours is None
 
 
 # --- The planner on a township ----------------------------------------------------------------

@@ -34,6 +34,7 @@ from storage.rounds import (
     create_branch_link,
     create_invitation,
     create_round,
+    list_rounds,
     open_round,
     parse_options,
     parse_phase_time,
@@ -243,6 +244,15 @@ def test_options_are_validated_and_stored_as_their_readers_expect(township: Engi
         with pytest.raises(RoundError) as refused:
             parse_options([bad])
         assert refused.value.code == code
+
+
+def test_options_given_to_create_round_are_checked_before_anything_is_stored(township: Engine):
+    for bad in ({"quiet_hours": ["22:00", "07:30"]}, {"targets": {"memebrs": "0.9"}}):
+        with transaction(township) as session, pytest.raises(RoundError) as refused:
+            create_round(session, name="r", deadlines=DEADLINES, options=bad, now=NOW)
+        assert refused.value.code == "bad_option"
+    with transaction(township) as session:
+        assert list_rounds(session) == []
 
 
 def test_scope_of_organizer_inspector_and_secretary(township: Engine):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -11,189 +11,25 @@ from sqlalchemy import Engine, event
 from sqlmodel import Session
 
 from storage.db import transaction
-from storage.models import Organization, Person, Round, Veto
-from storage.responses import save_answer, submit
+from storage.models import Organization, Round, Veto
 from storage.tallies import round_tally
-from storage.types import utcnow
 from surveys.categories import Audience
-from surveys.instruments import AnswerValue, get_instrument
+from surveys.instruments import get_instrument
 from surveys.rules import Grade, ProposalReason
 from surveys.scoring import summarize_satisfaction
-from tests.factories import add_open_round, add_org, add_person, assign
+from tests.factories import (
+    add_open_round,
+    add_org,
+    add_person,
+    build_graded_township,
+    build_scored_township,
+    cast_ballot,
+    new_phone,
+    points_for_total,
+    submit_points,
+)
 
 D = Decimal
-Q1_5 = ("q1", "q2", "q3", "q4", "q5")
-_serial = iter(range(10**6))
-
-
-# --- Builders shared by the report tests ----------------------------------------------------
-
-
-def _phone() -> str:
-    return f"147{next(_serial):08d}"
-
-
-def cast_ballot(
-    session: Session,
-    round_: Round,
-    org: Organization,
-    five_goods: str,
-    awareness: str = "aware",
-    participation: str = "often",
-    audience: str = "members",
-) -> None:
-    """One anonymous ballot: the same answer to Q1–Q5, then Q6–Q8, through the real submit."""
-    person = add_person(session, f"投票人{next(_serial)}", org, "member", phone=_phone())
-    assignment = assign(session, round_, person, org, "satisfaction", audience)
-    answers = {q: five_goods for q in Q1_5} | {
-        "q6": "good",
-        "q7": awareness,
-        "q8": participation,
-    }
-    for item_id, choice in answers.items():
-        save_answer(
-            session,
-            assignment_id=assignment.id,
-            item_id=item_id,
-            value=AnswerValue(choice=choice),  # type: ignore[arg-type]
-        )
-    submit(session, assignment_id=assignment.id, now=utcnow())  # type: ignore[arg-type]
-
-
-def submit_points(
-    session: Session,
-    round_: Round,
-    org: Organization,
-    person: Person,
-    instrument_id: str,
-    points: dict[str, Decimal],
-    audience: str,
-) -> None:
-    """A named points form (self-evaluation, superior scoring) with the given item points."""
-    assignment = assign(session, round_, person, org, instrument_id, audience)
-    for item_id, value in points.items():
-        save_answer(
-            session,
-            assignment_id=assignment.id,
-            item_id=item_id,
-            value=AnswerValue(points=value),  # type: ignore[arg-type]
-        )
-    submit(session, assignment_id=assignment.id, now=utcnow())  # type: ignore[arg-type]
-
-
-def points_for_total(instrument_id: str, total: Decimal) -> dict[str, Decimal]:
-    """Item points adding up to total: full marks on the first items, the rest on the next."""
-    remaining = total
-    points: dict[str, Decimal] = {}
-    for item in get_instrument(instrument_id).items:
-        if item.kind != "points":
-            continue
-        assert item.max_points is not None
-        given = min(item.max_points, remaining)
-        points[item.id] = given
-        remaining -= given
-    assert remaining == 0
-    return points
-
-
-def submit_inspection(
-    session: Session,
-    round_: Round,
-    org: Organization,
-    inspector: Person,
-    deduct_sections: Sequence[str] = (),
-    instrument_id: str = "inspection_village",
-) -> None:
-    """An inspection sheet deducting every point of the named dimensions, nothing elsewhere."""
-    instrument = get_instrument(instrument_id)
-    assignment = assign(session, round_, inspector, org, instrument_id, "inspectors")
-    for section in instrument.sections:
-        for item in section.items:
-            if item.kind != "deduction":
-                continue
-            if section.id in deduct_sections:
-                value = AnswerValue(deduction=item.max_points, reason="台账缺失")
-            else:
-                value = AnswerValue(deduction=D(0))
-            save_answer(session, assignment_id=assignment.id, item_id=item.id, value=value)  # type: ignore[arg-type]
-    submit(session, assignment_id=assignment.id, now=utcnow())  # type: ignore[arg-type]
-
-
-SELF_A = {
-    "leader": D(18),
-    "work_ideas": D(9),
-    "work_system": D(13),
-    "activity_venue": D(9),
-    "support_mechanism": D(9),
-    "performance": D(18),
-    "mass_evaluation": D(14),
-}  # 90
-SELF_B = {
-    "leader": D(17),
-    "work_ideas": D(8),
-    "work_system": D(12),
-    "activity_venue": D(9),
-    "support_mechanism": D(9),
-    "performance": D(17),
-    "mass_evaluation": D(13),
-}  # 85
-
-
-def build_township(session: Session) -> dict[str, int]:
-    """东村 (six ballots, two self-evaluations, two inspections), 西村 (three ballots, one
-    self-evaluation) and 南社区 (assigned, nothing answered yet)."""
-    town = add_org(session, "董浜镇党委", "committee")
-    east = add_org(session, "东村党支部", members=10, representatives=5, parent_id=town.id)
-    west = add_org(session, "西村党支部", members=8, representatives=4, parent_id=town.id)
-    south = add_org(
-        session, "南社区党支部", "community", members=6, representatives=5, parent_id=town.id
-    )
-    round_ = add_open_round(session)
-    # 东村: 4 ballots 满意 on Q1–Q5, 1 基本满意, 1 不满意.
-    for awareness, participation in (
-        ("aware", "often"),
-        ("aware", "often"),
-        ("aware", "sometimes"),
-        ("partly_aware", "never"),
-    ):
-        cast_ballot(session, round_, east, "satisfied", awareness, participation)
-    cast_ballot(session, round_, east, "basically_satisfied", "partly_aware", "never")
-    cast_ballot(session, round_, east, "dissatisfied", "unaware", "never", audience="masses")
-    a = add_person(session, "张书记", east, "committee", "secretary", phone=_phone())
-    b = add_person(session, "李委员", east, "committee", phone=_phone())
-    submit_points(session, round_, east, a, "self_evaluation", SELF_A, "committee")
-    submit_points(session, round_, east, b, "self_evaluation", SELF_B, "committee")
-    inspector_1 = add_person(session, "王组长", town, "inspector", phone=_phone())
-    inspector_2 = add_person(session, "赵干事", town, "inspector", phone=_phone())
-    submit_inspection(session, round_, east, inspector_1, deduct_sections=["basics"])
-    submit_inspection(session, round_, east, inspector_2)
-    # 西村: three ballots only — a small group.
-    for _ in range(3):
-        cast_ballot(session, round_, west, "satisfied")
-    c = add_person(session, "钱书记", west, "committee", "secretary", phone=_phone())
-    submit_points(
-        session,
-        round_,
-        west,
-        c,
-        "self_evaluation",
-        points_for_total("self_evaluation", D(70)),
-        "committee",
-    )
-    # 南社区: one member assigned, nobody answered.
-    d = add_person(session, "孙党员", south, "member", phone=_phone())
-    assign(session, round_, d, south, "satisfaction", "members")
-    return {
-        "round": round_.id,
-        "town": town.id,
-        "east": east.id,
-        "west": west.id,
-        "south": south.id,
-        "inspector_1": inspector_1.id,
-        "secretary_east": a.id,
-        "secretary_west": c.id,
-        "member_south": d.id,
-    }  # type: ignore[dict-item]
 
 
 # --- Tallies against hand-counted numbers ---------------------------------------------------
@@ -201,7 +37,7 @@ def build_township(session: Session) -> dict[str, int]:
 
 def test_a_branch_tally_matches_the_hand_count(engine: Engine) -> None:
     with transaction(engine) as session:
-        ids = build_township(session)
+        ids = build_scored_township(session)
     with Session(engine) as session:
         tally = round_tally(session, round_id=ids["round"], distribution=True)
         plain = round_tally(session, round_id=ids["round"]).branch(ids["east"])
@@ -240,7 +76,7 @@ def test_a_small_group_shows_participation_only_and_its_weights_are_renormalized
     engine: Engine,
 ) -> None:
     with transaction(engine) as session:
-        ids = build_township(session)
+        ids = build_scored_township(session)
     with Session(engine) as session:
         west = round_tally(session, round_id=ids["round"], org_ids=[ids["west"]]).branches[0]
     assert west.ballots == 3 and west.small_group
@@ -254,7 +90,7 @@ def test_a_small_group_shows_participation_only_and_its_weights_are_renormalized
 
 def test_round_weights_and_threshold_come_from_the_round_options(engine: Engine) -> None:
     with transaction(engine) as session:
-        ids = build_township(session)
+        ids = build_scored_township(session)
         round_ = session.get(Round, ids["round"])
         assert round_ is not None
         round_.options = {
@@ -272,7 +108,7 @@ def test_round_weights_and_threshold_come_from_the_round_options(engine: Engine)
 
 def test_a_branch_without_answers_has_no_score_and_sorts_last(engine: Engine) -> None:
     with transaction(engine) as session:
-        ids = build_township(session)
+        ids = build_scored_township(session)
     with Session(engine) as session:
         tally = round_tally(session, round_id=ids["round"])
     assert [b.org_id for b in tally.branches] == [ids["east"], ids["west"], ids["south"]]
@@ -286,13 +122,15 @@ def test_superior_scoring_grades_the_branch_once_the_committee_has_scored(
     engine: Engine,
 ) -> None:
     with transaction(engine) as session:
-        ids = build_township(session)
+        ids = build_scored_township(session)
         round_ = session.get(Round, ids["round"])
         town = session.get(Organization, ids["town"])
         east = session.get(Organization, ids["east"])
         assert round_ and town and east
         for total in (D(92), D(89)):
-            organizer = add_person(session, f"组织干事{total}", town, "organizer", phone=_phone())
+            organizer = add_person(
+                session, f"组织干事{total}", town, "organizer", phone=new_phone()
+            )
             points = points_for_total("superior_scoring", total)
             submit_points(
                 session, round_, east, organizer, "superior_scoring", points, "organizers"
@@ -309,7 +147,7 @@ def test_the_sql_sums_agree_with_the_survey_scoring_on_random_ballots(engine: En
     rng = random.Random(5)
     options = ("satisfied", "basically_satisfied", "dissatisfied")
     with transaction(engine) as session:
-        ids = build_township(session)
+        ids = build_scored_township(session)
         round_ = session.get(Round, ids["round"])
         south = session.get(Organization, ids["south"])
         assert round_ and south
@@ -340,23 +178,9 @@ def test_the_sql_sums_agree_with_the_survey_scoring_on_random_ballots(engine: En
 # --- Quota proposals over the whole round ---------------------------------------------------
 
 
-def _graded_township(session: Session, scores: Sequence[int]) -> tuple[int, list[int]]:
-    """Branches scored by the committee with these superior totals, in order."""
-    town = add_org(session, "某镇党委", "committee")
-    organizer = add_person(session, "陈华", town, "organizer", phone=_phone())
-    round_ = add_open_round(session, "2028年度")
-    org_ids = []
-    for index, score in enumerate(scores):
-        branch = add_org(session, f"第{index + 1}村党支部", parent_id=town.id)
-        points = points_for_total("superior_scoring", D(score))
-        submit_points(session, round_, branch, organizer, "superior_scoring", points, "organizers")
-        org_ids.append(branch.id)
-    return round_.id, org_ids  # type: ignore[return-value]
-
-
 def test_quotas_cap_good_flag_ties_apply_vetoes_and_fill_poor(engine: Engine) -> None:
     with transaction(engine) as session:
-        round_id, ids = _graded_township(session, [95, 93, 91, 91, 85, 80, 75, 70, 65, 62])
+        round_id, ids = build_graded_township(session, [95, 93, 91, 91, 85, 80, 75, 70, 65, 62])
         session.add(Veto(round_id=round_id, org_id=ids[0], condition="违纪违法党员"))
     with Session(engine) as session:
         tally = round_tally(session, round_id=round_id)
@@ -378,7 +202,7 @@ def test_quotas_cap_good_flag_ties_apply_vetoes_and_fill_poor(engine: Engine) ->
 
 def test_a_filtered_tally_keeps_the_quota_of_the_whole_round(engine: Engine) -> None:
     with transaction(engine) as session:
-        round_id, ids = _graded_township(session, [95, 93, 91, 85, 80, 75, 70, 65, 62, 61])
+        round_id, ids = build_graded_township(session, [95, 93, 91, 85, 80, 75, 70, 65, 62, 61])
     with Session(engine) as session:
         one = round_tally(session, round_id=round_id, org_ids=[ids[2]])
     assert [b.org_id for b in one.branches] == [ids[2]]
@@ -409,10 +233,10 @@ def counting_queries(engine: Engine) -> Iterator[list[str]]:
 
 def test_the_number_of_queries_does_not_grow_with_the_branches(engine: Engine) -> None:
     with transaction(engine) as session:
-        small_round, _ = _graded_township(session, [90, 80])
+        small_round, _ = build_graded_township(session, [90, 80])
     with transaction(engine) as session:
         town = add_org(session, "大镇党委", "committee")
-        organizer = add_person(session, "大镇干事", town, "organizer", phone=_phone())
+        organizer = add_person(session, "大镇干事", town, "organizer", phone=new_phone())
         big = add_open_round(session, "2029年度")
         for index in range(25):
             branch = add_org(session, f"大镇第{index}村党支部", parent_id=town.id)
