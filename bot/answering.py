@@ -44,8 +44,16 @@ from bot.callbacks import (
     option_index,
     tap_amount,
 )
-from bot.common import PRIVATE, Actor, Context, MenuCommand, audit, in_transaction, locale_of
-from bot.context import services
+from bot.common import (
+    PRIVATE,
+    Actor,
+    Context,
+    MenuCommand,
+    audit,
+    in_transaction,
+    locale_of,
+    services,
+)
 from bot.survey_views import (
     DraftState,
     Survey,

@@ -34,10 +34,10 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import CallbackContext, filters
 
-from bot.context import services
 from storage.db import transaction
 from storage.models import AuditLog, Person, TelegramAccount
 from storage.registration import find_account, organization_name, roles_of
+from storage.runtime import SERVICES_KEY, Services
 from storage.types import utcnow
 from surveys.i18n import normalize_locale, t
 
@@ -53,6 +53,11 @@ COMMANDS_KEY = "ceping.commands"
 """bot_data key of every module's MenuCommands, stored when the Application is built."""
 
 log = logging.getLogger(__name__)
+
+
+def services(context: Context) -> Services:
+    """The services stored on the Application when it was built (storage.runtime)."""
+    return context.application.bot_data[SERVICES_KEY]  # type: ignore[no-any-return]
 
 
 # --- Database and identity ----------------------------------------------------------------

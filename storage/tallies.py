@@ -54,7 +54,7 @@ from surveys.rules import (
     quota_limits,
     rates_from_counts,
 )
-from surveys.scoring import summarize_satisfaction
+from surveys.scoring import SatisfactionSummary, summarize_satisfaction
 
 DEFAULT_SMALL_GROUP_THRESHOLD = 5
 SELF_EVALUATION = "self_evaluation"
@@ -583,3 +583,28 @@ def round_tally(
         graded=len(standings),
         weights=weights,
     )
+
+
+# --- For the interim digests ----------------------------------------------------------------
+
+
+def satisfaction_by_branch(
+    session: Session, *, round_id: int, threshold: int
+) -> dict[int, tuple[SatisfactionSummary | None, int]]:
+    """Per branch with ballots: its summary (None below the small-group threshold) and ballots.
+
+    The same privacy rule and tally as ``round_tally``, for the jobs' interim digests.
+    """
+    ballots = _ballots(session, round_id)
+    shown = [org_id for org_id, count in ballots.items() if count >= threshold]
+    tallies = _tallies(session, round_id, shown) if shown else {}
+    instrument = satisfaction_instrument(session, round_id) if shown else None
+    return {
+        org_id: (
+            summarize_satisfaction(instrument, count, tallies.get(org_id, {}))
+            if instrument is not None and count >= threshold
+            else None,
+            count,
+        )
+        for org_id, count in ballots.items()
+    }

@@ -20,12 +20,12 @@ from telegram import Bot
 from telegram.ext import ApplicationBuilder
 
 from bot import remind
-from bot.context import SERVICES_KEY, BotServices
 from jobs import runner as jobs_runner
 from jobs.limiter import OutboxLimiter
 from jobs.runner import JobRunner
 from storage.db import transaction
 from storage.models import AuditLog
+from storage.runtime import SERVICES_KEY, Services
 from storage.settings import Settings
 from tests.fakebot.server import FakeBotApi
 from tests.test_jobs_delivery import FakeTime
@@ -188,7 +188,7 @@ async def test_the_scheduler_started_with_the_bot_delivers_due_reminders(
     settings = Settings(bot_token=SecretStr(fake_api.token), database_url=database_url)
     application = ApplicationBuilder().token(fake_api.token).base_url(fake_api.base_url).build()
     fixed = local(2027, 3, 17, 20, 5)
-    application.bot_data[SERVICES_KEY] = BotServices(engine, settings, lambda: fixed)
+    application.bot_data[SERVICES_KEY] = Services(engine, settings, lambda: fixed)
     async with application:
         await jobs_runner.start(application)
         try:
