@@ -22,8 +22,6 @@ from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam
-from sqlmodel import Session, col, select
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
@@ -67,16 +65,18 @@ from bot.survey_views import (
     todo_view,
     window_text,
 )
+from storage import answering as store
+from storage.db import Session
 from storage.models import (
     ROLES,
     Assignment,
     Draft,
-    Organization,
     Round,
     RoundInstrument,
     RoundPhase,
     TelegramAccount,
 )
+from storage.registration import find_account
 from storage.responses import (
     AlreadySubmitted,
     Held,
@@ -149,7 +149,7 @@ class Request:
 
     def asker_in(self, session: Session) -> Asker:
         """The asker, looking their account up."""
-        return self.asker(_account(session, self.telegram_user_id))
+        return self.asker(find_account(session, telegram_user_id=self.telegram_user_id))
 
 
 @dataclass(frozen=True)
@@ -267,68 +267,6 @@ class Loaded:
         return render(self.survey(), state, notice)
 
 
-def _account(session: Session, telegram_user_id: int) -> TelegramAccount | None:
-    """The binding of a Telegram user, if they registered."""
-    statement = select(TelegramAccount).where(TelegramAccount.telegram_user_id == telegram_user_id)
-    return session.exec(statement).first()
-
-
-def _pinned_join(statement: Any) -> Any:
-    """Join an Assignment query to its round, branch and the round's pinned instrument."""
-    return (
-        statement.join(Round, col(Round.id) == Assignment.round_id)
-        .join(Organization, col(Organization.id) == Assignment.org_id)
-        .outerjoin(
-            RoundInstrument,
-            and_(
-                col(RoundInstrument.round_id) == Assignment.round_id,
-                col(RoundInstrument.instrument_id) == Assignment.instrument_id,
-            ),
-        )
-    )
-
-
-# Everything a step needs in one round trip; built once so SQLAlchemy caches its compilation.
-_LOAD = (
-    _pinned_join(
-        select(  # type: ignore[call-overload]
-            Assignment,
-            Round,
-            RoundInstrument,
-            RoundPhase,
-            Organization.name,
-            TelegramAccount,
-            Draft,
-        )
-    )
-    .outerjoin(
-        RoundPhase,
-        and_(
-            col(RoundPhase.round_id) == Assignment.round_id,
-            col(RoundPhase.phase) == RoundInstrument.phase,
-        ),
-    )
-    .outerjoin(TelegramAccount, col(TelegramAccount.person_id) == Assignment.person_id)
-    .outerjoin(Draft, col(Draft.assignment_id) == Assignment.id)
-    .where(col(Assignment.id) == bindparam("assignment_id"))
-)
-_LOCK = (
-    select(Assignment.id).where(col(Assignment.id) == bindparam("assignment_id")).with_for_update()
-)
-
-
-def _lock_assignment(session: Session, assignment_id: int) -> None:
-    """Make concurrent steps on one assignment take turns, each reading what the last wrote.
-
-    PostgreSQL: a row lock taken by its own statement *before* the loading query, because
-    in READ COMMITTED a statement that waited for a lock still sees the joined rows (the
-    draft) as they were when it started. SQLite: every transaction already holds the write
-    lock from its start (storage.db begins them IMMEDIATE).
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        session.exec(_LOCK, params={"assignment_id": assignment_id}).first()
-
-
 def _pinned(assignment: Assignment, pin: RoundInstrument | None) -> tuple[Instrument, str]:
     """The instrument version the round pinned, and the phase it belongs to."""
     instrument = get_instrument(assignment.instrument_id, pin.version if pin else None)
@@ -337,9 +275,8 @@ def _pinned(assignment: Assignment, pin: RoundInstrument | None) -> tuple[Instru
 
 def _load(session: Session, request: Request, assignment_id: int) -> Loaded:
     """The asker's assignment, locked, with all a step needs; a Refusal when not theirs."""
-    _lock_assignment(session, assignment_id)
-    row = session.exec(_LOAD, params={"assignment_id": assignment_id}).first()
-    owner = row[5] if row is not None else None
+    row = store.load_step(session=session, assignment_id=assignment_id)
+    owner = row.owner if row is not None else None
     if owner is None or owner.telegram_user_id != request.telegram_user_id:
         asker = request.asker_in(session)
         if asker.account is None:
@@ -348,7 +285,7 @@ def _load(session: Session, request: Request, assignment_id: int) -> Loaded:
     assignment, round_, pin, phase, branch_name, _, draft = row
     instrument, phase_name = _pinned(assignment, pin)
     if pin is None:
-        phase = session.get(RoundPhase, (assignment.round_id, phase_name))
+        phase = store.round_phase(session=session, round_id=assignment.round_id, phase=phase_name)
     asker = request.asker(owner)
     return Loaded(asker, assignment, round_, phase, instrument, branch_name, draft)
 
@@ -377,20 +314,7 @@ def _refuse_unless_answerable(loaded: Loaded) -> None:
 
 def todo_entries(session: Session, person_id: int, locale: str, now: datetime) -> list[TodoEntry]:
     """The person's assignments in open rounds, with their window and progress."""
-    statement = (
-        _pinned_join(
-            select(Assignment, Round, RoundInstrument, Organization.name, Draft)  # type: ignore[call-overload]
-        )
-        .outerjoin(Draft, col(Draft.assignment_id) == Assignment.id)
-        .where(Assignment.person_id == person_id, Round.status == "open")
-        .order_by(col(Assignment.round_id), col(Assignment.instrument_id), Organization.name)
-    )
-    rows = session.exec(statement).all()
-    round_ids = {row[1].id for row in rows}
-    phases = {
-        (phase.round_id, phase.phase): phase
-        for phase in session.exec(select(RoundPhase).where(col(RoundPhase.round_id).in_(round_ids)))
-    }
+    rows, phases = store.todo_rows(session=session, person_id=person_id)
     entries = []
     for assignment, round_, pin, branch_name, draft in rows:
         instrument, phase_name = _pinned(assignment, pin)
@@ -736,12 +660,11 @@ def _next_inspection_round(session: Session, loaded: Loaded) -> int | None:
     """The round id when this inspector still has other branches to score in it."""
     if loaded.instrument.phase != INSPECTION_PHASE:
         return None
-    statement = select(Assignment.instrument_id).where(
-        Assignment.person_id == loaded.assignment.person_id,
-        Assignment.round_id == loaded.assignment.round_id,
-        Assignment.status != "submitted",
+    others = store.unsubmitted_instruments(
+        session=session,
+        person_id=loaded.assignment.person_id,
+        round_id=loaded.assignment.round_id,
     )
-    others = session.exec(statement).all()
     if any(get_instrument(other).phase == INSPECTION_PHASE for other in others):
         return loaded.assignment.round_id
     return None
@@ -761,7 +684,7 @@ async def on_text(update: Update, context: Context) -> None:
     request = Request.of(update, context, user.id)
 
     def step(session: Session) -> Outcome:
-        assignment_id = _active_assignment(session, user.id)
+        assignment_id = store.active_assignment(session=session, telegram_user_id=user.id)
         if assignment_id is None:
             asker = request.asker_in(session)
             key = (
@@ -785,22 +708,6 @@ def _as_message(outcome: Outcome) -> Outcome:
     """A refusal meant for a tap, said as a message instead (there is no tap to answer)."""
     view = outcome.view or View(outcome.toast or "")
     return Outcome(view=view, target=Target.NEW)
-
-
-def _active_assignment(session: Session, telegram_user_id: int) -> int | None:
-    """The assignment whose draft this Telegram user touched last: the survey on their screen."""
-    statement = (
-        select(Draft.assignment_id)
-        .join(Assignment, col(Assignment.id) == Draft.assignment_id)
-        .join(TelegramAccount, col(TelegramAccount.person_id) == Assignment.person_id)
-        .where(
-            TelegramAccount.telegram_user_id == telegram_user_id,
-            Assignment.status != "submitted",
-        )
-        .order_by(col(Draft.updated_at).desc())
-        .limit(1)
-    )
-    return session.exec(statement).first()
 
 
 def _answer_text(session: Session, loaded: Loaded, text: str) -> Outcome:

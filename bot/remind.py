@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlmodel import Session
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
@@ -29,6 +28,7 @@ from bot.common import (
 )
 from jobs.digests import local_time
 from jobs.runner import Enqueued, enqueue_manual, runner_of
+from storage.db import Session
 from surveys.categories import Role
 
 COMMANDS = (MenuCommand("remind", "command.remind", roles=frozenset({Role.ORGANIZER.value})),)

@@ -104,7 +104,6 @@ class RoundState:
         return self._satisfaction.get(org_id, (None, 0))
 
 
-
 # --- Personal reminders ------------------------------------------------------------------------
 
 
