@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine
@@ -19,8 +19,9 @@ from storage.db import make_engine, transaction
 from storage.models import TelegramAccount
 from storage.outbox import NewMessage
 from tests.fakebot.server import FakeBotApi
-from tests.test_jobs_schedule import (
+from tests.support_jobs import (
     ZONE,
+    FakeTime,
     build_township,
     local,
     outbox_rows,
@@ -29,27 +30,6 @@ from tests.test_jobs_schedule import (
 )
 
 START = local(2027, 3, 16, 10)
-
-
-class FakeTime:
-    """One clock for the deliverer (datetime) and the limiter (seconds); sleeping moves it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def seconds(self) -> float:
-        return self.now.timestamp()
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A round lived through by the scheduled jobs, on the fake Bot API, with the clock moved by hand.
 
-Counts are derived from the township in tests/test_jobs_schedule.py: 东村 (李书记 secretary,
+Counts are derived from the township in tests/support_jobs.py: 东村 (李书记 secretary,
 党员甲/乙 and 代表丁 registered, 党员丙 never registered) and 西村 (赵书记 secretary, 党员戊),
 under the township committee's organizer 王组织.
 """
@@ -28,9 +28,9 @@ from storage.models import AuditLog
 from storage.runtime import SERVICES_KEY, Services
 from storage.settings import Settings
 from tests.fakebot.server import FakeBotApi
-from tests.test_jobs_delivery import FakeTime
-from tests.test_jobs_schedule import (
+from tests.support_jobs import (
     ZONE,
+    FakeTime,
     Township,
     build_township,
     local,
