@@ -585,26 +585,15 @@ def round_tally(
     )
 
 
-# --- For the interim digests ----------------------------------------------------------------
-
-
 def satisfaction_by_branch(
     session: Session, *, round_id: int, threshold: int
 ) -> dict[int, tuple[SatisfactionSummary | None, int]]:
-    """Per branch with ballots: its summary (None below the small-group threshold) and ballots.
-
-    The same privacy rule and tally as ``round_tally``, for the jobs' interim digests.
-    """
+    """Per branch: (summary, or None below the small-group threshold, as here; ballots)."""
     ballots = _ballots(session, round_id)
-    shown = [org_id for org_id, count in ballots.items() if count >= threshold]
+    shown = {org_id for org_id, count in ballots.items() if count >= threshold}
     tallies = _tallies(session, round_id, shown) if shown else {}
-    instrument = satisfaction_instrument(session, round_id) if shown else None
+    form = satisfaction_instrument(session, round_id) if shown else None
     return {
-        org_id: (
-            summarize_satisfaction(instrument, count, tallies.get(org_id, {}))
-            if instrument is not None and count >= threshold
-            else None,
-            count,
-        )
-        for org_id, count in ballots.items()
+        o: (summarize_satisfaction(form, n, tallies[o]) if form and o in shown else None, n)
+        for o, n in ballots.items()
     }
