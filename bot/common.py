@@ -74,11 +74,6 @@ async def in_transaction(context: Context, work: Callable[[Session], T]) -> T:
     return await asyncio.to_thread(run)
 
 
-def current_account(session: Session, telegram_user_id: int) -> TelegramAccount | None:
-    """The binding of this Telegram user, or None when they have not registered."""
-    return find_account(session, telegram_user_id=telegram_user_id)
-
-
 def locale_of(update: Update | None, account: TelegramAccount | None) -> str:
     """The reply language: the account's choice, else the language of the Telegram client."""
     if account is not None and account.language:
@@ -110,7 +105,7 @@ def viewer_in(session: Session, update: Update) -> Viewer:
     """Who sent this update: their person, branch, roles and reply language."""
     user = update.effective_user
     assert user is not None, "updates without a user are filtered out before handlers"
-    account = current_account(session, user.id)
+    account = find_account(session, telegram_user_id=user.id)
     locale = locale_of(update, account)
     person = person_by_id(session, person_id=account.person_id) if account is not None else None
     if person is None or person.id is None:
