@@ -435,7 +435,7 @@ class TransactionClock:
 
     async def in_transaction(self, context: Any, work: Any) -> Any:
         """bot.common.in_transaction, timed."""
-        from bot.context import services
+        from bot.common import services
         from storage.db import transaction
 
         engine = services(context).engine

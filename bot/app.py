@@ -1,6 +1,6 @@
 """The Telegram Application: built in one place, handlers in one list, run by polling or webhook.
 
-``ceping run`` calls :func:`run`. Handlers keep nothing in memory (see ``bot.context``)
+``ceping run`` calls :func:`run`. Handlers keep nothing in memory (see ``storage.runtime``)
 and run concurrently, so a meeting of two thousand people is not answered one at a time.
 """
 
@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from sqlalchemy import Engine
 from telegram import MessageEntity, Update
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -44,9 +43,9 @@ from bot.common import (
     viewer_in,
     visible_commands,
 )
-from bot.context import SERVICES_KEY, BotServices
 from jobs import runner
-from storage.db import engine_for
+from storage.db import Engine, engine_for
+from storage.runtime import SERVICES_KEY, Services
 from storage.settings import Settings
 from storage.types import utcnow
 from surveys.i18n import normalize_locale, t
@@ -107,7 +106,7 @@ def build_application(
     if file_url:
         builder = builder.base_file_url(file_url)
     application = builder.build()
-    application.bot_data[SERVICES_KEY] = BotServices(engine, settings, clock)
+    application.bot_data[SERVICES_KEY] = Services(engine, settings, clock)
     application.bot_data[COMMANDS_KEY] = checked(menu_commands())
     application.bot_data[WITH_JOBS_KEY] = with_jobs
     application.add_handlers(priority_handler_list(), group=PRIORITY_GROUP)

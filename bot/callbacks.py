@@ -21,7 +21,10 @@ from enum import StrEnum
 
 from surveys.instruments import Instrument, Item
 
-MAX_CALLBACK_BYTES = 64
+# The start button is shared with the jobs' reminders, so its codec lives below both.
+from surveys.start_links import MAX_CALLBACK_BYTES as MAX_CALLBACK_BYTES
+from surveys.start_links import decode_start
+from surveys.start_links import encode_start as encode_start
 
 
 class Action(StrEnum):
@@ -133,11 +136,6 @@ def encode_answer(
     return _checked(":".join(parts))
 
 
-def encode_start(assignment_id: int) -> str:
-    """The data of a to-do list button that starts or resumes a survey."""
-    return _checked(f"s:{assignment_id}")
-
-
 def encode_branch_list(round_id: int) -> str:
     """The data of a button that lists an inspector's branches."""
     return _checked(f"l:{round_id}")
@@ -158,7 +156,6 @@ _ANSWER = re.compile(
     rf"^a:(?P<assignment>{_ID}):(?P<revision>{_COUNT}):(?P<position>{_COUNT})"
     r":(?P<action>[a-z])(?::(?P<arg>[0-9.]{1,12}))?$"
 )
-_START = re.compile(rf"^s:(?P<assignment>{_ID})$")
 _BRANCHES = re.compile(rf"^l:(?P<round>{_ID})$")
 _AMOUNT = re.compile(r"^(?:0|[1-9][0-9]{0,5})(?:\.[0-9]{1,2})?$")
 _ARG_ACTIONS = {Action.CHOOSE, Action.POINTS, Action.AMOUNT, Action.EDIT}
@@ -168,8 +165,8 @@ def decode(data: str | None) -> Tap:
     """Read callback data; BadCallback for anything our buttons do not produce."""
     if not data or len(data.encode()) > MAX_CALLBACK_BYTES:
         raise BadCallback("empty or too long")
-    if match := _START.match(data):
-        return StartTap(int(match["assignment"]))
+    if (assignment_id := decode_start(data)) is not None:
+        return StartTap(assignment_id)
     if match := _BRANCHES.match(data):
         return BranchListTap(int(match["round"]))
     match = _ANSWER.match(data)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlmodel import Session
 from telegram import (
     BotCommand,
     BotCommandScopeChat,
@@ -34,10 +33,11 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import CallbackContext, filters
 
-from bot.context import services
-from storage.db import transaction
-from storage.models import AuditLog, Person, TelegramAccount
-from storage.registration import find_account, organization_name, roles_of
+from storage import audit as audit_log
+from storage.db import Session, transaction
+from storage.models import AuditLog, TelegramAccount
+from storage.registration import find_account, organization_name, person_by_id, roles_of
+from storage.runtime import SERVICES_KEY, Services
 from storage.types import utcnow
 from surveys.i18n import normalize_locale, t
 
@@ -55,6 +55,11 @@ COMMANDS_KEY = "ceping.commands"
 log = logging.getLogger(__name__)
 
 
+def services(context: Context) -> Services:
+    """The services stored on the Application when it was built (storage.runtime)."""
+    return context.application.bot_data[SERVICES_KEY]  # type: ignore[no-any-return]
+
+
 # --- Database and identity ----------------------------------------------------------------
 
 
@@ -67,11 +72,6 @@ async def in_transaction(context: Context, work: Callable[[Session], T]) -> T:
             return work(session)
 
     return await asyncio.to_thread(run)
-
-
-def current_account(session: Session, telegram_user_id: int) -> TelegramAccount | None:
-    """The binding of this Telegram user, or None when they have not registered."""
-    return find_account(session, telegram_user_id=telegram_user_id)
 
 
 def locale_of(update: Update | None, account: TelegramAccount | None) -> str:
@@ -105,9 +105,9 @@ def viewer_in(session: Session, update: Update) -> Viewer:
     """Who sent this update: their person, branch, roles and reply language."""
     user = update.effective_user
     assert user is not None, "updates without a user are filtered out before handlers"
-    account = current_account(session, user.id)
+    account = find_account(session, telegram_user_id=user.id)
     locale = locale_of(update, account)
-    person = session.get(Person, account.person_id) if account is not None else None
+    person = person_by_id(session, person_id=account.person_id) if account is not None else None
     if person is None or person.id is None:
         return Viewer(telegram_user_id=user.id, locale=locale)
     return Viewer(
@@ -295,14 +295,13 @@ def audit(
 
     Pass ``at=services(context).now()`` so the row follows the bot's (injectable) clock.
     """
-    row = AuditLog(
+    return audit_log.record(
+        session=session,
+        action=action,
         at=at or utcnow(),
         actor_person_id=actor.person_id,
         actor_telegram_id=actor.telegram_user_id,
-        action=action,
         target=target,
         outcome=outcome,
-        detail=detail or {},
+        detail=detail,
     )
-    session.add(row)
-    return row

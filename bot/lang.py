@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-from sqlmodel import Session
 from telegram import Update
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler
 
@@ -28,6 +27,7 @@ from bot.common import (
     services,
     viewer_in,
 )
+from storage.db import Session
 from storage.registration import set_language
 from surveys.i18n import t
 

@@ -18,8 +18,6 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
 from telegram import ChatMemberUpdated, InlineKeyboardMarkup, Update
 from telegram.constants import ChatMemberStatus
 from telegram.ext import BaseHandler, ChatMemberHandler, CommandHandler, MessageHandler, filters
@@ -42,8 +40,9 @@ from bot.common import (
     services,
     viewer_in,
 )
-from storage.models import Person
+from storage.db import Session
 from storage.registration import (
+    BindingRaced,
     BindOutcome,
     BindResult,
     TelegramIdentity,
@@ -51,6 +50,7 @@ from storage.registration import (
     bind_by_phone,
     branch_capacity,
     organization_name,
+    person_by_id,
     set_blocked,
 )
 from surveys.i18n import normalize_locale
@@ -161,7 +161,6 @@ async def membership_changed(update: Update, context: Context) -> None:
         account = set_blocked(session, telegram_user_id=user_id, now=now, blocked=blocked)
         if account is None:
             return None
-        session.flush()
         actor = Actor(user_id, account.person_id)
         action = "bot.blocked" if blocked else "bot.unblocked"
         audit(session, actor=actor, action=action, at=now)
@@ -203,7 +202,7 @@ async def bind_with_retry(
 
     try:
         return await in_transaction(context, work)
-    except IntegrityError:
+    except BindingRaced:
         log.info("registration raced with another binding; reading the outcome again")
         return await in_transaction(context, work)
 
@@ -260,7 +259,7 @@ def reply_facts(
     who = viewer_in(session, update)
     if result.outcome is BindOutcome.PERSON_TAKEN:
         # The name of the person the token or number belongs to, not the asker's.
-        person = session.get(Person, result.person_id)
+        person = person_by_id(session, person_id=result.person_id)
         who = Viewer(who.telegram_user_id, who.locale, name=person.name if person else "")
     branch = organization_name(session, org_id=result.org_id)
     capacity = branch_capacity(session, token=token) if token else 0

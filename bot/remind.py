@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlmodel import Session
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler
 
@@ -24,11 +23,12 @@ from bot.common import (
     audit,
     in_transaction,
     reply,
+    services,
     viewer,
 )
-from bot.context import services as bot_services
 from jobs.digests import local_time
 from jobs.runner import Enqueued, enqueue_manual, runner_of
+from storage.db import Session
 from surveys.categories import Role
 
 COMMANDS = (MenuCommand("remind", "command.remind", roles=frozenset({Role.ORGANIZER.value})),)
@@ -64,10 +64,10 @@ async def remind(update: Update, context: Context) -> None:
         await in_transaction(context, _record(update, who, "refused", {"roles": list(who.roles)}))
         await reply(update, context, "jobs.remind.refused", locale=who.locale)
         return
-    services = bot_services(context)
-    now = services.now()
+    bot = services(context)
+    now = bot.now()
     enqueued: Enqueued = await asyncio.to_thread(
-        enqueue_manual, services.engine, now=now, zone=services.settings.zone
+        enqueue_manual, bot.engine, now=now, zone=bot.settings.zone
     )
     await in_transaction(context, _record(update, who, "ok", {"enqueued": enqueued.count}))
     await _answer(update, context, who, enqueued, now)
@@ -85,7 +85,7 @@ async def _answer(
         return
     first = enqueued.first_send_at
     if first is not None and first > now:
-        zone = bot_services(context).settings.zone
+        zone = services(context).settings.zone
         at = local_time(first, zone, who.locale)
         await reply(
             update, context, "jobs.remind.quiet", locale=who.locale, count=enqueued.count, at=at

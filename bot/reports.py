@@ -39,9 +39,9 @@ from bot.common import (
     Viewer,
     audit,
     in_transaction,
+    services,
     viewer_in,
 )
-from bot.context import services
 from storage.export import build_workbook
 from storage.grading import (
     GradingError,

@@ -26,14 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine
-from sqlmodel import Session
 from telegram import Bot, InlineKeyboardMarkup
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from jobs.limiter import OutboxLimiter
 from storage import outbox
-from storage.db import transaction
+from storage.db import Engine, Session, transaction
 from storage.models import OutboxMessage
 from storage.types import utcnow
 from surveys.options import QuietHours, parse_quiet_hours

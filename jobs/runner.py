@@ -2,7 +2,7 @@
 
 Two APScheduler jobs, neither holding any state that matters:
 
-* every minute the planner turns what is due (``jobs.schedule.plan_due``) into outbox rows,
+* every minute the planner turns what is due (``jobs.planner.plan_due``) into outbox rows,
   each once thanks to its dedup key;
 * every few seconds the deliverer sends due outbox rows (``jobs.delivery``).
 
@@ -22,18 +22,17 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import Engine
 from telegram import Bot
 from telegram.ext import Application
 
-from bot.context import SERVICES_KEY, BotServices
 from jobs.delivery import Deliverer, DeliveryPolicy, DeliveryReport
 from jobs.limiter import OutboxLimiter
-from jobs.schedule import plan_due, plan_manual
+from jobs.planner import plan_due, plan_manual
 from storage import outbox
-from storage.db import engine_for, transaction
+from storage.db import Engine, engine_for, transaction
 from storage.grading import enqueue_rectification_reminders
 from storage.outbox import NewMessage
+from storage.runtime import SERVICES_KEY, Services
 from storage.settings import Settings
 from storage.types import utcnow
 
@@ -179,7 +178,7 @@ def start_scheduler(runner: JobRunner) -> AsyncIOScheduler:
 
 async def start(application: Application) -> None:  # type: ignore[type-arg]
     """Start the jobs beside the bot (bot/app.py's post_init)."""
-    services: BotServices = application.bot_data[SERVICES_KEY]
+    services: Services = application.bot_data[SERVICES_KEY]
     runner = JobRunner(
         services.engine, application.bot, services.settings.zone, clock=services.clock
     )

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from storage import audit
 from storage.models import (
     Assignment,
-    AuditLog,
     Invitation,
     Organization,
     Person,
@@ -86,10 +87,19 @@ class BindResult:
         return self.outcome is BindOutcome.BOUND
 
 
+BindingRaced = IntegrityError
+"""What committing a binding raises when another one took the account or person first."""
+
+
 def find_account(session: Session, *, telegram_user_id: int) -> TelegramAccount | None:
     """The binding of a Telegram user, if any."""
     statement = select(TelegramAccount).where(TelegramAccount.telegram_user_id == telegram_user_id)
     return session.exec(statement).first()
+
+
+def person_by_id(session: Session, *, person_id: int | None) -> Person | None:
+    """A person by id, None when there is none."""
+    return session.get(Person, person_id) if person_id is not None else None
 
 
 def account_of_person(session: Session, *, person_id: int) -> TelegramAccount | None:
@@ -141,6 +151,7 @@ def set_blocked(
     account.blocked_at = now if blocked else None
     account.block_reason = "blocked by user" if blocked else None
     session.add(account)
+    session.flush()  # the caller's audit row and reads see the change
     return account
 
 
@@ -319,13 +330,12 @@ def unbind_by_phone(session: Session, *, phone: str, now: datetime) -> tuple[Unb
     account = account_of_person(session, person_id=person.id)  # type: ignore[arg-type]
     if account is None:
         return UnbindOutcome.NOT_BOUND, person.name
-    session.add(
-        AuditLog(
-            at=now,
-            action="registration.unbind",
-            target=f"person:{person.id}",
-            detail={"telegram_user_id": account.telegram_user_id, "via": "cli"},
-        )
+    audit.record(
+        session=session,
+        at=now,
+        action="registration.unbind",
+        target=f"person:{person.id}",
+        detail={"telegram_user_id": account.telegram_user_id, "via": "cli"},
     )
     session.delete(account)
     session.flush()

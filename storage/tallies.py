@@ -52,7 +52,7 @@ from surveys.rules import (
     quota_limits,
     rates_from_counts,
 )
-from surveys.scoring import summarize_satisfaction
+from surveys.scoring import SatisfactionSummary, summarize_satisfaction
 
 SELF_EVALUATION = "self_evaluation"
 SATISFACTION = "satisfaction"
@@ -555,3 +555,17 @@ def round_tally(
         graded=len(standings),
         weights=weights,
     )
+
+
+def satisfaction_by_branch(
+    session: Session, *, round_id: int, threshold: int
+) -> dict[int, tuple[SatisfactionSummary | None, int]]:
+    """Per branch: (summary, or None below the small-group threshold, as here; ballots)."""
+    ballots = _ballots(session, round_id)
+    shown = {org_id for org_id, count in ballots.items() if count >= threshold}
+    tallies = _tallies(session, round_id, shown) if shown else {}
+    form = satisfaction_instrument(session, round_id) if shown else None
+    return {
+        o: (summarize_satisfaction(form, n, tallies[o]) if form and o in shown else None, n)
+        for o, n in ballots.items()
+    }

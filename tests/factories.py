@@ -12,6 +12,7 @@ from each other). The townships:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from jobs.runner import enqueue_due
 from storage.db import transaction
 from storage.models import (
     Assignment,
@@ -412,6 +414,15 @@ def mark_submitted(
         session.add(assignment)
 
 
+def close_round(engine: Engine, town: Township) -> None:
+    """Close the round (no more digests)."""
+    with transaction(engine) as session:
+        round_ = session.get(Round, town.round_id)
+        assert round_ is not None
+        round_.status = "closed"
+        session.add(round_)
+
+
 def outbox_rows(engine: Engine, kind: str | None = None) -> list[OutboxMessage]:
     """Every outbox row (of one kind), oldest first."""
     with transaction(engine) as session:
@@ -419,6 +430,11 @@ def outbox_rows(engine: Engine, kind: str | None = None) -> list[OutboxMessage]:
         if kind is not None:
             statement = statement.where(OutboxMessage.kind == kind)
         return list(session.exec(statement).all())
+
+
+def per_chat(rows: list[OutboxMessage]) -> Counter[int]:
+    """How many rows each chat has."""
+    return Counter(row.chat_id for row in rows)
 
 
 ALL_PHASES = ("self_evaluation", "satisfaction", "inspection", "superior_scoring")
@@ -429,12 +445,17 @@ def same_deadline(deadline: datetime) -> dict[str, datetime]:
     return dict.fromkeys(ALL_PHASES, deadline)
 
 
+def run_planner(engine: Engine, start: datetime, end: datetime, step: timedelta) -> None:
+    """The planner ticking from start to end (inclusive), as the scheduler would."""
+    now = start
+    while now <= end:
+        enqueue_due(engine, now=now, zone=ZONE)
+        now += step
+
+
 def texts_for(engine: Engine, chat: int, kind: str | None = None) -> list[str]:
     """The texts enqueued for one chat (of one kind)."""
     return [row.payload["text"] for row in outbox_rows(engine, kind) if row.chat_id == chat]
-
-
-# --- Clocks -----------------------------------------------------------------------------------
 
 
 class FakeTime:

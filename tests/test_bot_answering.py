@@ -23,102 +23,36 @@ from bot.callbacks import Action, encode_answer, encode_start
 from storage.db import make_engine, transaction
 from storage.models import (
     Answer,
-    Assignment,
     AuditLog,
     Draft,
     Response,
     RoundPhase,
     SatisfactionBallots,
     SatisfactionComments,
-    SatisfactionTally,
     TelegramAccount,
 )
 from storage.rounds import close_round
 from surveys.i18n import t
-from surveys.instruments import get_instrument
-from tests.fakebot import FakeBotApi, Phone, running_bot
+from tests.fakebot import FakeBotApi, running_bot
 
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness, FakeClock, World
 
 
-MEMBER, SECRETARY, INSPECTOR = 1001, 1002, 1005
-STALE = t("answering.stale")
-FORGED = t("answering.forged")
-
-
-# --- Helpers ------------------------------------------------------------------------------
-
-
-def bind(engine: Engine, world: World, key: str, user_id: int) -> None:
-    """Seed the binding of a Telegram account to a person of the world."""
-    with transaction(engine) as session:
-        session.add(
-            TelegramAccount(
-                person_id=world.people[key],
-                telegram_user_id=user_id,
-                chat_id=user_id,
-                bound_via="invitation",
-            )
-        )
-
-
-async def registered(bot: BotHarness, key: str, user_id: int) -> Phone:
-    """A phone bound to PEOPLE[key]."""
-    bind(bot.engine, bot.world, key, user_id)
-    return bot.phone(user_id)
-
-
-def assignment_of(engine: Engine, world: World, key: str, instrument_id: str) -> Assignment:
-    """The person's assignment of one instrument (the first branch when several)."""
-    with Session(engine) as session:
-        statement = (
-            select(Assignment)
-            .where(
-                Assignment.person_id == world.people[key],
-                Assignment.instrument_id == instrument_id,
-            )
-            .order_by(Assignment.org_id)  # type: ignore[arg-type]
-        )
-        return session.exec(statement).first()  # type: ignore[return-value]
-
-
-def draft_of(engine: Engine, assignment_id: int) -> Draft | None:
-    with Session(engine) as session:
-        return session.get(Draft, assignment_id)
-
-
-def callback_data_of(phone: Phone, text: str) -> tuple[int, str]:
-    """(message id, callback data) of the button labelled text on the newest bot message."""
-    message = phone.last_bot_message
-    assert message is not None
-    for row in message["reply_markup"]["inline_keyboard"]:
-        for button in row:
-            if button["text"] == text:
-                return message["message_id"], button["callback_data"]
-    raise AssertionError(f"no button {text!r} in {phone.screen}")
-
-
-async def start_survey(phone: Phone, title_word: str = "满意度") -> None:
-    """/surveys, then the start button of the survey whose title has title_word."""
-    await phone.send("/surveys")
-    button = next(b for b in phone.buttons if title_word in b)
-    await phone.tap(button)
-
-
-def keyboards(phone: Phone) -> list[bool]:
-    """For each bot message, oldest first (the to-do list became the survey): any buttons left?"""
-    bot_messages = [m for m in phone.history if m["from"]["id"] == phone.api.bot_id]
-    return [bool(m.get("reply_markup", {}).get("inline_keyboard")) for m in bot_messages]
-
-
-def tally(engine: Engine, item_id: str) -> dict[str, int]:
-    with Session(engine) as session:
-        rows = session.exec(
-            select(SatisfactionTally).where(SatisfactionTally.item_id == item_id)
-        ).all()
-        return {row.option_id: row.count for row in rows}
-
+from tests.support_answering import (
+    FORGED,
+    MEMBER,
+    SECRETARY,
+    STALE,
+    assignment_of,
+    bind,
+    callback_data_of,
+    draft_of,
+    keyboards,
+    registered,
+    start_survey,
+    tally,
+)
 
 # --- The satisfaction survey ----------------------------------------------------------------
 
@@ -442,80 +376,6 @@ async def test_a_second_attempt_after_submitting_is_told_it_is_done(bot: BotHarn
     assert todo.text == t("answering.todo.nothing")
     with Session(bot.engine) as session:
         assert session.exec(select(SatisfactionBallots)).one().ballots == 1
-
-
-# --- Inspectors -------------------------------------------------------------------------------
-
-
-async def test_an_inspector_scores_one_branch_by_deduction_then_picks_the_next(
-    bot: BotHarness,
-) -> None:
-    phone = await registered(bot, "inspector", INSPECTOR)
-    todo = await phone.send("/surveys")
-    assert "已评 0/2 个支部" in todo.text
-    branches = await phone.tap(phone.buttons[0])
-    assert "红星村党支部：未开始" in branches.text
-    await phone.tap(next(b for b in phone.buttons if b.startswith("红星村党支部")))
-    assert "当前得分 100/100" in phone.screen.text
-
-    await phone.tap("➖ 扣分")
-    assert phone.buttons[:4] == ["0.5", "1", "2", "3"]  # basics_1 is worth 3 points
-    asked = await phone.tap("1")
-    assert "请发送扣分原因" in asked.text
-    after_reason = await phone.send("服务项目未公示")
-    assert "第 2/37 题" in after_reason.text and "当前得分 99/100" in after_reason.text
-    await phone.tap("✅ 不扣分")  # basics_2
-    await phone.tap("➖ 扣分")  # basics_3
-    await phone.send("2.5")  # typed amount
-    running = await phone.send("网格支部未建立")
-    assert "当前得分 96.5/100" in running.text
-    items = get_instrument("inspection_village").items
-    for _ in range(3, len(items)):
-        await phone.tap("✅ 不扣分")
-    review = phone.screen.text
-    assert "扣 1 分（服务项目未公示）" in review and "当前得分 96.5/100" in review
-    # On second thought the first line deserves a deduction of 0.5 only.
-    await phone.tap("改第1题")
-    await phone.tap("➖ 扣分")
-    await phone.tap("0.5")
-    changed = await phone.send("服务项目未公示")
-    assert "扣 0.5 分（服务项目未公示）" in changed.text and "当前得分 97/100" in changed.text
-    await phone.tap("📨 提交")
-    thanks = await phone.tap("✅ 确认提交")
-    assert "总分 97 分" in thanks.text
-
-    with Session(bot.engine) as session:
-        response = session.exec(select(Response)).one()
-        assert response.total == Decimal("97")
-        deducted = session.exec(select(Answer).where(Answer.deduction > 0)).all()  # type: ignore[operator]
-        reasons = {row.item_id: (row.deduction, row.reason) for row in deducted}
-    assert reasons == {
-        "basics_1": (Decimal("0.5"), "服务项目未公示"),
-        "basics_3": (Decimal("2.5"), "网格支部未建立"),
-    }
-
-    listing = await phone.tap("📋 评下一个支部")
-    assert "红星村党支部：已提交" in listing.text
-    second = await phone.tap(next(b for b in phone.buttons if b.startswith("东方机械厂党支部")))
-    assert "东方机械厂党支部" in second.text and "第 1/" in second.text
-
-
-async def test_a_deduction_needs_a_reason_and_a_valid_amount(bot: BotHarness) -> None:
-    phone = await registered(bot, "inspector", INSPECTOR)
-    await phone.send("/surveys")
-    await phone.tap(phone.buttons[0])
-    await phone.tap(next(b for b in phone.buttons if b.startswith("红星村党支部")))
-    await phone.tap("➖ 扣分")
-    too_much = await phone.send("4")  # basics_1 is worth 3
-    assert "0 到 3" in too_much.text
-    await phone.tap("2")
-    blank = await phone.send("   ")
-    assert t("answering.error.reason_required") in blank.text
-    back = await phone.tap("⬅️ 改扣分数")
-    assert "扣多少分" in back.text
-    mine = assignment_of(bot.engine, bot.world, "inspector", "inspection_village")
-    draft = draft_of(bot.engine, mine.id)  # type: ignore[arg-type]
-    assert draft is not None and draft.answers == {}
 
 
 # --- Two bot processes --------------------------------------------------------------------

@@ -18,8 +18,15 @@ from storage import outbox
 from storage.db import make_engine, transaction
 from storage.models import TelegramAccount
 from storage.outbox import NewMessage
-from tests.factories import ZONE, FakeTime, local, outbox_rows, same_deadline, texts_for
-from tests.factories import build_reminder_township as build_township
+from tests.factories import (
+    ZONE,
+    FakeTime,
+    build_reminder_township,
+    local,
+    outbox_rows,
+    same_deadline,
+    texts_for,
+)
 from tests.fakebot.server import FakeBotApi
 
 START = local(2027, 3, 16, 10)
@@ -218,7 +225,9 @@ async def test_a_user_who_blocked_the_bot_is_recorded_and_not_retried(
     engine: Engine, fake_api: FakeBotApi, bot: Bot, clock: FakeTime
 ) -> None:
     deadline = local(2027, 3, 20, 20)
-    town = build_township(engine, opened=local(2027, 3, 15, 9), deadlines=same_deadline(deadline))
+    town = build_reminder_township(
+        engine, opened=local(2027, 3, 15, 9), deadlines=same_deadline(deadline)
+    )
     chat = town.chat_of("党员甲")
     open_chats(fake_api, *town.chats.values())
     fake_api.block(chat)
@@ -294,7 +303,7 @@ async def test_two_processes_on_one_database_send_each_message_once(
     engine: Engine, database_url: str, fake_api: FakeBotApi, bot: Bot, clock: FakeTime, backend: str
 ) -> None:
     """Two schedulers and two delivery loops, each on its own engine (PG: concurrently)."""
-    town = build_township(
+    town = build_reminder_township(
         engine, opened=local(2027, 3, 15, 9), deadlines=same_deadline(local(2027, 3, 20, 20))
     )
     open_chats(fake_api, *town.chats.values())

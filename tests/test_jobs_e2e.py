@@ -1,6 +1,6 @@
 """A round lived through by the scheduled jobs, on the fake Bot API, with the clock moved by hand.
 
-Counts are derived from the township in tests/test_jobs_schedule.py: 东村 (李书记 secretary,
+Counts are derived from the township in tests/support_jobs.py: 东村 (李书记 secretary,
 党员甲/乙 and 代表丁 registered, 党员丙 never registered) and 西村 (赵书记 secretary, 党员戊),
 under the township committee's organizer 王组织.
 """
@@ -20,16 +20,23 @@ from telegram import Bot
 from telegram.ext import ApplicationBuilder
 
 from bot import remind
-from bot.context import SERVICES_KEY, BotServices
 from jobs import runner as jobs_runner
 from jobs.limiter import OutboxLimiter
 from jobs.runner import JobRunner
 from storage.db import transaction
 from storage.models import AuditLog
+from storage.runtime import SERVICES_KEY, Services
 from storage.settings import Settings
-from tests.factories import ZONE, FakeTime, Township, local, outbox_rows, same_deadline
-from tests.factories import build_reminder_township as build_township
-from tests.factories import mark_submitted as submit
+from tests.factories import (
+    ZONE,
+    FakeTime,
+    Township,
+    build_reminder_township,
+    local,
+    mark_submitted,
+    outbox_rows,
+    same_deadline,
+)
 from tests.fakebot.server import FakeBotApi
 
 if TYPE_CHECKING:  # imported at run time only inside the test, so pytest can rewrite it
@@ -89,16 +96,16 @@ def open_chats(api: FakeBotApi, town: Township) -> None:
 async def test_a_round_from_opening_to_deadline_across_a_restart(
     engine: Engine, fake_api: FakeBotApi, jobs_bot: Bot
 ) -> None:
-    town = build_township(engine, opened=OPENED, deadlines=same_deadline(DEADLINE))
+    town = build_reminder_township(engine, opened=OPENED, deadlines=same_deadline(DEADLINE))
     open_chats(fake_api, town)
     clock = FakeTime(OPENED)
     events = {
         # 西村 answers early and reaches its target; 党员甲 answers after the first reminder.
         local(2027, 3, 16, 12): [
-            lambda: submit(engine, town, "赵书记"),
-            lambda: submit(engine, town, "党员戊"),
+            lambda: mark_submitted(engine, town, "赵书记"),
+            lambda: mark_submitted(engine, town, "党员戊"),
         ],
-        local(2027, 3, 18, 10): [lambda: submit(engine, town, "党员甲")],
+        local(2027, 3, 18, 10): [lambda: mark_submitted(engine, town, "党员甲")],
     }
     restart = local(2027, 3, 18, 9)
     end = DEADLINE + timedelta(hours=13)
@@ -132,7 +139,7 @@ async def test_after_two_days_down_what_is_due_goes_once_and_what_expired_is_dro
 ) -> None:
     self_evaluation_deadline = local(2027, 3, 18, 12)
     deadlines = {**same_deadline(DEADLINE), "self_evaluation": self_evaluation_deadline}
-    town = build_township(engine, opened=OPENED, deadlines=deadlines)
+    town = build_reminder_township(engine, opened=OPENED, deadlines=deadlines)
     open_chats(fake_api, town)
     clock = FakeTime(OPENED)
     first = new_runner(engine, jobs_bot, clock, "first")
@@ -176,12 +183,12 @@ async def test_the_scheduler_started_with_the_bot_delivers_due_reminders(
     engine: Engine, database_url: str, fake_api: FakeBotApi
 ) -> None:
     """post_init's runner.start: the APScheduler jobs plan and deliver on their own."""
-    town = build_township(engine, opened=OPENED, deadlines=same_deadline(DEADLINE))
+    town = build_reminder_township(engine, opened=OPENED, deadlines=same_deadline(DEADLINE))
     open_chats(fake_api, town)
     settings = Settings(bot_token=SecretStr(fake_api.token), database_url=database_url)
     application = ApplicationBuilder().token(fake_api.token).base_url(fake_api.base_url).build()
     fixed = local(2027, 3, 17, 20, 5)
-    application.bot_data[SERVICES_KEY] = BotServices(engine, settings, lambda: fixed)
+    application.bot_data[SERVICES_KEY] = Services(engine, settings, lambda: fixed)
     async with application:
         await jobs_runner.start(application)
         try:

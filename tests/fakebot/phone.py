@@ -8,14 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from telegram import Update
 
-from tests.fakebot.server import (
-    JSON,
-    VISIBLE_METHODS,
-    AnyApplication,
-    CallRecord,
-    command_entities,
-    photo_sizes,
-)
+from tests.fakebot.records import JSON, VISIBLE_METHODS, AnyApplication, CallRecord, photo_sizes
+from tests.fakebot.text import command_entities
 
 if TYPE_CHECKING:
     from tests.fakebot.server import FakeBotApi

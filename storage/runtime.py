@@ -1,8 +1,9 @@
-"""What every handler needs besides the update: the database, the settings and the clock.
+"""What the bot's handlers and the jobs share in one process: the database, the settings, the clock.
 
 Handlers keep no state of their own in memory: everything a conversation needs is
 read from and written to the database, so a restart or a second bot process
-changes nothing for the user.
+changes nothing for the user. It lives here, below ``bot`` and ``jobs``, because both
+read it from the Application's ``bot_data``.
 """
 
 from __future__ import annotations
@@ -11,18 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
-from telegram.ext import CallbackContext
-
+from storage.db import Engine
 from storage.settings import Settings
 from storage.types import utcnow
 
 SERVICES_KEY = "ceping.services"
+"""The ``bot_data`` key under which the Application keeps its ``Services``."""
 
 
 @dataclass(frozen=True)
-class BotServices:
-    """The shared services of one Application."""
+class Services:
+    """The shared services of one Application (or of the jobs running beside it)."""
 
     engine: Engine
     settings: Settings
@@ -32,8 +32,3 @@ class BotServices:
     def now(self) -> datetime:
         """The current time, aware UTC."""
         return self.clock()
-
-
-def services(context: CallbackContext) -> BotServices:  # type: ignore[type-arg]
-    """The services stored on the Application when it was built."""
-    return context.application.bot_data[SERVICES_KEY]

@@ -1,0 +1,159 @@
+"""What the answering handlers (``bot.answering``) read: an assignment with all a step needs.
+
+Read-only; the writes (answers, draft screens, submission) are ``storage.responses``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from sqlalchemy import and_, bindparam
+from sqlmodel import col, select
+
+from storage.db import Session
+from storage.models import (
+    Assignment,
+    Draft,
+    Organization,
+    Round,
+    RoundInstrument,
+    RoundPhase,
+    TelegramAccount,
+)
+
+
+class StepRow(NamedTuple):
+    """One assignment with its round, pin, phase, branch, owner's account and draft."""
+
+    assignment: Assignment
+    round: Round
+    pin: RoundInstrument | None
+    phase: RoundPhase | None
+    branch_name: str
+    owner: TelegramAccount | None
+    draft: Draft | None
+
+
+class TodoRow(NamedTuple):
+    """One assignment of a person in an open round, for the to-do list."""
+
+    assignment: Assignment
+    round: Round
+    pin: RoundInstrument | None
+    branch_name: str
+    draft: Draft | None
+
+
+def _pinned_join(statement: Any) -> Any:
+    """Join an Assignment query to its round, branch and the round's pinned instrument."""
+    return (
+        statement.join(Round, col(Round.id) == Assignment.round_id)
+        .join(Organization, col(Organization.id) == Assignment.org_id)
+        .outerjoin(
+            RoundInstrument,
+            and_(
+                col(RoundInstrument.round_id) == Assignment.round_id,
+                col(RoundInstrument.instrument_id) == Assignment.instrument_id,
+            ),
+        )
+    )
+
+
+# Everything a step needs in one round trip; built once so SQLAlchemy caches its compilation.
+_LOAD = (
+    _pinned_join(
+        select(  # type: ignore[call-overload]
+            Assignment,
+            Round,
+            RoundInstrument,
+            RoundPhase,
+            Organization.name,
+            TelegramAccount,
+            Draft,
+        )
+    )
+    .outerjoin(
+        RoundPhase,
+        and_(
+            col(RoundPhase.round_id) == Assignment.round_id,
+            col(RoundPhase.phase) == RoundInstrument.phase,
+        ),
+    )
+    .outerjoin(TelegramAccount, col(TelegramAccount.person_id) == Assignment.person_id)
+    .outerjoin(Draft, col(Draft.assignment_id) == Assignment.id)
+    .where(col(Assignment.id) == bindparam("assignment_id"))
+)
+_LOCK = (
+    select(Assignment.id).where(col(Assignment.id) == bindparam("assignment_id")).with_for_update()
+)
+
+
+def lock_assignment(*, session: Session, assignment_id: int) -> None:
+    """Make concurrent steps on one assignment take turns, each reading what the last wrote.
+
+    PostgreSQL: a row lock taken by its own statement *before* the loading query, because
+    in READ COMMITTED a statement that waited for a lock still sees the joined rows (the
+    draft) as they were when it started. SQLite: every transaction already holds the write
+    lock from its start (storage.db begins them IMMEDIATE).
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        session.exec(_LOCK, params={"assignment_id": assignment_id}).first()
+
+
+def load_step(*, session: Session, assignment_id: int) -> StepRow | None:
+    """The assignment, locked first, with everything a step needs; None when there is none."""
+    lock_assignment(session=session, assignment_id=assignment_id)
+    row = session.exec(_LOAD, params={"assignment_id": assignment_id}).first()
+    return StepRow(*row) if row is not None else None
+
+
+def round_phase(*, session: Session, round_id: int, phase: str) -> RoundPhase | None:
+    """One phase (window and deadline) of a round."""
+    return session.get(RoundPhase, (round_id, phase))
+
+
+def todo_rows(
+    *, session: Session, person_id: int
+) -> tuple[list[TodoRow], dict[tuple[int, str], RoundPhase]]:
+    """The person's assignments in open rounds, and those rounds' phases by (round, phase)."""
+    statement = (
+        _pinned_join(
+            select(Assignment, Round, RoundInstrument, Organization.name, Draft)  # type: ignore[call-overload]
+        )
+        .outerjoin(Draft, col(Draft.assignment_id) == Assignment.id)
+        .where(Assignment.person_id == person_id, Round.status == "open")
+        .order_by(col(Assignment.round_id), col(Assignment.instrument_id), Organization.name)
+    )
+    rows = [TodoRow(*row) for row in session.exec(statement).all()]
+    round_ids = {row.round.id for row in rows}
+    phases = {
+        (phase.round_id, phase.phase): phase
+        for phase in session.exec(select(RoundPhase).where(col(RoundPhase.round_id).in_(round_ids)))
+    }
+    return rows, phases
+
+
+def unsubmitted_instruments(*, session: Session, person_id: int, round_id: int) -> list[str]:
+    """The instrument ids of a person's assignments in a round not submitted yet."""
+    statement = select(Assignment.instrument_id).where(
+        Assignment.person_id == person_id,
+        Assignment.round_id == round_id,
+        Assignment.status != "submitted",
+    )
+    return list(session.exec(statement).all())
+
+
+def active_assignment(*, session: Session, telegram_user_id: int) -> int | None:
+    """The assignment whose draft this Telegram user touched last: the survey on their screen."""
+    statement = (
+        select(Draft.assignment_id)
+        .join(Assignment, col(Assignment.id) == Draft.assignment_id)
+        .join(TelegramAccount, col(TelegramAccount.person_id) == Assignment.person_id)
+        .where(
+            TelegramAccount.telegram_user_id == telegram_user_id,
+            Assignment.status != "submitted",
+        )
+        .order_by(col(Draft.updated_at).desc())
+        .limit(1)
+    )
+    return session.exec(statement).first()
