@@ -271,6 +271,20 @@ async def test_an_override_asks_for_the_reason_and_keeps_it(town: BotHarness) ->
         assert decision.reason == "全年无信访，群众公认"
 
 
+async def test_an_override_reason_is_refused_after_30_minutes_of_the_bots_clock(
+    town: BotHarness,
+) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    await phone.send("/grades 红星村")
+    asked = await phone.tap("改为好")
+    assert "请直接发送调整理由" in asked.text
+    town.clock.advance(hours=2)
+    late = await phone.send("全年无信访，群众公认")
+    assert "已将" not in late.text, "the step waited past its 30 minutes"
+    with Session(town.engine) as session:
+        assert session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"])) is None
+
+
 async def test_an_override_cancelled_before_the_reason_changes_nothing(town: BotHarness) -> None:
     phone = phone_of(town, "organizer", ORGANIZER)
     await phone.send("/grades 红星村")
