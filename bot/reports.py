@@ -5,7 +5,7 @@ Every command and every tap reads the asker's roles from the database (``storage
 and the open round; a refusal is polite, names no data and is audited ('refused').
 
 Steps that wait for typed text (an override's reason, the fields of a ledger line) keep
-their state in the database (``storage.grading.set_pending``). Their handlers come from
+their state in the database (``storage.pending``). Their handlers come from
 :func:`priority_handlers`, to be registered in group -1 so they see a text before the
 survey answering does; they stop further handling only when a report step was waiting.
 """
@@ -46,20 +46,18 @@ from storage.export import build_workbook
 from storage.grading import (
     GradingError,
     add_rectification,
-    clear_pending,
     close_rectification,
     decide_grade,
     ledger,
     mark_members_only,
     parse_due_date,
-    pending_for,
     record_veto,
-    set_pending,
     sign,
     signatures,
 )
 from storage.models import Organization, RectificationItem
 from storage.participation import non_respondents
+from storage.pending import clear_pending, pending_for, set_pending
 from storage.rounds import current_round
 from storage.scope import Scope, scope_for
 from storage.tallies import BranchTally, RoundTally, round_tally, satisfaction_instrument
@@ -514,6 +512,7 @@ def start_override(
         person_id=request.viewer.person_id,
         kind="override",
         data={"round_id": request.round_id, "org_id": org_id, "grade": grade.value},
+        now=request.now,
     )
     name = _names(session, [org_id]).get(org_id, "")
     grade_text = views.grade_name(grade, request.locale)
@@ -790,6 +789,7 @@ def start_rectification(session: Session, update: Update, context: Context, org_
         person_id=request.viewer.person_id,
         kind="rectify",
         data={"round_id": request.round_id, "org_id": org_id, "step": RECTIFY_STEPS[0]},
+        now=request.now,
     )
     return Answer.text(t("report.ask.matter", request.locale))
 
@@ -874,7 +874,11 @@ def _continue_rectification(
     if position + 1 < len(RECTIFY_STEPS):
         following = RECTIFY_STEPS[position + 1]
         set_pending(
-            session, person_id=person_id, kind="rectify", data={**fields, "step": following}
+            session,
+            person_id=person_id,
+            kind="rectify",
+            data={**fields, "step": following},
+            now=request.now,
         )
         return Answer.text(t(f"report.ask.{following}", request.locale))
     add_rectification(
