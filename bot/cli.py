@@ -700,7 +700,7 @@ def cmd_remind(args: argparse.Namespace, context: Context) -> int:
 
 def cmd_export(args: argparse.Namespace, context: Context) -> int:
     """Write the round's workbook (summary sheets, tallies, grades)."""
-    from storage.export import write_workbook
+    from bot.workbook import write_workbook
 
     out = Path(args.out)
     if out.suffix.lower() != ".xlsx":

@@ -42,7 +42,7 @@ from bot.common import (
     viewer_in,
 )
 from bot.context import services
-from storage.export import build_workbook
+from bot.workbook import build_workbook
 from storage.grading import (
     GradingError,
     add_rectification,
@@ -55,6 +55,7 @@ from storage.grading import (
     sign,
     signatures,
 )
+from storage.instruments import pinned_instrument
 from storage.models import Organization, RectificationItem
 from storage.participation import non_respondents
 from storage.pending import clear_pending, pending_for, set_pending
@@ -62,7 +63,6 @@ from storage.rounds import current_round
 from storage.scope import Scope, scope_for
 from storage.tallies import BranchTally, RoundTally, round_tally, satisfaction_instrument
 from surveys.i18n import t
-from surveys.instruments import get_instrument
 from surveys.rules import GRADE_ORDER, Grade
 
 PREFIX = "rp:"
@@ -316,8 +316,12 @@ def _branch_detail(session: Session, request: Request, org_id: int) -> Answer:
         branch,
         tally,
         request.locale,
-        self_instrument=get_instrument("self_evaluation"),
-        inspection_instrument=get_instrument(inspection),
+        self_instrument=pinned_instrument(
+            session=session, round_id=request.round_id, instrument_id="self_evaluation"
+        ),
+        inspection_instrument=pinned_instrument(
+            session=session, round_id=request.round_id, instrument_id=inspection
+        ),
     )
     return Answer.text(text)
 
