@@ -189,6 +189,22 @@ async def test_a_secretary_sees_their_branch_and_is_refused_another(town: BotHar
     assert len(refusals(town.engine, "report.tally")) == 1
 
 
+async def test_a_forged_tap_naming_another_branch_by_id_is_refused(town: BotHarness) -> None:
+    phone = phone_of(town, "secretary", SECRETARY)
+    firm = town.world.orgs["enterprise"]
+    await phone.send("/tally")
+    for view in ("t", "c", "p", "r"):
+        forged = await phone.tap(callback_data=f"rp:{view}:{firm}")
+        assert forged.alert and REFUSED in forged.alert
+    refused = refusals(town.engine, "report.tally")
+    assert [row.target for row in refused] == [f"org:{firm}"]
+    assert len(refusals(town.engine, "report.coverage")) == 1
+    assert len(refusals(town.engine, "report.publish")) == 1
+    assert len(refusals(town.engine, "rectify.view")) == 1
+    garbled = await phone.tap(callback_data="rp:t:红星村")
+    assert garbled.alert and "红星" not in garbled.alert
+
+
 async def test_members_and_strangers_see_no_tally(town: BotHarness) -> None:
     member = phone_of(town, "member", MEMBER)
     refused = await member.send("/tally")
