@@ -11,6 +11,7 @@ import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -34,6 +35,7 @@ from storage.models import (
 from storage.responses import save_answer, submit
 from storage.tallies import round_tally
 from surveys.instruments import AnswerValue
+from tests.instrument_bundle import V1_TEXT, V2_TEXT, v2_shipped
 from tests.test_tallies import build_township, cast_ballot, points_for_total
 
 if TYPE_CHECKING:
@@ -103,16 +105,23 @@ def _seed_answers(engine: Engine, world: World) -> None:
         _score(session, world, "enterprise", Decimal(40))
 
 
-def _score(session: Session, world: World, org: str, total: Decimal) -> None:
+def _score(
+    session: Session,
+    world: World,
+    org: str,
+    total: Decimal,
+    instrument_id: str = "superior_scoring",
+    scorer: str = "organizer",
+) -> None:
     assignment = session.exec(
         select(Assignment).where(
             Assignment.round_id == world.round_id,
-            Assignment.person_id == world.people["organizer"],
+            Assignment.person_id == world.people[scorer],
             Assignment.org_id == world.orgs[org],
-            Assignment.instrument_id == "superior_scoring",
+            Assignment.instrument_id == instrument_id,
         )
     ).one()
-    for item_id, points in points_for_total("superior_scoring", total).items():
+    for item_id, points in points_for_total(instrument_id, total).items():
         save_answer(
             session,
             assignment_id=assignment.id,  # type: ignore[arg-type]
@@ -177,6 +186,17 @@ async def test_an_ambiguous_name_offers_the_choices_as_buttons(town: BotHarness)
     assert sorted(choices.buttons) == ["东方机械厂", "红星村"]
     chosen = await phone.tap("东方机械厂")
     assert "东方机械厂党支部" in chosen.text and "上级评分：40.00" in chosen.text
+
+
+async def test_a_v1_round_still_reports_the_v1_form_after_v2_ships(
+    town: BotHarness, tmp_path: Path
+) -> None:
+    with transaction(town.engine) as session:
+        _score(session, town.world, "village", Decimal(80), "self_evaluation", "secretary")
+    phone = phone_of(town, "organizer", ORGANIZER)
+    with v2_shipped(tmp_path):
+        detail = await phone.send("/tally 红星村")
+    assert f"{V1_TEXT} 20.00" in detail.text and V2_TEXT not in detail.text
 
 
 async def test_a_secretary_sees_their_branch_and_is_refused_another(town: BotHarness) -> None:
