@@ -8,11 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.cli.env import EXIT_OK, CliEnv, CliError, engine_for
-from storage.db import (
-    Session,
-    transaction,
-    upgrade,
-)
+from storage.db import Session, transaction, upgrade
 from storage.reports import round_name
 from storage.types import utcnow
 

@@ -9,12 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
 
-from storage.db import (
-    Engine,
-    alembic_config,
-    current_revision,
-    make_engine,
-)
+from storage.db import Engine, alembic_config, current_revision, make_engine
 from storage.settings import Settings
 from surveys.i18n import t
 

@@ -6,14 +6,8 @@ import argparse
 from pathlib import Path
 
 from bot.cli.env import EXIT_OK, CliEnv, CliError, database
-from storage.db import (
-    transaction,
-)
-from storage.rounds import (
-    current_round,
-    get_round,
-    list_rounds,
-)
+from storage.db import transaction
+from storage.rounds import current_round, get_round, list_rounds
 
 
 def cmd_export(args: argparse.Namespace, env: CliEnv) -> int:

@@ -8,10 +8,7 @@ from pathlib import Path
 
 from bot.cli.env import EXIT_OK, CliEnv, CliError, database
 from bot.invitations import InviteRow, write_invitations_csv, write_invitations_xlsx
-from storage.db import (
-    Session,
-    transaction,
-)
+from storage.db import Session, transaction
 from storage.lookups import (
     organization_named,
     organizations,

@@ -7,17 +7,9 @@ import sys
 from pathlib import Path
 
 from bot.cli.env import EXIT_OK, CliEnv, CliError, database, engine_for
-from storage.db import (
-    Session,
-    current_revision,
-    transaction,
-    upgrade,
-)
+from storage.db import Session, current_revision, transaction, upgrade
 from storage.roster import ImportReport, KindChanges, RosterFileError, import_roster
-from storage.rounds import (
-    list_rounds,
-    sync_assignments,
-)
+from storage.rounds import list_rounds, sync_assignments
 from storage.types import utcnow
 from surveys.roster import RosterProblem
 

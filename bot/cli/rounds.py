@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bot.cli.env import EXIT_OK, CliEnv, database
-from storage.db import (
-    Session,
-    transaction,
-)
+from storage.db import Session, transaction
 from storage.lookups import assignment_counts
 from storage.rounds import (
     close_round,

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bot.cli.env import EXIT_OK, CliEnv, CliError, database
-from storage.db import (
-    transaction,
-)
+from storage.db import transaction
 from storage.types import utcnow
 
 
