@@ -254,6 +254,23 @@ def test_pending_state_survives_in_the_database_until_cleared_or_stale(engine: E
         assert pending_for(session, person_id=person, now=NOW) is None
 
 
+def test_a_new_pending_step_replaces_the_earlier_one_and_restarts_its_limit(
+    engine: Engine,
+) -> None:
+    with transaction(engine) as session:
+        ids = build_township(session)
+    person = ids["inspector_1"]
+    later = NOW + timedelta(minutes=20)
+    with transaction(engine) as session:
+        set_pending(session, person_id=person, kind="override", data={"org_id": 5}, now=NOW)
+        set_pending(session, person_id=person, kind="rectify", data={"step": "matter"}, now=later)
+    with Session(engine) as session:
+        pending = pending_for(session, person_id=person, now=NOW + timedelta(minutes=40))
+        assert pending is not None and pending.kind == "rectify"
+        assert pending.data == {"step": "matter"}
+        assert pending.expires_at == later + timedelta(minutes=30)
+
+
 # --- Rectification -----------------------------------------------------------------------
 
 
