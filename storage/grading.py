@@ -4,11 +4,8 @@ Every change writes an AuditLog row in the same transaction. Authorization is th
 job (``storage.scope``); these functions check the data rules only and raise
 :class:`GradingError` with a code the bot turns into a catalog message.
 
-Conversation state (an override waiting for its reason, a rectification item being typed
-in) lives in the database, not in memory: an AuditLog row ``report.pending`` carries the
-state and a later ``report.pending_cleared`` (or a newer ``report.pending``) ends it. So a
-restarted bot, or a second bot process, picks the conversation up where it stopped, and
-no schema change was needed.
+Conversation state (an override waiting for its reason, a ledger line being typed in)
+lives in ``storage.pending``.
 """
 
 from __future__ import annotations
@@ -33,15 +30,11 @@ from storage.models import (
     Veto,
 )
 from storage.tallies import round_tally
-from surveys.deadlines import parse_due_date as parse_due_date  # bot.reports reads it here
 from surveys.i18n import t
 from surveys.rules import Grade
 from surveys.vetoes import parse_veto_condition
 
 SIGN_ROLES = ("secretary", "work_group_leader")
-PENDING = "report.pending"
-PENDING_CLEARED = "report.pending_cleared"
-PENDING_MAX_AGE = timedelta(minutes=30)
 REMINDER_DAYS = 3
 
 
@@ -195,62 +188,6 @@ def grade_decisions(session: Session, *, round_id: int) -> dict[int, GradeDecisi
     """Every stored decision of the round, by branch."""
     rows = session.exec(select(GradeDecision).where(GradeDecision.round_id == round_id)).all()
     return {row.org_id: row for row in rows}
-
-
-# --- Conversation state kept in the database ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pending:
-    """What the next text message of a person answers (an override reason, a ledger field)."""
-
-    kind: str
-    data: dict[str, Any]
-    at: datetime
-
-
-def set_pending(session: Session, *, person_id: int, kind: str, data: dict[str, Any]) -> None:
-    """Remember that the next text of this person answers ``kind`` (replacing any earlier)."""
-    _audit(
-        session,
-        person_id=person_id,
-        action=PENDING,
-        target=f"person:{person_id}",
-        detail={"kind": kind, **data},
-    )
-    session.flush()
-
-
-def clear_pending(session: Session, *, person_id: int) -> None:
-    """End whatever this person was in the middle of."""
-    _audit(
-        session,
-        person_id=person_id,
-        action=PENDING_CLEARED,
-        target=f"person:{person_id}",
-        detail={},
-    )
-    session.flush()
-
-
-def pending_for(
-    session: Session, *, person_id: int, now: datetime, max_age: timedelta = PENDING_MAX_AGE
-) -> Pending | None:
-    """The person's open conversation step, if one was started within max_age and not ended."""
-    row = session.exec(
-        select(AuditLog)
-        .where(
-            AuditLog.actor_person_id == person_id,
-            col(AuditLog.action).in_([PENDING, PENDING_CLEARED]),
-        )
-        .order_by(col(AuditLog.id).desc())
-        .limit(1)
-    ).first()
-    if row is None or row.action != PENDING or now - row.at > max_age:
-        return None
-    data = dict(row.detail)
-    kind = str(data.pop("kind"))
-    return Pending(kind=kind, data=data, at=row.at)
 
 
 # --- Sign-offs ---------------------------------------------------------------------------

@@ -465,3 +465,21 @@ class AuditLog(SQLModel, table=True):
     target: str | None = Field(default=None, max_length=200)
     outcome: str = Field(default="ok", max_length=10)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# --- Conversation steps waiting for text ----------------------------------------------------
+
+
+class PendingInput(SQLModel, table=True):
+    """What the next text message of a person answers (an override reason, a ledger field).
+
+    One row per person (a new step replaces the old); ``expires_at`` is computed from the
+    bot's injected clock, as ``Draft`` is written, so a moved clock moves the limit too.
+    """
+
+    __tablename__ = "pending_input"
+
+    person_id: int = Field(foreign_key="person.id", primary_key=True, ondelete="CASCADE")
+    kind: str = Field(max_length=30)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

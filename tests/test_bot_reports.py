@@ -11,6 +11,7 @@ import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -36,6 +37,7 @@ from storage.tallies import round_tally
 from surveys.instruments import AnswerValue
 from tests.factories import build_scored_township as build_township
 from tests.factories import cast_ballot, points_for_total
+from tests.instrument_bundle import V1_TEXT, V2_TEXT, v2_shipped
 
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness, World
@@ -104,16 +106,23 @@ def _seed_answers(engine: Engine, world: World) -> None:
         _score(session, world, "enterprise", Decimal(40))
 
 
-def _score(session: Session, world: World, org: str, total: Decimal) -> None:
+def _score(
+    session: Session,
+    world: World,
+    org: str,
+    total: Decimal,
+    instrument_id: str = "superior_scoring",
+    scorer: str = "organizer",
+) -> None:
     assignment = session.exec(
         select(Assignment).where(
             Assignment.round_id == world.round_id,
-            Assignment.person_id == world.people["organizer"],
+            Assignment.person_id == world.people[scorer],
             Assignment.org_id == world.orgs[org],
-            Assignment.instrument_id == "superior_scoring",
+            Assignment.instrument_id == instrument_id,
         )
     ).one()
-    for item_id, points in points_for_total("superior_scoring", total).items():
+    for item_id, points in points_for_total(instrument_id, total).items():
         save_answer(
             session,
             assignment_id=assignment.id,  # type: ignore[arg-type]
@@ -180,6 +189,17 @@ async def test_an_ambiguous_name_offers_the_choices_as_buttons(town: BotHarness)
     assert "东方机械厂党支部" in chosen.text and "上级评分：40.00" in chosen.text
 
 
+async def test_a_v1_round_still_reports_the_v1_form_after_v2_ships(
+    town: BotHarness, tmp_path: Path
+) -> None:
+    with transaction(town.engine) as session:
+        _score(session, town.world, "village", Decimal(80), "self_evaluation", "secretary")
+    phone = phone_of(town, "organizer", ORGANIZER)
+    with v2_shipped(tmp_path):
+        detail = await phone.send("/tally 红星村")
+    assert f"{V1_TEXT} 20.00" in detail.text and V2_TEXT not in detail.text
+
+
 async def test_a_secretary_sees_their_branch_and_is_refused_another(town: BotHarness) -> None:
     phone = phone_of(town, "secretary", SECRETARY)
     own = await phone.send("/tally")
@@ -188,6 +208,22 @@ async def test_a_secretary_sees_their_branch_and_is_refused_another(town: BotHar
     assert "东方机械厂" not in other.text
     assert "没有找到" in other.text
     assert len(refusals(town.engine, "report.tally")) == 1
+
+
+async def test_a_forged_tap_naming_another_branch_by_id_is_refused(town: BotHarness) -> None:
+    phone = phone_of(town, "secretary", SECRETARY)
+    firm = town.world.orgs["enterprise"]
+    await phone.send("/tally")
+    for view in ("t", "c", "p", "r"):
+        forged = await phone.tap(callback_data=f"rp:{view}:{firm}")
+        assert forged.alert and REFUSED in forged.alert
+    refused = refusals(town.engine, "report.tally")
+    assert [row.target for row in refused] == [f"org:{firm}"]
+    assert len(refusals(town.engine, "report.coverage")) == 1
+    assert len(refusals(town.engine, "report.publish")) == 1
+    assert len(refusals(town.engine, "rectify.view")) == 1
+    garbled = await phone.tap(callback_data="rp:t:红星村")
+    assert garbled.alert and "红星" not in garbled.alert
 
 
 async def test_members_and_strangers_see_no_tally(town: BotHarness) -> None:
@@ -270,6 +306,20 @@ async def test_an_override_asks_for_the_reason_and_keeps_it(town: BotHarness) ->
         decision = session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"]))
         assert decision and decision.final_grade == "good"
         assert decision.reason == "全年无信访，群众公认"
+
+
+async def test_an_override_reason_is_refused_after_30_minutes_of_the_bots_clock(
+    town: BotHarness,
+) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    await phone.send("/grades 红星村")
+    asked = await phone.tap("改为好")
+    assert "请直接发送调整理由" in asked.text
+    town.clock.advance(hours=2)
+    late = await phone.send("全年无信访，群众公认")
+    assert "已将" not in late.text, "the step waited past its 30 minutes"
+    with Session(town.engine) as session:
+        assert session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"])) is None
 
 
 async def test_an_override_cancelled_before_the_reason_changes_nothing(town: BotHarness) -> None:

@@ -62,7 +62,7 @@ def test_init_is_safe_to_run_twice(cli: pytest.MonkeyPatch, capsys: pytest.Captu
     second = run(capsys, "init")
 
     assert first[0] == second[0] == 0
-    assert second[1] == first[1] and "0001" in first[1][0]
+    assert second[1] == first[1] and "0002" in first[1][0]
 
 
 def test_commands_refuse_a_database_that_was_not_initialised(
@@ -443,7 +443,7 @@ def test_export_writes_the_open_rounds_workbook(
         asked.append((round_id, path, locale))
         return path
 
-    fake_module(cli, "storage.export", write_workbook=write_workbook)
+    fake_module(cli, "bot.workbook", write_workbook=write_workbook)
     out_file = tmp_path / "r.xlsx"
 
     code, out, _ = run(capsys, "export", "--out", str(out_file))

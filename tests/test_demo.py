@@ -12,8 +12,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.cli import main
+from bot.demo import PLANS, TOWNSHIP
 from storage.db import make_engine
-from storage.demo import PLANS, TOWNSHIP
 from storage.models import Assignment, Organization, Response, SatisfactionBallots, Veto
 from storage.settings import settings
 from surveys.i18n import t

@@ -11,8 +11,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from bot.workbook import write_workbook
 from storage.db import transaction
-from storage.export import write_workbook
 from storage.grading import add_rectification, close_rectification, decide_grade, record_veto, sign
 from surveys.rules import Grade
 from tests.factories import build_scored_township as build_township

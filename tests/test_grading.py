@@ -13,19 +13,17 @@ from storage.db import transaction
 from storage.grading import (
     GradingError,
     add_rectification,
-    clear_pending,
     close_rectification,
     decide_grade,
     ledger,
     mark_members_only,
-    pending_for,
     record_veto,
     rectification_reminders,
-    set_pending,
     sign,
     signatures,
 )
 from storage.models import AuditLog, GradeDecision, Organization, TelegramAccount
+from storage.pending import clear_pending, pending_for, set_pending
 from storage.scope import scope_for
 from storage.tallies import round_tally
 from surveys.deadlines import parse_due_date
@@ -240,17 +238,39 @@ def test_pending_state_survives_in_the_database_until_cleared_or_stale(engine: E
         ids = build_township(session)
     person = ids["organizer"] if "organizer" in ids else ids["inspector_1"]
     with transaction(engine) as session:
-        set_pending(session, person_id=person, kind="override", data={"org_id": 5, "grade": "good"})
+        set_pending(
+            session,
+            person_id=person,
+            kind="override",
+            data={"org_id": 5, "grade": "good"},
+            now=NOW,
+        )
     with Session(engine) as session:
-        now = datetime.now(UTC)
-        pending = pending_for(session, person_id=person, now=now)
+        pending = pending_for(session, person_id=person, now=NOW + timedelta(minutes=29))
         assert pending is not None and pending.kind == "override"
         assert pending.data == {"org_id": 5, "grade": "good"}
-        assert pending_for(session, person_id=person, now=now + timedelta(hours=1)) is None
+        assert pending_for(session, person_id=person, now=NOW + timedelta(minutes=30)) is None
     with transaction(engine) as session:
         clear_pending(session, person_id=person)
     with Session(engine) as session:
-        assert pending_for(session, person_id=person, now=datetime.now(UTC)) is None
+        assert pending_for(session, person_id=person, now=NOW) is None
+
+
+def test_a_new_pending_step_replaces_the_earlier_one_and_restarts_its_limit(
+    engine: Engine,
+) -> None:
+    with transaction(engine) as session:
+        ids = build_township(session)
+    person = ids["inspector_1"]
+    later = NOW + timedelta(minutes=20)
+    with transaction(engine) as session:
+        set_pending(session, person_id=person, kind="override", data={"org_id": 5}, now=NOW)
+        set_pending(session, person_id=person, kind="rectify", data={"step": "matter"}, now=later)
+    with Session(engine) as session:
+        pending = pending_for(session, person_id=person, now=NOW + timedelta(minutes=40))
+        assert pending is not None and pending.kind == "rectify"
+        assert pending.data == {"step": "matter"}
+        assert pending.expires_at == later + timedelta(minutes=30)
 
 
 # --- Rectification -----------------------------------------------------------------------

@@ -13,12 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Engine, func
-from sqlmodel import Session, select
-
-from storage.db import transaction
+from storage.db import Engine, Session, transaction
 from storage.grading import record_veto
-from storage.models import Assignment, Organization, Person, PersonRole, RoundInstrument
+from storage.lookups import (
+    branch_assignments,
+    first_person_with_role,
+    organization_count,
+    organization_ids_by_name,
+    person_count,
+    round_pins,
+)
+from storage.models import Assignment
 from storage.responses import instrument_for, save_answer, submit
 from storage.roster import apply_roster
 from storage.rounds import create_round, open_round
@@ -262,14 +267,8 @@ def _answer_round(
     for org_id, plan in plans.items():
         with transaction(engine) as session:
             # Kept referenced so every save_answer finds the pins in the identity map.
-            pins = session.exec(
-                select(RoundInstrument).where(RoundInstrument.round_id == round_id)
-            ).all()
-            assignments = session.exec(
-                select(Assignment)
-                .where(Assignment.round_id == round_id, Assignment.org_id == org_id)
-                .order_by(Assignment.id)
-            ).all()
+            pins = round_pins(session=session, round_id=round_id)
+            assignments = branch_assignments(session=session, round_id=round_id, org_id=org_id)
             surveys = 0
             for assignment in assignments:
                 if not _responds(assignment, plan, rng):
@@ -301,17 +300,15 @@ def build_demo(engine: Engine, *, now: datetime, seed: int = DEFAULT_SEED) -> De
     """Fill an empty, migrated database with the demo township, its round and answers."""
     rng = random.Random(seed)
     with transaction(engine) as session:
-        if session.exec(select(func.count()).select_from(Organization)).one():
+        if organization_count(session=session):
             raise DemoError("not_empty")
         apply_roster(session, demo_roster(rng), now=now)
         round_ = create_round(session, name=ROUND_NAME, deadlines=_deadlines(now), now=now)
         assert round_.id is not None
         open_round(session, round_id=round_.id, now=now)
-        ids = dict(session.exec(select(Organization.name, Organization.id)).all())
+        ids = organization_ids_by_name(session=session)
         plans = {ids[plan.name]: plan for plan in PLANS}
-        organizer = session.exec(
-            select(PersonRole.person_id).where(PersonRole.role == Role.ORGANIZER.value)
-        ).first()
+        organizer = first_person_with_role(session=session, role=Role.ORGANIZER.value)
         for org_id, plan in plans.items():
             if plan.veto:
                 record_veto(
@@ -323,7 +320,7 @@ def build_demo(engine: Engine, *, now: datetime, seed: int = DEFAULT_SEED) -> De
                     person_id=organizer,
                     now=now,
                 )
-        people = session.exec(select(func.count()).select_from(Person)).one()
+        people = person_count(session=session)
         round_id = round_.id
     _answer_round(engine, round_id, plans, rng, now)
     return DemoTownship(round_id=round_id, township=TOWNSHIP, branches=len(PLANS), people=people)

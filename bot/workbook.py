@@ -1,5 +1,8 @@
 """The round's workbook (XLSX) mirroring the paper forms, for /export and ``ceping export``.
 
+Rendering only: the rows come from ``storage.reports`` and ``storage.grading``, and the
+forms are the versions the round pinned (``storage.instruments.pinned_instrument``).
+
 Sheets: 自评表 (branch means) and 自评明细 (each committee member's form),
 党员群众满意度测评汇总表, 观摩检查测评得分表 (means per item with every deduction reason)
 and 观摩打分明细 (one line per inspector and item), 上级党组织评分定级表, 整改台账.
@@ -11,7 +14,7 @@ participation only, as in every other report.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal
@@ -23,12 +26,20 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
-from sqlmodel import Session, col, select
 
+from storage.db import Session
 from storage.grading import Signature, grade_decisions, ledger, signatures
-from storage.models import Answer, Organization, Person, Response, Round
+from storage.instruments import pinned_instrument
+from storage.reports import (
+    InspectionLine,
+    inspection_lines,
+    org_name,
+    person_names,
+    points_by_response,
+    round_name,
+    submitted_forms,
+)
 from storage.tallies import (
-    INSPECTIONS,
     SELF_EVALUATION,
     BranchTally,
     RoundTally,
@@ -37,7 +48,7 @@ from storage.tallies import (
 )
 from surveys.categories import Audience
 from surveys.i18n import t
-from surveys.instruments import Instrument, Item, get_instrument
+from surveys.instruments import Instrument, Item
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PERCENT = "0.00%"
@@ -144,13 +155,9 @@ def _self_evaluation_detail(
     h = _headers(locale)
     names = {branch.org_id: branch.name for branch in tally.branches}
     items = [item for item in instrument.items if item.kind == "points"]
-    rows = session.exec(
-        select(Response.id, Response.org_id, Person.name, Response.total, Response.submitted_at)
-        .join(Person, Person.id == Response.person_id)  # type: ignore[arg-type]
-        .where(Response.round_id == tally.round_id, Response.instrument_id == instrument.id)
-        .order_by(Response.org_id, Person.name, Response.id)
-    ).all()
-    points = _points_by_response(session, [row[0] for row in rows if row[1] in names])
+    rows = submitted_forms(session=session, round_id=tally.round_id, instrument_id=instrument.id)
+    chosen = [row.response_id for row in rows if row.org_id in names]
+    points = points_by_response(session=session, response_ids=chosen)
     columns = [
         Column(h("org")),
         Column(h("scorer")),
@@ -166,26 +173,13 @@ def _self_evaluation_detail(
             total,
             _local(submitted_at, zone),
         ]
-        for response_id, org_id, scorer, total, submitted_at in rows
+        for response_id, org_id, scorer, total, submitted_at in (
+            (r.response_id, r.org_id, r.scorer, r.total, r.submitted_at) for r in rows
+        )
         if org_id in names
     ]
     title = t("export.sheet.self_evaluation_detail", locale)
     _write_sheet(workbook, title, columns, lines, frozen_columns=2)
-
-
-def _points_by_response(session: Session, response_ids: list[int]) -> dict[int, dict[str, Any]]:
-    if not response_ids:
-        return {}
-    found: dict[int, dict[str, Any]] = defaultdict(dict)
-    for chunk in range(0, len(response_ids), 1000):
-        rows = session.exec(
-            select(Answer.response_id, Answer.item_id, Answer.points).where(
-                col(Answer.response_id).in_(response_ids[chunk : chunk + 1000])
-            )
-        ).all()
-        for response_id, item_id, value in rows:
-            found[response_id][item_id] = value
-    return found
 
 
 def _item_header(item: Item, locale: str) -> str:
@@ -263,32 +257,6 @@ def _satisfaction_sheet(
 # --- 观摩检查测评得分表 ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _InspectionLine:
-    org_id: int
-    inspector: str
-    instrument_id: str
-    item_id: str
-    deduction: Decimal | None
-    reason: str | None
-    score: Decimal | None
-
-
-def _inspection_lines(session: Session, round_id: int) -> list[_InspectionLine]:
-    """Every inspection answer of the round with its inspector's name (one query)."""
-    rows = session.exec(
-        select(Response.org_id, Person.name, Response.instrument_id, Answer)
-        .join(Response, Response.id == Answer.response_id)  # type: ignore[arg-type]
-        .join(Person, Person.id == Response.person_id)  # type: ignore[arg-type]
-        .where(Response.round_id == round_id, col(Response.instrument_id).in_(INSPECTIONS))
-        .order_by(Response.org_id, Person.name, Answer.id)
-    ).all()
-    return [
-        _InspectionLine(org_id, name, instrument_id, a.item_id, a.deduction, a.reason, a.score)
-        for org_id, name, instrument_id, a in rows
-    ]
-
-
 def _mean(values: Sequence[Decimal | None]) -> Decimal | None:
     present = [Decimal(str(v)) for v in values if v is not None]
     if not present:
@@ -299,12 +267,13 @@ def _mean(values: Sequence[Decimal | None]) -> Decimal | None:
 def _inspection_sheets(
     workbook: Workbook,
     tally: RoundTally,
-    lines: Sequence[_InspectionLine],
+    lines: Sequence[InspectionLine],
+    forms: Mapping[str, Instrument],
     locale: str,
 ) -> None:
     h = _headers(locale)
     names = {branch.org_id: branch.name for branch in tally.branches}
-    by_item: dict[tuple[int, str, str], list[_InspectionLine]] = defaultdict(list)
+    by_item: dict[tuple[int, str, str], list[InspectionLine]] = defaultdict(list)
     for line in lines:
         if line.org_id in names:
             by_item[(line.org_id, line.instrument_id, line.item_id)].append(line)
@@ -319,7 +288,7 @@ def _inspection_sheets(
     ]
     summary: list[Row] = []
     for org_id, instrument_id in _inspected(by_item, tally):
-        instrument = get_instrument(instrument_id)
+        instrument = forms[instrument_id]
         for section in instrument.sections:
             for item in section.items:
                 found = by_item.get((org_id, instrument_id, item.id), [])
@@ -360,7 +329,7 @@ def _inspection_sheets(
         [
             names[line.org_id],
             line.inspector,
-            get_instrument(line.instrument_id).item(line.item_id).text.get(locale),
+            forms[line.instrument_id].item(line.item_id).text.get(locale),
             line.deduction,
             line.reason,
             line.score,
@@ -372,7 +341,7 @@ def _inspection_sheets(
 
 
 def _inspected(
-    by_item: dict[tuple[int, str, str], list[_InspectionLine]], tally: RoundTally
+    by_item: dict[tuple[int, str, str], list[InspectionLine]], tally: RoundTally
 ) -> list[tuple[int, str]]:
     """(branch, sheet) pairs that were inspected, in the branches' name order."""
     pairs = {(org_id, instrument_id) for org_id, instrument_id, _ in by_item}
@@ -388,7 +357,9 @@ def _grading_sheet(
 ) -> None:
     h = _headers(locale)
     decisions = grade_decisions(session, round_id=tally.round_id)
-    deciders = _names(session, {d.decided_by for d in decisions.values() if d.decided_by})
+    deciders = person_names(
+        session=session, person_ids={d.decided_by for d in decisions.values() if d.decided_by}
+    )
     columns = [
         Column(h("rank")),
         Column(h("org")),
@@ -443,14 +414,6 @@ def _veto_names(branch: BranchTally, locale: str) -> str | None:
     return t("report.list_separator", locale).join(names) or None
 
 
-def _names(session: Session, person_ids: Iterable[int]) -> dict[int, str]:
-    ids = list(person_ids)
-    if not ids:
-        return {}
-    rows = session.exec(select(Person.id, Person.name).where(col(Person.id).in_(ids))).all()
-    return {int(person_id): name for person_id, name in rows}
-
-
 # --- 整改台账 -------------------------------------------------------------------------------
 
 
@@ -482,8 +445,7 @@ def _ledger_sheet(
 
 
 def _org_name(session: Session, org_id: int) -> str:
-    org = session.get(Organization, org_id)
-    return org.name if org is not None else str(org_id)
+    return org_name(session=session, org_id=org_id) or str(org_id)
 
 
 # --- The workbook --------------------------------------------------------------------------
@@ -506,22 +468,29 @@ def build_workbook(
     zone: tzinfo = SHANGHAI,
 ) -> Workbook:
     """The round's workbook in memory (only the given branches when org_ids is given)."""
-    round_ = session.get(Round, round_id)
-    if round_ is None:
+    name = round_name(session=session, round_id=round_id)
+    if name is None:
         raise LookupError(f"round {round_id}")
     tally = round_tally(session, round_id=round_id, org_ids=org_ids, distribution=True)
     workbook = Workbook()
     workbook.remove(workbook.active)  # type: ignore[arg-type]
-    self_form = get_instrument(SELF_EVALUATION)
+    self_form = pinned_instrument(session=session, round_id=round_id, instrument_id=SELF_EVALUATION)
     _self_evaluation_sheet(workbook, tally, self_form, locale)
     _self_evaluation_detail(session, workbook, tally, self_form, zone, locale)
     signed = signatures(session, round_id=round_id, org_ids=[b.org_id for b in tally.branches])
     satisfaction = satisfaction_instrument(session, round_id)
     _satisfaction_sheet(workbook, tally, satisfaction, signed, zone, locale)
-    _inspection_sheets(workbook, tally, _inspection_lines(session, round_id), locale)
+    lines = inspection_lines(session=session, round_id=round_id)
+    forms = {
+        instrument_id: pinned_instrument(
+            session=session, round_id=round_id, instrument_id=instrument_id
+        )
+        for instrument_id in {line.instrument_id for line in lines}
+    }
+    _inspection_sheets(workbook, tally, lines, forms, locale)
     _grading_sheet(session, workbook, tally, zone, locale)
     _ledger_sheet(session, workbook, tally, zone, locale)
-    workbook.properties.title = t("export.title", locale, round=round_.name)
+    workbook.properties.title = t("export.title", locale, round=name)
     return workbook
 
 
@@ -537,8 +506,7 @@ def write_workbook(
     """Write the round's workbook to path (a directory gets a file named after the round)."""
     path = Path(path)
     if path.is_dir():
-        round_ = session.get(Round, round_id)
-        name = round_.name if round_ is not None else str(round_id)
+        name = round_name(session=session, round_id=round_id) or str(round_id)
         path = path / t("export.filename", locale, round=name)
     build_workbook(session, round_id=round_id, locale=locale, org_ids=org_ids, zone=zone).save(path)
     return path

@@ -1,0 +1,146 @@
+"""Callback data of the report buttons: typed taps carrying ids, decoded strictly.
+
+Shapes (all ``rp:``-prefixed, far below Telegram's 64-byte limit):
+
+* ``rp:x`` — the full workbook (/export).
+* ``rp:<view>:<org>`` — a branch's tally (``t``), coverage (``c``), grade detail (``d``),
+  publish sheet (``p``) or ledger (``r``); confirm its proposal (``g``) or add a ledger line
+  (``ra``).
+* ``rp:o:<org>:<grade>`` — override the proposal with another grade.
+* ``rp:s:<org>:<s|l>`` — sign the summary as secretary (``s``) or work-group leader (``l``).
+* ``rp:k:<item>`` — close (销号) a ledger line.
+
+A tap carries the ids it acts on, never a name: the handler re-checks the asker's scope
+for that id. Anything our buttons do not produce raises :class:`BadReportCallback`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from surveys.rules import Grade
+
+PREFIX = "rp:"
+CALLBACK_PATTERN = r"^rp:"
+MAX_CALLBACK_BYTES = 64
+
+
+class BranchView(StrEnum):
+    """A tap that acts on one branch, by its id."""
+
+    TALLY = "t"
+    COVERAGE = "c"
+    GRADE = "d"
+    CONFIRM = "g"
+    PUBLISH = "p"
+    LEDGER = "r"
+    LEDGER_ADD = "ra"
+
+
+class Capacity(StrEnum):
+    """In which capacity a sign-off button signs."""
+
+    SECRETARY = "s"
+    WORK_GROUP_LEADER = "l"
+
+    @property
+    def role(self) -> str:
+        """The role stored with the signature (``storage.grading.SIGN_ROLES``)."""
+        return "secretary" if self is Capacity.SECRETARY else "work_group_leader"
+
+
+@dataclass(frozen=True)
+class ExportTap:
+    """Send the workbook of every branch the asker may see."""
+
+
+@dataclass(frozen=True)
+class BranchTap:
+    """Show or act on one branch."""
+
+    view: BranchView
+    org_id: int
+
+
+@dataclass(frozen=True)
+class OverrideTap:
+    """Override a branch's proposed grade (the reason follows as text)."""
+
+    org_id: int
+    grade: Grade
+
+
+@dataclass(frozen=True)
+class SignTap:
+    """Sign a branch's summary sheet."""
+
+    org_id: int
+    capacity: Capacity
+
+
+@dataclass(frozen=True)
+class CloseTap:
+    """Close one ledger line."""
+
+    item_id: int
+
+
+ReportTap = ExportTap | BranchTap | OverrideTap | SignTap | CloseTap
+
+
+class BadReportCallback(ValueError):
+    """Callback data our report buttons never produce: forged, garbled or from another bot."""
+
+
+# --- Encoding ------------------------------------------------------------------------------
+
+
+def encode(tap: ReportTap) -> str:
+    """The callback data of a report button."""
+    match tap:
+        case ExportTap():
+            body = "x"
+        case BranchTap(view=view, org_id=org_id):
+            body = f"{view.value}:{org_id}"
+        case OverrideTap(org_id=org_id, grade=grade):
+            body = f"o:{org_id}:{grade.value}"
+        case SignTap(org_id=org_id, capacity=capacity):
+            body = f"s:{org_id}:{capacity.value}"
+        case CloseTap(item_id=item_id):
+            body = f"k:{item_id}"
+    data = PREFIX + body
+    if len(data.encode()) > MAX_CALLBACK_BYTES:  # a bug, never user input
+        raise ValueError(f"callback data longer than {MAX_CALLBACK_BYTES} bytes: {data!r}")
+    return data
+
+
+# --- Decoding ------------------------------------------------------------------------------
+
+_ID = r"[1-9][0-9]{0,17}"
+_VIEWS = "|".join(sorted((view.value for view in BranchView), key=len, reverse=True))
+_GRADES = "|".join(grade.value for grade in Grade)
+_CAPACITIES = "|".join(capacity.value for capacity in Capacity)
+_EXPORT = re.compile(r"^rp:x$")
+_BRANCH = re.compile(rf"^rp:(?P<view>{_VIEWS}):(?P<org>{_ID})$")
+_OVERRIDE = re.compile(rf"^rp:o:(?P<org>{_ID}):(?P<grade>{_GRADES})$")
+_SIGN = re.compile(rf"^rp:s:(?P<org>{_ID}):(?P<capacity>{_CAPACITIES})$")
+_CLOSE = re.compile(rf"^rp:k:(?P<item>{_ID})$")
+
+
+def decode(data: str | None) -> ReportTap:
+    """Read report callback data; BadReportCallback for anything our buttons do not produce."""
+    if not data or len(data.encode()) > MAX_CALLBACK_BYTES:
+        raise BadReportCallback("empty or too long")
+    if _EXPORT.match(data):
+        return ExportTap()
+    if match := _BRANCH.match(data):
+        return BranchTap(BranchView(match["view"]), int(match["org"]))
+    if match := _OVERRIDE.match(data):
+        return OverrideTap(int(match["org"]), Grade(match["grade"]))
+    if match := _SIGN.match(data):
+        return SignTap(int(match["org"]), Capacity(match["capacity"]))
+    if match := _CLOSE.match(data):
+        return CloseTap(int(match["item"]))
+    raise BadReportCallback("unknown shape")

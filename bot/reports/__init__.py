@@ -1,0 +1,65 @@
+"""Reports and decisions for organizers, secretaries and inspectors, one module per feature.
+
+Commands: /tally /coverage /rank (``tallies``), /grades (``grades``), /publish and the
+sign-offs (``publish``), /rectify (``ledger``), /veto /members_only (``flags``), /export
+/chart (``files``). Buttons carry typed taps (``bot.report_callbacks``), dispatched in
+``taps``; what every feature shares is in ``common``.
+
+Steps that wait for typed text (an override's reason, the fields of a ledger line) keep
+their state in the database (``storage.pending``). Their handlers come from
+:func:`priority_handlers`, to be registered in group -1 so they see a text before the
+survey answering does; they stop further handling only when a report step was waiting.
+"""
+
+from __future__ import annotations
+
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot.common import PRIVATE, MenuCommand
+from bot.report_callbacks import CALLBACK_PATTERN
+from bot.reports.files import chart_command, export_command
+from bot.reports.flags import members_only_command, veto_command
+from bot.reports.grades import grades_command
+from bot.reports.ledger import rectify_command
+from bot.reports.publish import publish_command
+from bot.reports.tallies import coverage_command, rank_command, tally_command
+from bot.reports.taps import on_cancel, on_pending_text, on_tap
+
+_VIEWERS = frozenset({"organizer", "secretary", "inspector"})
+COMMANDS = (
+    MenuCommand("tally", "report.command.tally", roles=_VIEWERS),
+    MenuCommand("coverage", "report.command.coverage", roles=_VIEWERS),
+    MenuCommand("rank", "report.command.rank", roles=_VIEWERS),
+    MenuCommand("grades", "report.command.grades", roles=frozenset({"organizer"})),
+    MenuCommand("export", "report.command.export", roles=_VIEWERS),
+    MenuCommand("chart", "report.command.chart", roles=_VIEWERS),
+    MenuCommand("publish", "report.command.publish", roles=_VIEWERS),
+    MenuCommand("rectify", "report.command.rectify", roles=frozenset({"organizer", "secretary"})),
+    MenuCommand("veto", "report.command.veto", roles=frozenset({"organizer"})),
+    MenuCommand("members_only", "report.command.members_only", roles=frozenset({"organizer"})),
+)
+
+
+def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
+    """The handlers of the reports, in the order they must be registered."""
+    return [
+        CommandHandler("tally", tally_command, filters=PRIVATE),
+        CommandHandler("coverage", coverage_command, filters=PRIVATE),
+        CommandHandler("rank", rank_command, filters=PRIVATE),
+        CommandHandler("grades", grades_command, filters=PRIVATE),
+        CommandHandler("export", export_command, filters=PRIVATE),
+        CommandHandler("chart", chart_command, filters=PRIVATE),
+        CommandHandler("publish", publish_command, filters=PRIVATE),
+        CommandHandler("rectify", rectify_command, filters=PRIVATE),
+        CommandHandler("veto", veto_command, filters=PRIVATE),
+        CommandHandler("members_only", members_only_command, filters=PRIVATE),
+        CallbackQueryHandler(on_tap, pattern=CALLBACK_PATTERN),
+    ]
+
+
+def priority_handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
+    """Handlers for group -1: a text or /cancel while a report step waits for it."""
+    return [
+        CommandHandler("cancel", on_cancel, filters=PRIVATE),
+        MessageHandler(PRIVATE & filters.TEXT & ~filters.COMMAND, on_pending_text),
+    ]

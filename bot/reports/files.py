@@ -1,0 +1,62 @@
+"""/export and /chart: the workbook and the charts of every branch the asker may see."""
+
+from __future__ import annotations
+
+import io
+
+from telegram import Update
+
+from bot import charts
+from bot.common import Context, audit
+from bot.reports.common import Answer, request_of, run
+from bot.reports.tallies import visible_tally
+from bot.workbook import build_workbook
+from storage.db import Session
+from surveys.i18n import t
+
+
+def export_answer(session: Session, update: Update, context: Context) -> Answer:
+    """/export: the workbook of every branch the asker may see."""
+    request = request_of(session, update, context, "report.export")
+    workbook = build_workbook(
+        session,
+        round_id=request.round_id,
+        locale=request.locale,
+        org_ids=request.scope.visible_orgs,
+        zone=request.zone,
+    )
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    audit(
+        session,
+        actor=request.actor,
+        action="report.export",
+        detail={"branches": len(request.scope.visible_orgs)},
+    )
+    filename = t("export.filename", request.locale, round=request.round_name)
+    return Answer(
+        texts=[t("report.export_ready", request.locale)], document=(buffer.getvalue(), filename)
+    )
+
+
+async def export_command(update: Update, context: Context) -> None:
+    """/export."""
+    await run(update, context, lambda session: export_answer(session, update, context))
+
+
+def chart_answer(session: Session, update: Update, context: Context) -> Answer:
+    """/chart: participation per branch against its target; scores and grades."""
+    request = request_of(session, update, context, "report.chart")
+    tally = visible_tally(session, request)
+    return Answer(
+        texts=[t("report.chart_ready", request.locale)],
+        photos=[
+            charts.participation_chart(tally, request.locale),
+            charts.score_chart(tally, request.locale),
+        ],
+    )
+
+
+async def chart_command(update: Update, context: Context) -> None:
+    """/chart."""
+    await run(update, context, lambda session: chart_answer(session, update, context))

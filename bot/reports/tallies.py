@@ -1,0 +1,130 @@
+"""/tally, /coverage and /rank: live participation, scores and rankings of visible branches."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from bot import report_views as views
+from bot.common import Context
+from bot.report_callbacks import BranchView, ExportTap
+from bot.reports.common import (
+    Answer,
+    Request,
+    args_of,
+    button,
+    keyboard,
+    named_or_only_branch,
+    request_of,
+    run,
+    seen_branch,
+)
+from storage.db import Session
+from storage.instruments import pinned_instrument
+from storage.participation import non_respondents
+from storage.tallies import RoundTally, round_tally
+from surveys.categories import inspection_sheet_for
+from surveys.i18n import t
+
+# --- /tally -----------------------------------------------------------------------------------
+
+
+def _branch_detail(session: Session, request: Request, org_id: int) -> Answer:
+    tally = round_tally(session, round_id=request.round_id, org_ids=[org_id])
+    branch = tally.branch(org_id)
+    if branch is None:
+        return Answer.text(t("report.branch_not_in_round", request.locale))
+    inspection = inspection_sheet_for(branch.category)
+    text = views.branch_tally_text(
+        branch,
+        tally,
+        request.locale,
+        self_instrument=pinned_instrument(
+            session=session, round_id=request.round_id, instrument_id="self_evaluation"
+        ),
+        inspection_instrument=pinned_instrument(
+            session=session, round_id=request.round_id, instrument_id=inspection
+        ),
+    )
+    return Answer.text(text)
+
+
+def visible_tally(session: Session, request: Request) -> RoundTally:
+    """The tally of every branch the asker may see."""
+    return round_tally(session, round_id=request.round_id, org_ids=request.scope.visible_orgs)
+
+
+def tally_answer(session: Session, update: Update, context: Context, query: str) -> Answer:
+    """/tally [branch]: one branch in full, or every visible branch in a compact table."""
+    request = request_of(session, update, context, "report.tally")
+    org_id = named_or_only_branch(session, update, request, query, "report.tally", BranchView.TALLY)
+    if isinstance(org_id, Answer):
+        return org_id
+    if org_id is not None:
+        return _branch_detail(session, request, org_id)
+    tally = visible_tally(session, request)
+    title = t("report.tally_title", request.locale, round=request.round_name)
+    markup = keyboard([button(t("report.full_file_button", request.locale), ExportTap())])
+    return Answer.text(views.township_table(tally, request.locale, title=title), markup)
+
+
+def tally_tap(session: Session, update: Update, context: Context, org_id: int) -> Answer:
+    """Tap a branch offered by /tally: its full tally."""
+    request = request_of(session, update, context, "report.tally")
+    seen_branch(session, update, request, org_id, "report.tally")
+    return _branch_detail(session, request, org_id)
+
+
+async def tally_command(update: Update, context: Context) -> None:
+    """/tally [branch]."""
+    query = " ".join(args_of(context))
+    await run(update, context, lambda session: tally_answer(session, update, context, query))
+
+
+# --- /coverage ----------------------------------------------------------------------------
+
+
+def coverage_answer(session: Session, update: Update, context: Context, query: str) -> Answer:
+    """/coverage [branch]: the gap per branch, or a branch's non-respondents by name."""
+    request = request_of(session, update, context, "report.coverage")
+    org_id = named_or_only_branch(
+        session, update, request, query, "report.coverage", BranchView.COVERAGE
+    )
+    if isinstance(org_id, Answer):
+        return org_id
+    if org_id is None:
+        return Answer.text(views.coverage_table(visible_tally(session, request), request.locale))
+    return _branch_coverage(session, request, org_id)
+
+
+def coverage_tap(session: Session, update: Update, context: Context, org_id: int) -> Answer:
+    """Tap a branch offered by /coverage: who has not answered there."""
+    request = request_of(session, update, context, "report.coverage")
+    seen_branch(session, update, request, org_id, "report.coverage")
+    return _branch_coverage(session, request, org_id)
+
+
+def _branch_coverage(session: Session, request: Request, org_id: int) -> Answer:
+    branch = round_tally(session, round_id=request.round_id, org_ids=[org_id]).branch(org_id)
+    if branch is None:
+        return Answer.text(t("report.branch_not_in_round", request.locale))
+    waiting = non_respondents(session, round_id=request.round_id, org_id=org_id)
+    return Answer.text(views.branch_coverage_text(branch, waiting, request.locale))
+
+
+async def coverage_command(update: Update, context: Context) -> None:
+    """/coverage [branch]."""
+    query = " ".join(args_of(context))
+    await run(update, context, lambda session: coverage_answer(session, update, context, query))
+
+
+# --- /rank --------------------------------------------------------------------------------
+
+
+async def rank_command(update: Update, context: Context) -> None:
+    """/rank: rankings by score and by inspection, with ties."""
+
+    def work(session: Session) -> Answer:
+        request = request_of(session, update, context, "report.rank")
+        return Answer.text(views.ranking_text(visible_tally(session, request), request.locale))
+
+    await run(update, context, work)
