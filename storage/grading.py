@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from storage import audit
 from storage.models import (
-    AuditLog,
     GradeDecision,
     Organization,
     Person,
@@ -48,9 +48,18 @@ class GradingError(Exception):
 
 
 def _audit(
-    session: Session, *, person_id: int | None, action: str, target: str, detail: dict[str, Any]
+    session: Session,
+    *,
+    person_id: int | None,
+    action: str,
+    target: str,
+    detail: dict[str, Any],
+    at: datetime,
 ) -> None:
-    session.add(AuditLog(actor_person_id=person_id, action=action, target=target, detail=detail))
+    audit.record(
+        session=session, action=action, at=at, actor_person_id=person_id, target=target,
+        detail=detail,
+    )
 
 
 def _clean(text: str | None) -> str:
@@ -85,6 +94,7 @@ def record_veto(
     session.add(veto)
     _audit(
         session,
+        at=now,
         person_id=person_id,
         action="grade.veto",
         target=f"org:{org_id}",
@@ -108,6 +118,7 @@ def mark_members_only(
     session.add(org)
     _audit(
         session,
+        at=now,
         person_id=person_id,
         action="org.members_only",
         target=f"org:{org_id}",
@@ -158,6 +169,7 @@ def decide_grade(
     _store_decision(session, decision)
     _audit(
         session,
+        at=now,
         person_id=person_id,
         action="grade.override" if overriding else "grade.confirm",
         target=f"org:{org_id}",
@@ -226,6 +238,7 @@ def sign(
         raise GradingError("already_signed", role=role) from error
     _audit(
         session,
+        at=now,
         person_id=person_id,
         action="sign_off",
         target=f"org:{org_id}",
@@ -267,6 +280,7 @@ def add_rectification(
     due_on: date,
     responsible: str,
     person_id: int | None,
+    now: datetime,
 ) -> RectificationItem:
     """Add one line to a branch's ledger: 整改事项, 整改措施, 整改时限, 责任人."""
     fields = {
@@ -285,11 +299,13 @@ def add_rectification(
         due_on=due_on,
         responsible=fields["responsible"][:60],
         created_by=person_id,
+        created_at=now,
     )
     session.add(item)
     session.flush()
     _audit(
         session,
+        at=now,
         person_id=person_id,
         action="rectify.add",
         target=f"org:{org_id}",
@@ -324,6 +340,7 @@ def close_rectification(
     session.add(item)
     _audit(
         session,
+        at=now,
         person_id=person_id,
         action="rectify.close",
         target=f"org:{item.org_id}",

@@ -60,6 +60,7 @@ def _exported(engine: Engine, tmp_path: Path, locale: str = "zh_CN") -> tuple[di
             due_on=date(2027, 4, 30),
             responsible="张书记",
             person_id=None,
+            now=SIGNED,
         )
         close_rectification(session, item_id=item.id, person_id=None, now=SIGNED)  # type: ignore[arg-type]
     with Session(engine) as session:

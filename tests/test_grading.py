@@ -169,6 +169,8 @@ def test_a_veto_by_its_chinese_name_stops_a_good_proposal(engine: Engine) -> Non
         assert top.proposal and top.proposal.grade is Grade.FAIRLY_GOOD
         assert top.proposal.reason is ProposalReason.VETO
         assert len(_audits(session, "grade.veto")) == 1
+        # Stamped with the caller's clock (2027), not the wall clock.
+        assert _audits(session, "grade.veto")[0].at == NOW
     assert parse_veto_condition("違紀違法黨員") == "disciplinary_violation"
     with transaction(engine) as session, pytest.raises(GradingError):
         record_veto(
@@ -306,6 +308,7 @@ def test_a_ledger_line_is_added_reminded_when_due_and_closed_once(engine: Engine
             due_on=date(2027, 3, 22),
             responsible="张书记",
             person_id=ids["secretary_east"],
+            now=NOW,
         )
         add_rectification(
             session,
@@ -316,6 +319,7 @@ def test_a_ledger_line_is_added_reminded_when_due_and_closed_once(engine: Engine
             due_on=date(2027, 6, 30),
             responsible="李委员",
             person_id=ids["secretary_east"],
+            now=NOW,
         )
         soon_id = soon.id
     with transaction(engine) as session, pytest.raises(GradingError):
@@ -328,6 +332,7 @@ def test_a_ledger_line_is_added_reminded_when_due_and_closed_once(engine: Engine
             due_on=date(2027, 6, 30),
             responsible="x",
             person_id=None,
+            now=NOW,
         )
     with Session(engine) as session:
         reminders = rectification_reminders(session, today=date(2027, 3, 20))
@@ -434,4 +439,5 @@ def _secretary_with_ledger_item(
             due_on=due_on,
             responsible="张书记",
             person_id=None,
+            now=NOW,
         )

@@ -157,6 +157,7 @@ def continue_rectification(
         due_on=date.fromisoformat(str(fields["due_on"])),
         responsible=str(fields["responsible"]),
         person_id=person_id,
+        now=request.now,
     )
     clear_pending(session, person_id=person_id)
     answer = _ledger_view(session, request, org_id)
