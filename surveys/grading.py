@@ -242,7 +242,11 @@ class BranchStatus:
 def branch_status(facts: BranchFacts, required: Sequence[Part]) -> BranchStatus:
     """Complete, incomplete (what is missing) or 参与面未达标 (seed 000 二.2, seed 001 七.1)."""
     missing = tuple(part for part in required if facts.parts.get(part) is None)
-    short: dict[Audience, int] = {}  # today's rules: participation is no condition
+    short = {
+        audience: needed
+        for audience, needed in facts.shortfalls.items()
+        if audience in PARTICIPATION_AUDIENCES and needed > 0
+    }
     waived = bool(short) and facts.waiver is not None
     if short and not waived and facts.deadline_passed:
         return BranchStatus(
@@ -379,7 +383,7 @@ def propose_pool(
     standings = [Standing(f.org_id, _score(f, basis, weights), f.vetoed) for f in complete]
     proposed = {
         p.org_id: p
-        for p in propose_grades(standings, good_share, poor_share)
+        for p in propose_grades(standings, good_share, poor_share, apply_quotas=pool_complete)
     }
     max_good, min_poor = quota_limits(len(complete), good_share, poor_share)
     branches = [_branch_proposal(statuses[f.org_id], proposed.get(f.org_id)) for f in facts]

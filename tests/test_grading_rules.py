@@ -226,7 +226,6 @@ def test_mid_round_the_only_branch_with_answers_is_not_proposed_poor() -> None:
     assert pool.provisional and pool.max_good is None and pool.min_poor is None
 
 
-@pytest.mark.xfail(strict=True, reason="today's rules apply the quotas to a partial pool")
 def test_a_complete_top_branch_in_an_incomplete_pool_is_provisionally_good() -> None:
     # A round ranked on composites: 永安村 has all three parts (100 each), the rest nothing.
     # Old rule: quotas over the 1 scored branch → ⌈0.1⌉ = 1 较差, so 100 was proposed 较差.
@@ -240,7 +239,6 @@ def test_a_complete_top_branch_in_an_incomplete_pool_is_provisionally_good() -> 
     assert top is not None and (top.grade, top.reason) == (GOOD, ProposalReason.THRESHOLD)
 
 
-@pytest.mark.xfail(strict=True, reason="today's rules apply the quotas to a partial pool")
 def test_no_quota_pushes_anyone_down_until_the_pool_is_complete() -> None:
     # 12 of 13 complete, four ≥ 90: provisional, all four stay 好 and nobody is filled 较差.
     done = [
@@ -261,7 +259,6 @@ def test_no_quota_pushes_anyone_down_until_the_pool_is_complete() -> None:
     assert list(grades(complete).values()).count(POOR) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="today's rules apply the quotas to a partial pool")
 def test_a_vetoed_branch_is_not_good_even_provisionally() -> None:
     pool = propose_pool(Pool.VILLAGE_COMMUNITY, [facts(1, V, "95", vetoed=True), facts(2, V, None)])
     assert pool.provisional
@@ -296,9 +293,6 @@ def volunteers_facts(*, deadline_passed: bool, **extra: object) -> BranchFacts:
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="today's rules grade a branch below its participation target"
-)
 def test_below_target_at_the_deadline_is_participation_not_met_not_graded() -> None:
     pool = propose_pool(
         Pool.TWO_NEW, [volunteers_facts(deadline_passed=True)], superior_scoring=False
@@ -312,9 +306,6 @@ def test_below_target_at_the_deadline_is_participation_not_met_not_graded() -> N
     assert pool.complete and pool.graded == 0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="today's rules grade a branch below its participation target"
-)
 def test_below_target_before_the_deadline_is_incomplete_and_says_how_many_are_missing() -> None:
     status = (
         propose_pool(
@@ -327,9 +318,6 @@ def test_below_target_before_the_deadline_is_incomplete_and_says_how_many_are_mi
     assert status.shortfalls == {Audience.MEMBERS: 10, Audience.MASSES: 6}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="today's rules grade a branch below its participation target"
-)
 def test_an_organizers_waiver_with_a_reason_lets_the_branch_be_graded_on_all_its_ballots() -> None:
     waiver = ParticipationWaiver(reason="企业停产, 职工无法召集", decided_by=900)
     branch = propose_pool(
@@ -555,9 +543,6 @@ def test_confirming_the_proposals_breaks_nothing() -> None:
     assert check_decisions(villages, decisions, vetoed={2}) == []  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="today's rules grade a branch below its participation target"
-)
 def test_grading_a_branch_whose_participation_is_not_met_is_a_violation() -> None:
     pool = propose_pool(
         Pool.TWO_NEW, [volunteers_facts(deadline_passed=True)], superior_scoring=False
