@@ -3,7 +3,7 @@
 Pure: plain numbers and enums in, frozen dataclasses out; no database, no Telegram. Each
 rule names its section of ``docs/rules.md``, which cites the seed document it comes from.
 
-How storage calls it (one pool at a time, see ``docs/rules.md`` §10):
+How storage calls it (one pool at a time, see ``docs/rules.md`` §14):
 
 1. ``pool_for(category)`` sorts the round's branches into pools (only the categories the
    round is scoped to, ``in_scope``).
@@ -89,7 +89,7 @@ class Part(StrEnum):
 
 
 class InstitutionSheet(StrEnum):
-    """Which inspection sheet a 机关事业单位 is inspected with (a round option, §3.2)."""
+    """Which inspection sheet a 机关事业单位 is inspected with (a round option, §3.5)."""
 
     NONE = "none"  # not inspected: the seeds give no sheet for them (the default)
     VILLAGE = "village"
