@@ -259,6 +259,15 @@ def test_no_quota_pushes_anyone_down_until_the_pool_is_complete() -> None:
     assert list(grades(complete).values()).count(POOR) == 2
 
 
+def test_a_tie_at_the_good_edge_of_a_complete_pool_is_flagged() -> None:
+    # 10 villages → ⌊2.0⌋ = 2 好 places; 2 and 3 tie at 92 for the second one.
+    scores = ["95", "92", "92", "85", "80", "75", "70", "68", "65", "55"]
+    pool = propose_pool(Pool.VILLAGE_COMMUNITY, [facts(i, V, s) for i, s in enumerate(scores, 1)])
+    assert pool.complete
+    flagged = {b.org_id: (b.grade, b.tie_at_edge) for b in pool.branches[:4]}
+    assert flagged == {1: (GOOD, False), 2: (GOOD, True), 3: (FAIR, True), 4: (FAIR, False)}
+
+
 def test_a_vetoed_branch_is_not_good_even_provisionally() -> None:
     pool = propose_pool(Pool.VILLAGE_COMMUNITY, [facts(1, V, "95", vetoed=True), facts(2, V, None)])
     assert pool.provisional
