@@ -8,19 +8,19 @@ How storage calls it (one pool at a time, see ``docs/rules.md`` §14):
 1. ``pool_for(category)`` sorts the round's branches into pools (only the categories the
    round is scoped to, ``in_scope``).
 2. Per branch, build ``BranchFacts`` from what storage already aggregates: the UNROUNDED
-   mean of each part, the members/masses shortfalls (``Coverage.needed``), whether the
-   participation deadline (or the 补测 deadline) has passed, the veto, any waiver.
-3. ``propose_pool(pool, facts, ...)`` gives one ``PoolProposal``: the basis it ranked on, whether
-   it is complete (quotas applied) or provisional, and per branch its status and proposal.
+   mean of each part (``exact_mean``), ``shortfalls(coverage)``, ``deadline_passed(now,
+   deadline, rerun)`` (the 补测 deadline when one is open), the veto, any waiver.
+3. ``propose_pool(pool, facts, ...)`` gives one ``PoolProposal``: the basis it ranked on,
+   whether it is complete (quotas applied) or provisional, per branch status and proposal.
 4. ``disclosure(ballots, threshold)`` says which numbers a report may show.
-5. Before storing decisions: ``check_decisions(pool_proposal, intended, vetoed)`` lists the
-   violations; each needs a confirmed ``DecisionException`` (reason + a second organizer).
+5. Decisions go through ``surveys.decisions`` (``check_decisions``, exceptions, unlock).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -29,6 +29,7 @@ from surveys.rules import (
     DEFAULT_COMPOSITE_WEIGHTS,
     DEFAULT_GOOD_SHARE,
     DEFAULT_POOR_SHARE,
+    Coverage,
     Grade,
     Proposal,
     ProposalReason,
@@ -206,6 +207,36 @@ class ParticipationWaiver:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reason", require_reason(self.reason))
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """补测: the satisfaction phase reopened for one branch, with its own deadline (UTC)."""
+
+    deadline: datetime
+    reason: str
+    ordered_by: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", require_reason(self.reason))
+
+
+def deadline_passed(now: datetime, deadline: datetime, rerun: Rerun | None = None) -> bool:
+    """Whether a branch's participation is judged: the phase deadline, or its 补测 deadline."""
+    return now >= (rerun.deadline if rerun is not None else deadline)
+
+
+def shortfalls(coverage: Mapping[Audience, Coverage]) -> dict[Audience, int]:
+    """Respondents still needed per participation audience (members, masses) from coverage.
+
+    An audience whose roster count is 0 needs nobody (``Coverage.needed`` is 0); a
+    members-only branch has no masses coverage at all.
+    """
+    return {
+        audience: coverage[audience].needed
+        for audience in PARTICIPATION_AUDIENCES
+        if audience in coverage
+    }
 
 
 @dataclass(frozen=True)
@@ -441,132 +472,3 @@ def disclosure(ballots: int, threshold: int = DEFAULT_SMALL_GROUP_THRESHOLD) -> 
         raise ValueError("ballots must not be negative")
     small = ballots < threshold
     return Disclosure(small_group=small, satisfaction=not small, composite=not small)
-
-
-# ---------------------------------------------------------------------------
-# Checking the committee's decisions (docs/rules.md §8)
-# ---------------------------------------------------------------------------
-
-
-class ViolationKind(StrEnum):
-    """A way an intended set of grades breaks the rules."""
-
-    TOO_MANY_GOOD = "too_many_good"  # seed 001 五: 好 不能超过20%
-    TOO_FEW_POOR = "too_few_poor"  # seed 001 五: 较差 不低于10%
-    GOOD_DESPITE_VETO = "good_despite_veto"  # seed 004 高压线
-    PARTICIPATION_NOT_MET = "participation_not_met"  # seed 000 二.2: 参与面未达标
-    INCOMPLETE = "incomplete"  # graded before its parts are in
-    POOL_INCOMPLETE = "pool_incomplete"  # quotas cannot be checked on a partial pool
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One broken rule; ``org_ids`` are the branches whose grades make it up."""
-
-    kind: ViolationKind
-    org_ids: tuple[int, ...]
-    limit: int | None = None
-    actual: int | None = None
-
-
-@dataclass(frozen=True)
-class DecisionException:
-    """A decision kept against a rule: a reason and a second organizer's confirmation.
-
-    Storage persists it (and audits both steps); it covers exactly the violation it was
-    asked for (same kind, same branches), so a changed distribution needs a new one.
-    """
-
-    kind: ViolationKind
-    org_ids: tuple[int, ...]
-    reason: str
-    requested_by: int
-    confirmed_by: int | None = None
-
-    @property
-    def confirmed(self) -> bool:
-        """Confirmed by an organizer other than the one who asked."""
-        return self.confirmed_by is not None and self.confirmed_by != self.requested_by
-
-    def covers(self, violation: Violation) -> bool:
-        """Whether this exception, once confirmed, lets that violation stand."""
-        return (self.kind, self.org_ids) == (violation.kind, violation.org_ids)
-
-
-def request_exception(violation: Violation, reason: str, requested_by: int) -> DecisionException:
-    """Ask for an exception to one violation; the reason is required."""
-    return DecisionException(
-        violation.kind, violation.org_ids, require_reason(reason), requested_by
-    )
-
-
-def confirm_exception(exception: DecisionException, confirmed_by: int) -> DecisionException:
-    """A second organizer confirms; the one who asked cannot confirm their own request."""
-    if confirmed_by == exception.requested_by:
-        raise ValueError("an exception needs a second organizer")
-    return replace(exception, confirmed_by=confirmed_by)
-
-
-def intended_grades(pool: PoolProposal, decisions: Mapping[int, Grade]) -> dict[int, Grade]:
-    """Decisions where taken, the proposal elsewhere: the distribution the pool would end with."""
-    intended: dict[int, Grade] = {}
-    for branch in pool.branches:
-        if branch.grade is not None:
-            intended[branch.org_id] = branch.grade
-    intended.update(decisions)
-    return intended
-
-
-def check_decisions(
-    pool: PoolProposal, decisions: Mapping[int, Grade], vetoed: Collection[int] = ()
-) -> list[Violation]:
-    """Every rule the intended grades of a pool break (quotas, veto, status)."""
-    violations: list[Violation] = []
-    for branch in pool.branches:
-        if branch.org_id not in decisions:
-            continue
-        if branch.status.status is Status.PARTICIPATION_NOT_MET:
-            violations.append(Violation(ViolationKind.PARTICIPATION_NOT_MET, (branch.org_id,)))
-        elif branch.status.status is Status.INCOMPLETE:
-            violations.append(Violation(ViolationKind.INCOMPLETE, (branch.org_id,)))
-    for org_id in sorted(decisions):
-        if decisions[org_id] is Grade.GOOD and org_id in vetoed:
-            violations.append(Violation(ViolationKind.GOOD_DESPITE_VETO, (org_id,)))
-    if not pool.complete:
-        if decisions:
-            violations.append(Violation(ViolationKind.POOL_INCOMPLETE, tuple(sorted(decisions))))
-        return violations
-    violations.extend(_quota_violations(pool, intended_grades(pool, decisions)))
-    return violations
-
-
-def _quota_violations(pool: PoolProposal, intended: Mapping[int, Grade]) -> list[Violation]:
-    graded = {b.org_id for b in pool.branches if b.status.status is Status.COMPLETE}
-    good = tuple(sorted(o for o, g in intended.items() if g is Grade.GOOD and o in graded))
-    poor = tuple(sorted(o for o, g in intended.items() if g is Grade.POOR and o in graded))
-    found: list[Violation] = []
-    if pool.max_good is not None and len(good) > pool.max_good:
-        found.append(Violation(ViolationKind.TOO_MANY_GOOD, good, pool.max_good, len(good)))
-    if pool.min_poor is not None and len(poor) < pool.min_poor:
-        found.append(Violation(ViolationKind.TOO_FEW_POOR, poor, pool.min_poor, len(poor)))
-    return found
-
-
-def unresolved(
-    violations: Sequence[Violation], exceptions: Sequence[DecisionException]
-) -> list[Violation]:
-    """The violations no confirmed exception covers: these block the decisions."""
-    confirmed = [e for e in exceptions if e.confirmed]
-    return [v for v in violations if not any(e.covers(v) for e in confirmed)]
-
-
-@dataclass(frozen=True)
-class Unlock:
-    """Re-opening a locked decision: who and why (audited by storage)."""
-
-    org_id: int
-    reason: str
-    person_id: int
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "reason", require_reason(self.reason))

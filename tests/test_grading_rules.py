@@ -14,21 +14,28 @@ from decimal import Decimal
 import pytest
 
 from surveys.categories import Audience, Category, Role
+from surveys.decisions import (
+    DecisionException,
+    Unlock,
+    ViolationKind,
+    check_decisions,
+    confirm_exception,
+    ready_to_report,
+    request_exception,
+    unresolved,
+)
 from surveys.grading import (
     Basis,
     BranchFacts,
-    DecisionException,
     InstitutionSheet,
     Part,
     ParticipationWaiver,
     Pool,
     PoolProposal,
     Remedy,
+    Rerun,
     Status,
-    Unlock,
-    ViolationKind,
-    check_decisions,
-    confirm_exception,
+    deadline_passed,
     disclosure,
     display_score,
     exact_composite,
@@ -37,9 +44,8 @@ from surveys.grading import (
     inspection_sheet,
     pool_for,
     propose_pool,
-    request_exception,
     required_parts,
-    unresolved,
+    shortfalls,
 )
 from surveys.review import (
     AnnouncedTally,
@@ -344,6 +350,25 @@ def test_a_waiver_needs_a_reason() -> None:
         ParticipationWaiver(reason="  ", decided_by=900)
 
 
+def test_a_rerun_has_its_own_deadline_and_needs_a_reason() -> None:
+    phase_end = datetime(2027, 3, 18, 10, tzinfo=UTC)
+    rerun = Rerun(deadline=datetime(2027, 3, 25, 10, tzinfo=UTC), reason="补测", ordered_by=900)
+    a_day_later = datetime(2027, 3, 19, 10, tzinfo=UTC)
+    assert deadline_passed(a_day_later, phase_end)
+    assert not deadline_passed(a_day_later, phase_end, rerun)  # incomplete again, not 未达标
+    assert deadline_passed(datetime(2027, 3, 25, 10, tzinfo=UTC), phase_end, rerun)
+    with pytest.raises(ValueError):
+        Rerun(deadline=phase_end, reason="", ordered_by=900)
+
+
+def test_shortfalls_come_from_the_coverage_of_members_and_masses_only() -> None:
+    profile = OrgProfile(V, members=16, representatives=10, staff=0, has_workers_congress=False)
+    targets = targets_for(profile, committee_members=3, inspectors=2)
+    coverage = {a: coverage_for(t, 0) for a, t in targets.items()}
+    # members ⌈12.8⌉ = 13, representatives ⌈8.0⌉ = 8; committee and inspectors are not counted
+    assert shortfalls(coverage) == {Audience.MEMBERS: 13, Audience.MASSES: 8}
+
+
 def test_members_only_has_no_masses_target_so_members_alone_decide() -> None:
     # 以全体党员测评为准 (seed 000 二.2): 13 of 16 members answered, no staff at all.
     profile = OrgProfile(S, 16, 0, 12, False, members_only=True)
@@ -583,6 +608,17 @@ def test_an_exception_needs_a_reason_and_a_second_organizer() -> None:
     (wider,) = check_decisions(villages, {4: GOOD, 5: GOOD}, vetoed={2})
     assert unresolved([wider], [confirmed]) == [wider]
     assert isinstance(confirmed, DecisionException)
+
+
+def test_a_pool_is_ready_to_report_when_complete_decided_and_without_open_violations() -> None:
+    villages = grade_township()[Pool.VILLAGE_COMMUNITY]
+    everyone = [b.org_id for b in villages.branches]
+    assert ready_to_report(villages, everyone[:-1], []) == ["undecided"]
+    assert ready_to_report(villages, everyone, []) == []
+    (violation,) = check_decisions(villages, {4: GOOD}, vetoed={2})
+    assert ready_to_report(villages, everyone, [violation]) == ["violations"]
+    partial = propose_pool(Pool.VILLAGE_COMMUNITY, [facts(1, V, "95"), facts(2, V, None)])
+    assert ready_to_report(partial, [1], []) == ["pool_incomplete"]
 
 
 def test_unlock_needs_a_reason_and_only_before_the_report() -> None:
