@@ -1,7 +1,7 @@
 """Pure grading rules: grades, quota proposals, participation targets, rates and composites.
 
 Everything here works on plain numbers (``Decimal`` for scores and rates, ``int`` for counts);
-no database, no Telegram. Sources: DOMAIN.md sections 5 and 6, seeds 000 and 001.
+no database, no Telegram. Sources: docs/rules.md (seeds 000 and 001).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Grade(StrEnum):
 
 GRADE_ORDER: tuple[Grade, ...] = (Grade.GOOD, Grade.FAIRLY_GOOD, Grade.AVERAGE, Grade.POOR)
 
-# Lower bound (inclusive) of each grade; seed 001: "90分以上为好" includes 90.
+# Lower bound (inclusive) of each grade: "90分以上为好" includes 90 (docs/rules.md §5.1).
 _GRADE_FLOORS: tuple[tuple[Decimal, Grade], ...] = (
     (Decimal(90), Grade.GOOD),
     (Decimal(80), Grade.FAIRLY_GOOD),
@@ -80,7 +80,10 @@ _GRADE_FLOORS: tuple[tuple[Decimal, Grade], ...] = (
 
 
 def grade_for(score: Decimal) -> Grade:
-    """Grade a 0–100 score by the fixed thresholds, comparing exact values."""
+    """Grade a 0–100 score by the fixed thresholds, comparing exact values (docs/rules.md §5.1).
+
+    Pass the unrounded score: a score rounded to two places first turns 89.995 into 90 (好).
+    """
     _check_score(score)
     for floor, grade in _GRADE_FLOORS:
         if score >= floor:
@@ -132,7 +135,11 @@ def quota_limits(
     good_share: Decimal = DEFAULT_GOOD_SHARE,
     poor_share: Decimal = DEFAULT_POOR_SHARE,
 ) -> tuple[int, int]:
-    """Return (most 好 allowed, fewest 较差 required) for n graded branches."""
+    """Return (most 好 allowed, fewest 较差 required) for n graded branches of one pool.
+
+    Seed 001 五 (county requirement): 好 不能超过20% → ⌊share·n⌋; 较差 不低于10% → ⌈share·n⌉
+    (docs/rules.md §5.2).
+    """
     _check_count("n", n)
     for name, share in (("good_share", good_share), ("poor_share", poor_share)):
         if not ZERO <= share <= ONE:
@@ -168,12 +175,19 @@ def propose_grades(
     standings: Sequence[Standing],
     good_share: Decimal = DEFAULT_GOOD_SHARE,
     poor_share: Decimal = DEFAULT_POOR_SHARE,
+    *,
+    apply_quotas: bool = True,
 ) -> list[Proposal]:
     """Propose a grade per branch: thresholds, then the 好 cap, the veto and the 较差 minimum.
 
     The 较差 minimum is applied first, so in the degenerate case where it reaches into the
     ≥ 90 branches (tiny N, or everyone vetoed) the minimum wins and the 好 places go to others.
     Ties are broken by org_id so the proposal is stable; tied groups across a cut are flagged.
+
+    The quotas constrain the final distribution of a complete pool (docs/rules.md §5.2), so
+    the caller passes ``apply_quotas=False`` while any branch of the pool is incomplete: then
+    only the thresholds and the veto apply and nobody is pushed down on a partial picture.
+    Scores should be unrounded (docs/rules.md §5.1): 89.995 is 较好.
     """
     ids = [s.org_id for s in standings]
     if len(set(ids)) != len(ids):
@@ -181,6 +195,8 @@ def propose_grades(
     for standing in standings:
         _check_score(standing.score)
     max_good, min_poor = quota_limits(len(standings), good_share, poor_share)
+    if not apply_quotas:
+        max_good, min_poor = len(standings), 0
     ordered = sorted(standings, key=lambda s: (-s.score, s.org_id))
 
     by_quota_poor = _fill_poor_quota(ordered, min_poor)

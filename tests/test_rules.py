@@ -211,6 +211,39 @@ def test_a_single_branch_is_proposed_poor_because_the_minimum_is_one() -> None:
     )
 
 
+def test_a_single_branch_of_a_complete_pool_of_one_is_still_poor_by_quota() -> None:
+    # docs/rules.md §5.3: with N = 1 the ⌈10%⌉ minimum wins over the threshold. Only a pool
+    # that is really complete with one branch does this; a partial pool passes apply_quotas=False.
+    (only,) = propose_grades(standings(96), apply_quotas=False)
+    assert (only.grade, only.reason) == (Grade.GOOD, ProposalReason.THRESHOLD)
+
+
+def test_without_quotas_only_thresholds_and_vetoes_apply() -> None:
+    # A partial pool (docs/rules.md §5.2): four above 90 all stay 好, nobody is filled 较差,
+    # a vetoed 95 is still 较好 and ties are nobody's edge.
+    result = by_org(
+        propose_grades(standings(99, 95, 93, 93, 85, 70, 62, vetoed={2}), apply_quotas=False)
+    )
+    assert [result[i].grade for i in range(1, 8)] == [
+        Grade.GOOD,
+        Grade.FAIRLY_GOOD,
+        Grade.GOOD,
+        Grade.GOOD,
+        Grade.FAIRLY_GOOD,
+        Grade.AVERAGE,
+        Grade.AVERAGE,
+    ]
+    assert result[2].reason is ProposalReason.VETO
+    assert {p.reason for i, p in result.items() if i != 2} == {ProposalReason.THRESHOLD}
+    assert not any(p.tie_at_edge for p in result.values())
+
+
+def test_proposals_compare_unrounded_scores() -> None:
+    # docs/rules.md §5.1: 89.995 displays as 90.00 but is 较好.
+    (only,) = propose_grades(standings("89.995"), apply_quotas=False)
+    assert only.grade is Grade.FAIRLY_GOOD
+
+
 def test_custom_shares_change_the_quotas() -> None:
     result = propose_grades(standings(95, 94, 93, 80, 70), good_share=D("0.4"), poor_share=D(0))
     assert [p.grade for p in result] == [
