@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+from pathlib import Path
 
 from surveys.i18n import catalog, t
 
@@ -51,12 +52,26 @@ def render_page(locale: str, *, refused: str | None = None) -> str:
     )
 
 
+def font_path() -> Path | None:
+    """Noto Sans SC from the font package the charts use too, for screens without CJK fonts."""
+    try:
+        import pylopdf_fonts_zh_cn
+    except ImportError:
+        return None
+    path = Path(pylopdf_fonts_zh_cn.sans_path())
+    return path if path.is_file() else None
+
+
+# The bundled font comes last and only for CJK characters: a device with a Chinese font of
+# its own (nearly all in China) never downloads it.
 STYLE = """
+@font-face { font-family:"ScreenCJK"; src:url("font.otf") format("opentype");
+  unicode-range:U+2E80-2FFF, U+3000-303F, U+3400-9FFF, U+F900-FAFF, U+FF00-FFEF; }
 :root { --bg:#0f1b2d; --panel:#17263d; --text:#f4f6fa; --dim:#a9b6c9; --good:#3ecf8e;
   --mid:#f2c14e; --bad:#ef5b5b; --red:#c8102e; }
 * { box-sizing:border-box; }
 body { margin:0; background:var(--bg); color:var(--text);
-  font-family:"Noto Sans CJK SC","Noto Sans SC","PingFang SC","Microsoft YaHei",sans-serif;
+  font-family:"Noto Sans CJK SC","PingFang SC","Microsoft YaHei","ScreenCJK",sans-serif;
   font-size:clamp(16px, 2.2vw, 34px); line-height:1.3; }
 header { background:var(--red); padding:.5em 1em; display:flex; align-items:baseline;
   justify-content:space-between; gap:1em; flex-wrap:wrap; }

@@ -32,11 +32,17 @@ import qrcode.image.svg
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from bot.screen.auth import Grant, sign_grant, verify_grant, verify_init_data
-from bot.screen.page import render_page
+from bot.screen.page import font_path, render_page
 from storage.db import transaction
 from storage.screen import (
     SCREEN_AUDIENCES,
@@ -56,6 +62,8 @@ KEEPALIVE = 15
 """Checks without a change before a comment line keeps proxies from closing the feed."""
 SCOPE_TTL = 10.0
 """Seconds a Mini App person's scope check is reused (a role removed counts within that)."""
+FONT_CACHE = "public, max-age=2592000, immutable"
+"""The bundled CJK font is fetched once per device (and only by one without a CJK font)."""
 MINI_APP_HOURS = 3.0
 """Life of the grant a Mini App gets for its initData (a meeting's length, as a projector)."""
 
@@ -331,8 +339,15 @@ def create_app(service: ScreenService, extra_routes: list[Route] | None = None) 
             return Response(status_code=404)
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "max-age=60"})
 
+    async def font(request: Request) -> Response:
+        path = font_path()
+        if path is None:
+            return Response(status_code=404)
+        return FileResponse(path, media_type="font/otf", headers={"Cache-Control": FONT_CACHE})
+
     routes = [
         Route("/screen/", page),
+        Route("/screen/font.otf", font),
         Route("/screen", page),
         Route("/screen/api/grant", grant, methods=["POST"]),
         Route("/screen/api/data", data),
