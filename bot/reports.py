@@ -42,6 +42,7 @@ from bot.common import (
     viewer_in,
 )
 from bot.context import services
+from bot.screen import mini_app_button  # the meeting screen's Mini App button (issue 13)
 from storage.export import build_workbook
 from storage.grading import (
     GradingError,
@@ -681,6 +682,7 @@ def _publish_view(session: Session, request: Request, org_id: int) -> Answer:
     instrument = satisfaction_instrument(session, request.round_id)
     text = views.publish_text(branch, tally, instrument, signed, request.zone, request.locale)
     buttons = _sign_buttons(request, org_id, signed)
+    buttons += [b for b in [mini_app_button(org_id, request.locale)] if b is not None]
     return Answer.text(text, _keyboard(buttons, per_row=1) if buttons else None)
 
 

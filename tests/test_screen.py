@@ -24,6 +24,7 @@ from bot.screen.web import create_app
 from storage.db import transaction
 from storage.models import Round, SatisfactionBallots, SatisfactionTally
 from surveys.instruments import get_instrument
+from tests.fakebot.phone import inline_rows
 from tests.screen_fixtures import PUBLIC_URL, answer_satisfaction, init_data, service_of
 
 if TYPE_CHECKING:
@@ -163,6 +164,15 @@ async def test_screen_gives_a_projector_link_that_is_refused_after_the_meeting(
     bot.clock.advance(hours=3)
     assert (await web.get("/screen/", params={"t": token})).status_code == 403
     assert (await web.get("/screen/api/data", params={"t": token})).status_code == 403
+
+
+async def test_publish_carries_the_mini_app_button_of_its_branch(bot: BotHarness) -> None:
+    phone = await bot.register(SECRETARY, "secretary")
+    reply = await phone.send("/publish")
+    assert reply.last is not None
+    button = next(b for row in inline_rows(reply.last) for b in row if "web_app" in b)
+    village = bot.world.orgs["village"]
+    assert button["web_app"]["url"] == f"{PUBLIC_URL}/screen/?b={village}"
 
 
 async def test_screen_is_refused_to_a_member_and_names_no_branch_outside_scope(

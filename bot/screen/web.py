@@ -78,6 +78,7 @@ class ScreenService:
     zone: tzinfo
     bot_username: Callable[[], str | None]
     link_days: int = 30
+    refresh: float = REFRESH  # 0 reads the database on every request (the bench does)
     _data: dict[tuple[int, int, str], tuple[float, bytes]] = field(default_factory=dict)
     _locks: dict[tuple[int, int, str], asyncio.Lock] = field(default_factory=dict)
     _scopes: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
@@ -116,12 +117,12 @@ class ScreenService:
         """The branch's screen as JSON, shared by every viewer for REFRESH seconds."""
         key = (grant.round_id, grant.org_id, locale)
         cached = self._data.get(key)
-        if cached is not None and time.monotonic() - cached[0] < REFRESH:
+        if cached is not None and time.monotonic() - cached[0] < self.refresh:
             return cached[1]
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:  # one read per branch, however many viewers ask at once
             cached = self._data.get(key)
-            if cached is not None and time.monotonic() - cached[0] < REFRESH:
+            if cached is not None and time.monotonic() - cached[0] < self.refresh:
                 return cached[1]
             body = await asyncio.to_thread(self.build, grant.round_id, grant.org_id, locale)
             self._data[key] = (time.monotonic(), body)
