@@ -266,3 +266,26 @@ async def test_a_submitted_ballot_counts_on_the_screen(bot: BotHarness) -> None:
     phone = await bot.register(MEMBER, "member")
     await answer_satisfaction(phone)
     assert _members_answered(bot) == 1
+
+
+# --- Webhook mode: one server for Telegram and the screen ------------------------------------
+
+
+async def test_the_webhook_route_takes_updates_only_with_telegrams_secret_header(
+    bot: BotHarness,
+) -> None:
+    from bot.screen.server import SECRET_HEADER, webhook_route
+
+    route = webhook_route(bot.app, "hook", "s3cret")
+    transport = httpx.ASGITransport(app=create_app(service_of(bot), [route]))
+    update = {
+        "update_id": 1,
+        "message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}, "text": "hi"},
+    }  # noqa: E501
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+        assert (await client.post("/hook", json=update)).status_code == 403
+        wrong = await client.post("/hook", json=update, headers={SECRET_HEADER: "guess"})
+        assert wrong.status_code == 403
+        right = await client.post("/hook", json=update, headers={SECRET_HEADER: "s3cret"})
+        assert right.status_code == 200
+        assert (await client.get("/screen/")).status_code == 200  # the screen on the same port

@@ -191,7 +191,8 @@ function renderTally(note) {
     const row = el('div', 'item');
     const total = item.options.reduce((sum, o) => sum + o.count, 0);
     const legend = item.options.map((o) => o.label + ' ' + o.count).join(' · ');
-    row.append(el('div', 'label', item.id + ' ' + item.label + '：' + legend));
+    const colon = /[？?：:]$/.test(item.label) ? ' ' : '：';
+    row.append(el('div', 'label', item.id + ' ' + item.label + colon + legend));
     const stack = el('div', 'stack');
     item.options.forEach((o, i) => {
       if (!o.count) return;

@@ -30,6 +30,8 @@ from storage.settings import Settings
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 BOOTSTRAP_RETRIES = 5
+GRACE = 3
+"""Seconds to let requests finish at shutdown: live feeds never end by themselves."""
 
 
 def screen_service(application: AnyApplication, settings: Settings) -> ScreenService:
@@ -83,6 +85,7 @@ async def screen_server(
         log_level="warning",
         lifespan="off",
         access_log=False,
+        timeout_graceful_shutdown=GRACE,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -131,7 +134,12 @@ async def _serve(
     else:
         listen, port = screen_settings().screen_listen, screen_settings().screen_port
     config = uvicorn.Config(
-        create_app(service, routes), host=listen, port=port, log_level="warning", lifespan="off"
+        create_app(service, routes),
+        host=listen,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=GRACE,
     )
     server = uvicorn.Server(config)
     async with application:
