@@ -83,12 +83,18 @@ def _profile(org: Organization) -> OrgProfile:
 def branch_coverage(session: Session, round_: Round, org: Organization) -> dict[Audience, Coverage]:
     """Members and masses answered against target, from this branch's assignments alone."""
     submitted = func.sum(case((Assignment.status == "submitted", 1), else_=0))
+    # Filtered on the branch alone, grouped by round: a planner without statistics (SQLite)
+    # would otherwise walk the round's index, every assignment of the county.
     rows = session.exec(
-        select(Assignment.audience, func.count(), submitted)
-        .where(Assignment.round_id == round_.id, Assignment.org_id == org.id)
-        .group_by(Assignment.audience)
+        select(Assignment.round_id, Assignment.audience, func.count(), submitted)
+        .where(Assignment.org_id == org.id)
+        .group_by(Assignment.round_id, Assignment.audience)
     ).all()
-    counts = {Audience(audience): (int(n), int(done or 0)) for audience, n, done in rows}
+    counts = {
+        Audience(audience): (int(n), int(done or 0))
+        for round_id, audience, n, done in rows
+        if round_id == round_.id
+    }
 
     def assigned(audience: Audience) -> int:
         return counts.get(audience, (0, 0))[0]

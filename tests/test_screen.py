@@ -280,8 +280,14 @@ async def test_the_webhook_route_takes_updates_only_with_telegrams_secret_header
     transport = httpx.ASGITransport(app=create_app(service_of(bot), [route]))
     update = {
         "update_id": 1,
-        "message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}, "text": "hi"},
-    }  # noqa: E501
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": {"id": 1, "type": "private"},
+            "from": {"id": 1, "is_bot": False, "first_name": "x"},
+            "text": "hi",
+        },
+    }
     async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
         assert (await client.post("/hook", json=update)).status_code == 403
         wrong = await client.post("/hook", json=update, headers={SECRET_HEADER: "guess"})
