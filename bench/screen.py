@@ -97,7 +97,7 @@ async def _watch(
     url: str, viewers: int, seconds: float, mode: str, database: str, org: int
 ) -> None:
     deadline = time.monotonic() + seconds
-    received = [0]
+    received, failed = [0], [0]
     limits = httpx.Limits(max_connections=viewers + 10, max_keepalive_connections=viewers + 10)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
 
@@ -112,14 +112,20 @@ async def _watch(
         async def poll() -> None:
             while time.monotonic() < deadline:
                 started = time.monotonic()
-                (await client.get(url)).raise_for_status()
-                received[0] += 1
+                try:
+                    (await client.get(url)).raise_for_status()
+                    received[0] += 1
+                except httpx.TransportError:  # a kept-alive connection closed as we reused it
+                    failed[0] += 1
                 await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
         work = stream if mode == "sse" else poll
         tasks = [asyncio.create_task(work()) for _ in range(viewers)]
         await asyncio.gather(_ballots(database, org, deadline), *tasks)
-    print(f"  {mode}: {viewers} viewers received {received[0]} updates in {seconds:.0f} s")
+    print(
+        f"  {mode}: {viewers} viewers received {received[0]} updates in {seconds:.0f} s"
+        f" ({failed[0]} requests failed)"
+    )
 
 
 async def _ballots(database: str, org: int, deadline: float) -> None:
