@@ -27,7 +27,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import answering, lang, registration, remind, reports
+from bot import answering, lang, registration, remind, reports, screen
 from bot.common import (
     COMMANDS_KEY,
     PRIVATE,
@@ -126,6 +126,7 @@ def handler_list() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("help", show_help, filters=PRIVATE),
         *answering.handlers(),
         *reports.handlers(),
+        *screen.handlers(),
         *remind.handlers(),
         # After the modules, so one that has something to cancel answers /cancel itself.
         CommandHandler("cancel", cancel, filters=PRIVATE),
@@ -160,6 +161,7 @@ def menu_commands() -> tuple[MenuCommand, ...]:
         *registration.COMMANDS,
         *module_commands(answering),
         *module_commands(reports),
+        *screen.COMMANDS,
         *remind.COMMANDS,
         *lang.COMMANDS,
         *GENERAL_COMMANDS,
@@ -220,6 +222,9 @@ def run(
         raise WebhookUnavailable(t("run.webhook_unavailable", settings.locale))
     configure_logging()
     application = build_application(settings, engine_for(settings.database_url))
+    if screen.enabled():  # the screen and the webhook share one ASGI server: bot/screen/server.py
+        screen.run(application, settings, webhook_url, listen, port, secret_token)
+        return
     if webhook_url is None:
         application.run_polling(
             allowed_updates=Update.ALL_TYPES,

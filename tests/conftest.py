@@ -16,7 +16,11 @@ from sqlalchemy import Engine
 from storage.db import make_engine, upgrade
 from tests.databases import fresh_postgres_database, postgres_server_url, truncate_all
 
-pytest_plugins = ["tests.fakebot.fixtures", "tests.bot_fixtures"]
+pytest_plugins = [
+    "tests.fakebot.fixtures",
+    "tests.bot_fixtures",
+    "tests.support_processes",
+]
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from bot.reports.common import (
     seen_branch,
     single_branch,
 )
+from bot.screen import mini_app_button  # the meeting screen's Mini App button (issue 13)
 from storage.db import Session
 from storage.grading import GradingError, sign, signatures
 from storage.tallies import round_tally, satisfaction_instrument
@@ -52,6 +53,7 @@ def _publish_view(session: Session, request: Request, org_id: int) -> Answer:
     instrument = satisfaction_instrument(session, request.round_id)
     text = views.publish_text(branch, tally, instrument, signed, request.zone, request.locale)
     buttons = _sign_buttons(request, org_id, signed)
+    buttons += [b for b in [mini_app_button(org_id, request.locale)] if b is not None]
     return Answer.text(text, keyboard(buttons, per_row=1) if buttons else None)
 
 
