@@ -342,7 +342,6 @@ def _run_sql(engine: Engine, statements: list[str]) -> None:
             connection.exec_driver_sql(statement)
 
 
-@pytest.mark.xfail(strict=True, reason="channel 4 open")
 async def test_a_failing_statement_logs_no_answers(
     meeting: tuple[BotHarness, list[Voter]], backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
