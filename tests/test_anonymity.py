@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from sqlmodel import Session
 
 from jobs.schedule import satisfaction_by_branch
 from storage.db import transaction
-from storage.models import Person, PersonRole, TelegramAccount
+from storage.models import Person, PersonRole, SatisfactionComments, TelegramAccount
 from storage.rounds import close_round, sync_assignments
 from storage.tallies import satisfaction_instrument
 from surveys.instruments import get_instrument
@@ -184,7 +185,6 @@ def _xmin_links(engine: Engine) -> list[tuple[str, str, int]]:
     return links
 
 
-@pytest.mark.xfail(strict=True, reason="channel 1 open")
 async def test_no_transaction_id_joins_a_person_to_the_counters(
     meeting: tuple[BotHarness, list[Voter]], backend: str
 ) -> None:
@@ -216,7 +216,6 @@ def _order_guesses(engine: Engine, backend: str) -> tuple[dict[str, str], dict[s
     return first, last
 
 
-@pytest.mark.xfail(strict=True, reason="channel 2 open")
 async def test_the_order_of_the_counter_rows_tells_no_ballot(
     meeting: tuple[BotHarness, list[Voter]], backend: str
 ) -> None:
@@ -228,6 +227,27 @@ async def test_the_order_of_the_counter_rows_tells_no_ballot(
     _close(bot)
     for guess in _order_guesses(bot.engine, backend):
         assert _recovered(guess, voters[:6]) == []
+    assert_every_ballot_counted(bot.engine, voters[:6])
+
+
+def assert_every_ballot_counted(engine: Engine, voters: list[Voter]) -> None:
+    """Closed: the counters hold exactly the submitted ballots and suggestions, no more."""
+    expected = Counter((i, o) for voter in voters for i, o in voter.ballot.items())
+    with engine.connect() as connection:
+        counted = {
+            (item_id, option_id): n
+            for item_id, option_id, n in connection.execute(
+                text("SELECT item_id, option_id, count FROM satisfaction_tally WHERE count > 0")
+            )
+        }
+        ballots = connection.execute(text("SELECT sum(ballots) FROM satisfaction_ballots"))
+        assert ballots.scalar_one() == len(voters)
+        boxes = connection.execute(text("SELECT count(*) FROM satisfaction_box"))
+        assert boxes.scalar_one() == 0  # purged on close
+    assert counted == dict(expected)
+    with Session(engine) as session:
+        comments = session.exec(sa_select(SatisfactionComments)).scalars().one().comments
+    assert sorted(comments) == sorted(voter.suggestion for voter in voters)
 
 
 # --- 3. Drafts ------------------------------------------------------------------------------
@@ -285,7 +305,6 @@ def _draft_shaped(data: bytes, unsent: Voter | None = None) -> list[str]:
     return [pattern.decode() for pattern in patterns if pattern in data]
 
 
-@pytest.mark.xfail(strict=True, reason="channel 3 open")
 async def test_an_unsubmitted_draft_names_nobody_after_the_round_closes(
     meeting: tuple[BotHarness, list[Voter]], backend: str
 ) -> None:
@@ -301,7 +320,6 @@ async def test_an_unsubmitted_draft_names_nobody_after_the_round_closes(
     assert _draft_shaped(_at_rest(bot.engine, backend), voters[6]) == []
 
 
-@pytest.mark.xfail(strict=True, reason="channel 3 open")
 async def test_submitted_drafts_leave_no_answers_in_the_files(
     meeting: tuple[BotHarness, list[Voter]], backend: str
 ) -> None:
@@ -426,7 +444,6 @@ def _stored_distribution(bot: BotHarness) -> dict[str, dict[str, int]]:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="channel 5 open")
 async def test_a_secretary_looking_before_and_after_one_person_learns_nothing(
     meeting: tuple[BotHarness, list[Voter]],
 ) -> None:

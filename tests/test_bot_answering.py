@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from bot.app import build_application
 from bot.callbacks import Action, encode_answer, encode_start
+from storage.ballots import fold_due
 from storage.db import make_engine, transaction
 from storage.models import (
     Answer,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 
 MEMBER, SECRETARY, INSPECTOR = 1001, 1002, 1005
+PHASE_OVER = datetime(2999, 1, 1, tzinfo=UTC)  # after every deadline (storage.ballots)
 STALE = t("answering.stale")
 FORGED = t("answering.forged")
 
@@ -117,7 +119,7 @@ def tally(engine: Engine, item_id: str) -> dict[str, int]:
         rows = session.exec(
             select(SatisfactionTally).where(SatisfactionTally.item_id == item_id)
         ).all()
-        return {row.option_id: row.count for row in rows}
+        return {row.option_id: row.count for row in rows if row.count}
 
 
 # --- The satisfaction survey ----------------------------------------------------------------
@@ -166,6 +168,8 @@ async def test_a_member_answers_the_whole_survey_and_nothing_ties_them_to_their_
     assert assignment.status == "submitted"
     assert assignment.submitted_at is None  # not even the time is kept
     assert draft_of(bot.engine, assignment.id) is None  # type: ignore[arg-type]
+    assert tally(bot.engine, "q1") == {}  # in the sealed box until the phase ends
+    fold_due(bot.engine, now=PHASE_OVER)
     assert tally(bot.engine, "q1") == {"satisfied": 1}
     assert tally(bot.engine, "q3") == {"basically_satisfied": 1}
     assert tally(bot.engine, "q7") == {"partly_aware": 1}
@@ -440,6 +444,7 @@ async def test_a_second_attempt_after_submitting_is_told_it_is_done(bot: BotHarn
     assert again.alert == t("answering.already_submitted")
     todo = await phone.send("/surveys")
     assert todo.text == t("answering.todo.nothing")
+    fold_due(bot.engine, now=PHASE_OVER)
     with Session(bot.engine) as session:
         assert session.exec(select(SatisfactionBallots)).one().ballots == 1
 
@@ -576,6 +581,7 @@ async def test_two_bot_processes_answering_one_person_alternately_stay_consisten
         )
     assignment = assignment_of(engine, world, "member", "satisfaction")
     assert assignment.status == "submitted"
+    fold_due(engine, now=PHASE_OVER)
     assert tally(engine, "q1") == {"satisfied": 1}
     assert tally(engine, "q8") == {"never": 1}
     with Session(engine) as session:
