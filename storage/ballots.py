@@ -101,15 +101,17 @@ def drop_ballot(
     box = _locked_box(session, round_id, org_id)
     box.ballots = [*box.ballots, ballot]  # a new list, so the sealed column is rewritten
     session.add(box)
-    fold_after_commit(session, now=now, round_id=round_id)
+    fold_after_commit(session, now=now, round_id=round_id, org_id=org_id)
 
 
 # --- Folding (a transaction of its own) ------------------------------------------------------
 
 
-def fold_after_commit(session: Session, *, now: datetime, round_id: int) -> None:
-    """Fold this round's due boxes right after the session's transaction commits."""
-    session.info[_FOLD] = (now, round_id)
+def fold_after_commit(
+    session: Session, *, now: datetime, round_id: int, org_id: int | None = None
+) -> None:
+    """Fold this round's (or only this branch's) due boxes right after the session commits."""
+    session.info[_FOLD] = (now, round_id, org_id)
 
 
 @event.listens_for(Session, "after_commit")
@@ -117,11 +119,11 @@ def _fold_when_committed(session: Session) -> None:
     request = session.info.pop(_FOLD, None)
     if request is None:
         return
-    now, round_id = request
+    now, round_id, org_id = request
     bind = session.get_bind()
     engine = bind.engine if isinstance(bind, Connection) else bind
     try:
-        fold_due(engine, now=now, round_id=round_id)
+        fold_due(engine, now=now, round_id=round_id, org_id=org_id)
     except Exception as error:  # the ballots wait safely in the box; the next fold takes them
         log.warning("folding the ballot boxes failed, will retry: %s", type(error).__name__)
 
@@ -131,14 +133,18 @@ def _forget_fold(session: Session) -> None:
     session.info.pop(_FOLD, None)
 
 
-def fold_due(engine: Engine, *, now: datetime, round_id: int | None = None) -> int:
+def fold_due(
+    engine: Engine, *, now: datetime, round_id: int | None = None, org_id: int | None = None
+) -> int:
     """Fold every due box (of one round, or all) in its own transaction; purge closed rounds.
 
     Returns how many ballots went into the counters. Safe to call any time, from any process.
     """
     with Session(engine, expire_on_commit=False) as session:
         try:
-            folded, closed = fold_due_boxes(session=session, now=now, round_id=round_id)
+            folded, closed = fold_due_boxes(
+                session=session, now=now, round_id=round_id, org_id=org_id
+            )
             purged = purge_closed_rounds(session=session, round_ids=closed)
             session.commit()
         except BaseException:
@@ -149,24 +155,26 @@ def fold_due(engine: Engine, *, now: datetime, round_id: int | None = None) -> i
     return folded
 
 
-def _boxes(session: Session, round_id: int | None) -> Sequence[SatisfactionBox]:
+def _boxes(session: Session, round_id: int | None, org_id: int | None) -> Sequence[SatisfactionBox]:
     statement = select(SatisfactionBox).with_for_update().execution_options(populate_existing=True)
     if round_id is not None:
         statement = statement.where(col(SatisfactionBox.round_id) == round_id)
+    if org_id is not None:
+        statement = statement.where(col(SatisfactionBox.org_id) == org_id)
     return session.exec(
         statement.order_by(col(SatisfactionBox.round_id), col(SatisfactionBox.org_id))
     ).all()
 
 
 def fold_due_boxes(
-    *, session: Session, now: datetime, round_id: int | None = None
+    *, session: Session, now: datetime, round_id: int | None = None, org_id: int | None = None
 ) -> tuple[int, set[int]]:
     """Fold what may be folded now; (ballots folded, ids of closed rounds seen).
 
     The caller's transaction must write nothing that names a person.
     """
     folded, closed = 0, set()
-    for box in _boxes(session, round_id):
+    for box in _boxes(session, round_id, org_id):
         round_ = session.get(Round, box.round_id)
         if round_ is None:
             continue
