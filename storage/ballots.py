@@ -110,7 +110,17 @@ def drop_ballot(
 def fold_after_commit(
     session: Session, *, now: datetime, round_id: int, org_id: int | None = None
 ) -> None:
-    """Fold this round's (or only this branch's) due boxes right after the session commits."""
+    """Fold this round's (or only this branch's) due boxes right after the session commits.
+
+    Asked again in the same transaction (several ballots, a close), the fold widens to cover
+    every request: the branch, else the round, else every round.
+    """
+    pending = session.info.get(_FOLD)
+    if pending is not None:
+        then, then_round, then_org = pending
+        now = max(now, then)
+        org_id = org_id if (then_round, then_org) == (round_id, org_id) else None
+        round_id = round_id if then_round == round_id else None  # type: ignore[assignment]
     session.info[_FOLD] = (now, round_id, org_id)
 
 

@@ -173,3 +173,36 @@ def test_sealing_needs_the_key_and_detects_tampering() -> None:
     tampered = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
     with pytest.raises(InvalidTag):
         unseal(tampered, key)
+
+
+def test_ballots_of_two_branches_in_one_transaction_are_all_folded(engine: Engine, box) -> None:
+    with transaction(engine) as session:
+        west = add_org(session, "西村党支部", members=30, representatives=20)
+        round_ = session.get(Round, box["round"])
+        other = assign(
+            session,
+            round_,  # type: ignore[arg-type]
+            add_person(session, "西村党员", west, "member", phone="13900000099"),
+            west,
+            "satisfaction",
+            "members",
+        ).id
+    with Session(engine) as session:
+        deadline = session.get(RoundPhase, (box["round"], "satisfaction")).deadline  # type: ignore[union-attr]
+    with transaction(engine) as session:
+        for assignment_id in (box["voters"][0], other):
+            for item_id in ("q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8"):
+                choice = "good" if item_id == "q6" else "aware" if item_id == "q7" else "often"
+                choice = "satisfied" if item_id <= "q5" else choice
+                save_answer(
+                    session,
+                    assignment_id=assignment_id,
+                    item_id=item_id,
+                    value=AnswerValue(choice=choice),
+                )
+            submit(session, assignment_id=assignment_id, now=deadline)
+    with Session(engine) as session:
+        counted = dict(
+            session.exec(select(SatisfactionBallots.org_id, SatisfactionBallots.ballots)).all()
+        )
+    assert counted == {box["org"]: 1, west.id: 1}
