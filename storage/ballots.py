@@ -101,7 +101,16 @@ def drop_ballot(
     box = _locked_box(session, round_id, org_id)
     box.ballots = [*box.ballots, ballot]  # a new list, so the sealed column is rewritten
     session.add(box)
-    fold_after_commit(session, now=now, round_id=round_id, org_id=org_id)
+    if _due(session, round_id, len(box.ballots), now):  # else spare the tap a transaction
+        fold_after_commit(session, now=now, round_id=round_id, org_id=org_id)
+
+
+def _due(session: Session, round_id: int, waiting: int, now: datetime) -> bool:
+    """Whether a box of this many ballots would fold now (the round is usually in the session)."""
+    round_ = session.get(Round, round_id)
+    if round_ is None or round_.status == "closed":
+        return True
+    return waiting >= 2 * _threshold(round_.options) or _past_deadline(session, round_id, now)
 
 
 # --- Folding (a transaction of its own) ------------------------------------------------------
