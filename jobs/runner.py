@@ -29,6 +29,7 @@ from jobs.delivery import Deliverer, DeliveryPolicy, DeliveryReport
 from jobs.limiter import OutboxLimiter
 from jobs.planner import plan_due, plan_manual
 from storage import outbox
+from storage.ballots import fold_due
 from storage.db import Engine, engine_for, transaction
 from storage.grading import enqueue_rectification_reminders
 from storage.outbox import NewMessage
@@ -110,6 +111,7 @@ class JobRunner:
     async def plan(self) -> int:
         """Enqueue everything due now; how many new outbox rows."""
         now = self.clock()
+        await asyncio.to_thread(fold_due, self.engine, now=now)  # ballots of ended phases count
         return await asyncio.to_thread(enqueue_due, self.engine, now=now, zone=self.zone)
 
     async def deliver(self) -> DeliveryReport:

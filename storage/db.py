@@ -40,6 +40,8 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted rows are overwritten with zeros, whatever this build of SQLite defaults to.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
     # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own BEGIN is deferred).
     dbapi_connection.isolation_level = None
@@ -73,7 +75,12 @@ def _ping_when_rested(engine: Engine) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for SQLite (the embedded default) or PostgreSQL through psycopg 3."""
+    """An engine for SQLite (the embedded default) or PostgreSQL through psycopg 3.
+
+    A failing statement's parameters never reach an exception text or a log: they can be
+    someone's answers (issue 8).
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _tune_sqlite)

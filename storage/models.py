@@ -1,27 +1,31 @@
 """All tables, with their constraints next to the fields.
 
-Anonymity of the satisfaction survey (DOMAIN §7)
-------------------------------------------------
-No row ever holds one person's satisfaction answers once they are submitted:
+Anonymity of the satisfaction survey (DOMAIN §7, issue 8; docs/anonymity.md)
+------------------------------------------------------------------------------
+Whoever reads the database — every column, PostgreSQL's ``xmin``/``ctid`` and dead tuples,
+SQLite's row ids and WAL — must not learn one person's choices or suggestion:
 
-* While someone is answering, their choices live in ``Draft`` (keyed by the
-  assignment), because the bot must resume after a restart. Submitting deletes
-  the draft and, in the same transaction, adds one to each counter in
-  ``SatisfactionTally`` (round, branch, question, option → count), one to
-  ``SatisfactionBallots`` and marks the ``Assignment`` submitted.
-* A counter has no id of its own, no timestamp and no author, and its row is
-  shared by every ballot of the branch, so neither an id, a time nor the order
-  rows were written can tie a choice to a respondent: the ballot never exists
-  as a row.
-* Free-text suggestions go into ``SatisfactionComments``: one row per branch
-  whose list is reshuffled on every insert, so list position says nothing about
-  who wrote when.
-* The satisfaction ``Assignment`` records only *that* the person responded
-  (which is not secret); its ``submitted_at`` stays NULL so not even the time
-  of the response is kept.
+* While someone is answering, their choices live in ``Draft`` (keyed by the assignment, so
+  the bot resumes after a restart), but sealed with AES-GCM under a key held outside the
+  database (``SealedJSON``, storage.sealing): at rest, in dead tuples and in the WAL the
+  answers are ciphertext. Only the position and stage are in clear.
+* Submitting deletes the draft, marks the ``Assignment`` submitted (``submitted_at`` stays
+  NULL: not even the time is kept) and drops the sealed ballot into the branch's
+  ``SatisfactionBox``, all in the voter's transaction.
+* The counters — ``SatisfactionTally`` (round, branch, question, option → count),
+  ``SatisfactionBallots`` and ``SatisfactionComments`` (a list reshuffled on every fold) —
+  are written only by a fold (storage.ballots): a transaction of its own that touches no row
+  naming a person, takes a random subset of the box and leaves at least the small-group
+  threshold in it until the phase's deadline or the round's close. Every counter row of a
+  branch is created at once in the form's order and rewritten by every fold. So no
+  transaction id, row id, row order or before/after look at a report ties a person to a
+  choice, and the counters move only in steps of at least the threshold.
+* When the round closes, the remainder is folded, the anonymous survey's drafts and the
+  boxes are deleted and the freed space scrubbed (VACUUM; SQLite ``secure_delete`` and a
+  truncating WAL checkpoint).
 
-What remains is inherent to any live tally and is handled in the reports: a
-branch with fewer than five ballots shows participation only.
+What remains is inherent to any tally and handled in the reports: a branch with fewer than
+five ballots shows participation only.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from storage.sealing import SealedJSON
 from storage.types import UTCDateTime, utcnow
 from surveys.categories import (
     AssignmentStatus,
@@ -253,7 +258,10 @@ class Draft(SQLModel, table=True):
     """Answers given so far, saved at every tap so a restart loses nothing."""
 
     assignment_id: int = Field(foreign_key="assignment.id", primary_key=True, ondelete="CASCADE")
-    answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Sealed at rest (storage.sealing): the database never holds answers in progress in clear.
+    answers: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(SealedJSON, nullable=False)
+    )
     position: int = 0
     # What the next message from this person means: a question, a deduction amount, a reason…
     stage: str = Field(default="question", max_length=30)
@@ -483,3 +491,15 @@ class PendingInput(SQLModel, table=True):
     kind: str = Field(max_length=30)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+# --- The sealed ballot box (see the module docstring; storage.ballots) -----------------------
+
+
+class SatisfactionBox(SQLModel, table=True):
+    """Sealed satisfaction ballots of a branch waiting to be folded into the counters."""
+
+    __tablename__ = "satisfaction_box"
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    # One sealed list of ballots ({"c": [[item, option], …], "t": [suggestion, …]}).
+    ballots: list[Any] = Field(default_factory=list, sa_column=Column(SealedJSON, nullable=False))

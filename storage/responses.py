@@ -15,19 +15,16 @@ the writers skip reading them a second time.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from functools import cache
-from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
+from storage.ballots import drop_ballot, make_ballot
 from storage.models import (
     Answer,
     Assignment,
@@ -36,9 +33,6 @@ from storage.models import (
     Round,
     RoundInstrument,
     RoundPhase,
-    SatisfactionBallots,
-    SatisfactionComments,
-    SatisfactionTally,
 )
 from storage.types import utcnow
 from surveys.instruments import (
@@ -49,8 +43,6 @@ from surveys.instruments import (
     validate_answer,
 )
 from surveys.scoring import satisfaction_counts, score_response
-
-_shuffler = secrets.SystemRandom()
 
 
 class AlreadySubmitted(Exception):
@@ -278,7 +270,7 @@ def submit(
         raise Incomplete(missing)
     if instrument.anonymous:
         _claim_submission(session, assignment_id, None)
-        _add_ballot(session, assignment, instrument, answers)
+        _add_ballot(session, assignment, instrument, answers, now)
         total = None
     else:
         _claim_submission(session, assignment_id, now)
@@ -348,64 +340,11 @@ def _add_ballot(
     assignment: Assignment,
     instrument: Instrument,
     answers: Mapping[str, AnswerValue],
+    now: datetime,
 ) -> None:
-    """Add one ballot to the branch's counters; nothing of it is stored as a row of its own."""
-    key = {"round_id": assignment.round_id, "org_id": assignment.org_id}
-    counts = [
-        {**key, "item_id": item_id, "option_id": option_id}
-        for item_id, option_id in satisfaction_counts(instrument, answers)
-    ]
-    if counts:
-        _increment(session, SatisfactionTally, counts, "count")
-    _increment(session, SatisfactionBallots, [key], "ballots")
+    """Drop the sealed ballot into the branch's box; a later fold counts it (storage.ballots)."""
     texts = [value.text for value in answers.values() if value.text]
-    if texts:
-        _add_comments(session, assignment, texts)
-
-
-def _increment(
-    session: Session, model: Any, keys: Sequence[Mapping[str, Any]], counter: str
-) -> None:
-    """Add one to the counter of every key's row (created at 1), in one batch of statements."""
-    dialect = session.get_bind().dialect.name
-    statement = _increment_statement(model.__table__, tuple(keys[0]), counter, dialect)
-    session.execute(statement, [dict(key) for key in keys])
-
-
-@cache
-def _increment_statement(table: Any, key: tuple[str, ...], counter: str, dialect: str) -> Any:
-    """INSERT … ON CONFLICT DO UPDATE counter + 1, on SQLite and PostgreSQL alike.
-
-    Built once per table and dialect; the key columns come from the executed parameters.
-    """
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(table)
-        .values({counter: 1})
-        .on_conflict_do_update(index_elements=list(key), set_={counter: table.c[counter] + 1})
+    ballot = make_ballot(satisfaction_counts(instrument, answers), texts)
+    drop_ballot(
+        session, round_id=assignment.round_id, org_id=assignment.org_id, ballot=ballot, now=now
     )
-
-
-def _add_comments(session: Session, assignment: Assignment, texts: list[str]) -> None:
-    """Append suggestions and reshuffle the branch's list, so position tells nothing."""
-    key = {"round_id": assignment.round_id, "org_id": assignment.org_id}
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # Make sure the row exists first, so two first ballots cannot both insert it.
-    session.execute(
-        insert(SatisfactionComments.__table__)  # type: ignore[attr-defined]
-        .values(**key, comments=[])
-        .on_conflict_do_nothing(index_elements=list(key))
-    )
-    statement = (
-        select(SatisfactionComments)
-        .where(
-            SatisfactionComments.round_id == assignment.round_id,
-            SatisfactionComments.org_id == assignment.org_id,
-        )
-        .with_for_update()
-    )
-    box = session.exec(statement).one()
-    comments = [*box.comments, *texts]
-    _shuffler.shuffle(comments)
-    box.comments = comments

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import and_, func, update
 from sqlmodel import Session, col, select
 
+from storage.ballots import fold_after_commit
 from storage.models import (
     Assignment,
     Invitation,
@@ -225,6 +226,7 @@ def close_round(session: Session, *, round_id: int, now: datetime) -> Round:
     round_.status, round_.closed_at = "closed", now
     session.add(round_)
     session.flush()
+    fold_after_commit(session, now=now, round_id=round_id)  # count the rest, purge (issue 8)
     return round_
 
 

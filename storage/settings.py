@@ -25,6 +25,8 @@ class Settings(BaseSettings):
 
     # SecretStr keeps the token out of reprs, tracebacks and logs.
     bot_token: SecretStr | None = None
+    # Seals satisfaction answers at rest (storage.sealing); derived from the token when unset.
+    ballot_key: SecretStr | None = None
     database_url: str = "sqlite:///ceping.db"
     bot_api_url: str = DEFAULT_BOT_API_URL
     bot_file_url: str | None = None

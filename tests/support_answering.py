@@ -5,6 +5,7 @@ Not a test module: tests/test_bot_answering.py and tests/test_bot_inspecting.py 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 
 MEMBER, SECRETARY, INSPECTOR = 1001, 1002, 1005
+PHASE_OVER = datetime(2999, 1, 1, tzinfo=UTC)  # after every deadline (storage.ballots)
 STALE = t("answering.stale")
 FORGED = t("answering.forged")
 
@@ -99,4 +101,4 @@ def tally(engine: Engine, item_id: str) -> dict[str, int]:
         rows = session.exec(
             select(SatisfactionTally).where(SatisfactionTally.item_id == item_id)
         ).all()
-        return {row.option_id: row.count for row in rows}
+        return {row.option_id: row.count for row in rows if row.count}

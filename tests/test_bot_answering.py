@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from bot.app import build_application
 from bot.callbacks import Action, encode_answer, encode_start
+from storage.ballots import fold_due
 from storage.db import make_engine, transaction
 from storage.models import (
     Answer,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 from tests.support_answering import (
     FORGED,
     MEMBER,
+    PHASE_OVER,
     SECRETARY,
     STALE,
     assignment_of,
@@ -100,6 +102,8 @@ async def test_a_member_answers_the_whole_survey_and_nothing_ties_them_to_their_
     assert assignment.status == "submitted"
     assert assignment.submitted_at is None  # not even the time is kept
     assert draft_of(bot.engine, assignment.id) is None  # type: ignore[arg-type]
+    assert tally(bot.engine, "q1") == {}  # in the sealed box until the phase ends
+    fold_due(bot.engine, now=PHASE_OVER)
     assert tally(bot.engine, "q1") == {"satisfied": 1}
     assert tally(bot.engine, "q3") == {"basically_satisfied": 1}
     assert tally(bot.engine, "q7") == {"partly_aware": 1}
@@ -374,6 +378,7 @@ async def test_a_second_attempt_after_submitting_is_told_it_is_done(bot: BotHarn
     assert again.alert == t("answering.already_submitted")
     todo = await phone.send("/surveys")
     assert todo.text == t("answering.todo.nothing")
+    fold_due(bot.engine, now=PHASE_OVER)
     with Session(bot.engine) as session:
         assert session.exec(select(SatisfactionBallots)).one().ballots == 1
 
@@ -436,6 +441,7 @@ async def test_two_bot_processes_answering_one_person_alternately_stay_consisten
         )
     assignment = assignment_of(engine, world, "member", "satisfaction")
     assert assignment.status == "submitted"
+    fold_due(engine, now=PHASE_OVER)
     assert tally(engine, "q1") == {"satisfied": 1}
     assert tally(engine, "q8") == {"never": 1}
     with Session(engine) as session:

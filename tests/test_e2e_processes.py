@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
+from sqlalchemy import text as sql
 from sqlmodel import Session, select
 
 from storage.db import make_engine
@@ -307,9 +308,10 @@ def test_the_township_grades_through_separate_processes_as_in_production(
         tally = zheng.send("/tally")
         rows = table_rows(tally.text)
         assert len(rows) == 6, tally.text  # every branch of the township
-        # One ballot is under the small-group threshold of five, so 董浜村's satisfaction
+        # The one ballot waits in the sealed box until the phase ends (fewer than twice the
+        # small-group threshold of five are never counted early), so 董浜村's satisfaction
         # part is left out and the 30/30 weights of self-evaluation and inspection renormalized.
-        assert rows["董浜村"][:2] == ["1", f"{(self_total + 100) / 2:.2f}"]
+        assert rows["董浜村"][:2] == ["0", f"{(self_total + 100) / 2:.2f}"]
         assert rows["杜桥村"][:2] == ["0", "100.00"]  # the inspection alone
         ranking = zheng.send("/rank")
         assert "董浜村" in ranking.text and "杜桥村" in ranking.text
@@ -319,7 +321,7 @@ def test_the_township_grades_through_separate_processes_as_in_production(
         workbook = load_workbook(io.BytesIO(fake_server.download(document["file_id"])))
         assert sheet_row(workbook["自评明细"], "董浜村党总支")["自评得分"] == self_total
         village = sheet_row(workbook["党员群众满意度测评汇总表"], "董浜村党总支")
-        assert village["有效测评票数"] == 1
+        assert village["有效测评票数"] == 0  # still in the box, see above
         charts = zheng.send("/chart", photos=2)
         assert len(charts.photos) == 2
 
@@ -349,10 +351,18 @@ def check_database(database_url: str, self_total: Decimal) -> None:
             village = session.exec(
                 select(Organization).where(Organization.name == "董浜村党总支")
             ).one()
-            ballots = session.exec(
-                select(SatisfactionBallots).where(SatisfactionBallots.org_id == village.id)
-            ).one()
-            assert ballots.ballots == 1
+            # The ballot waits sealed in the box (the bot's key is not this process's).
+            assert (
+                session.exec(
+                    select(SatisfactionBallots).where(SatisfactionBallots.org_id == village.id)
+                ).all()
+                == []
+            )
+            box = session.execute(
+                sql("SELECT ballots FROM satisfaction_box WHERE org_id = :org"),
+                {"org": village.id},
+            ).scalar_one()
+            assert str(box).strip('"').startswith("v1:")
             satisfaction = session.exec(
                 select(Assignment).where(
                     Assignment.person_id == li_id, Assignment.instrument_id == "satisfaction"

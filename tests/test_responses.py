@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, inspect
 from sqlmodel import Session, select
 
+from storage.ballots import fold_due
 from storage.db import transaction
 from storage.models import (
     Answer,
@@ -45,6 +46,8 @@ SELF_EVALUATION_POINTS = {
     "performance": "17",
     "mass_evaluation": "12",
 }
+
+PHASE_OVER = datetime(2999, 1, 1, tzinfo=UTC)  # after every deadline (storage.ballots)
 
 
 @pytest.fixture
@@ -152,6 +155,7 @@ def test_a_satisfaction_ballot_becomes_counts_and_leaves_no_trace_of_its_author(
     with transaction(engine) as session:
         outcome = submit(session, assignment_id=branch["ballot"], now=utcnow())
     assert outcome.anonymous and outcome.total is None
+    fold_due(engine, now=PHASE_OVER)
 
     with Session(engine) as session:
         assignment = session.get(Assignment, branch["ballot"])
@@ -211,6 +215,7 @@ def test_two_ballots_of_a_branch_add_up_and_suggestions_are_shuffled_together(
     for assignment_id in (branch["ballot"], other):
         with transaction(engine) as session:
             submit(session, assignment_id=assignment_id, now=utcnow())
+    fold_due(engine, now=PHASE_OVER)
     with Session(engine) as session:
         assert session.get(SatisfactionBallots, (branch["round"], branch["org"])).ballots == 2
         count = session.exec(
@@ -236,6 +241,7 @@ def test_a_submitted_response_is_final(engine: Engine, branch) -> None:
             item_id="q1",
             value=AnswerValue(choice="dissatisfied"),
         )
+    fold_due(engine, now=PHASE_OVER)
     with Session(engine) as session:
         assert session.get(SatisfactionBallots, (branch["round"], branch["org"])).ballots == 1
 

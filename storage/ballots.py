@@ -1,0 +1,377 @@
+"""The sealed ballot box of the anonymous satisfaction survey, and folding it into counters.
+
+A submission drops its sealed ballot into the branch's box (``SatisfactionBox``) in the
+voter's transaction, next to the assignment's "submitted" mark. The counters
+(``SatisfactionTally``, ``SatisfactionBallots``, ``SatisfactionComments``) are written only
+by a fold: a transaction of its own that touches no row naming a person, so no transaction
+id (PostgreSQL ``xmin``), row id or order ties a person to a choice.
+
+A fold takes a random subset of the box and always leaves at least the small-group
+threshold t in it while the satisfaction phase runs (it folds when the box holds 2t or more,
+all but t of them), so the counters — and every number shown from them — move only in
+steps of at least t ballots: looking before and after one person submits shows nothing.
+When the phase's deadline has passed or the round closes, the rest is folded. Every
+counter row of a branch is created at once in the instrument's order and every fold
+rewrites them all, so neither row order nor which rows changed tells a ballot.
+
+A fold runs right after the transaction that asked for it commits (``fold_after_commit``):
+a submission, the closing of a round. The jobs' tick calls ``fold_due`` for deadlines. When
+a round closes, what is no longer needed is purged (drafts of its anonymous survey, its
+boxes) and the freed space scrubbed: ``VACUUM`` on PostgreSQL, a WAL checkpoint on SQLite
+(whose ``secure_delete`` is on, see storage.db).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, event, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from storage.models import (
+    Assignment,
+    Draft,
+    Round,
+    RoundInstrument,
+    RoundPhase,
+    SatisfactionBallots,
+    SatisfactionBox,
+    SatisfactionComments,
+    SatisfactionTally,
+)
+from surveys.categories import Phase
+from surveys.instruments import Instrument, get_instrument
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 5
+_FOLD = "ceping.fold_after_commit"
+_random = secrets.SystemRandom()
+
+Ballot = dict[str, Any]  # {"c": [[item id, option id], …], "t": [suggestion, …]}
+
+SCRUBBED_TABLES = (
+    "draft",
+    "satisfaction_box",
+    "satisfaction_tally",
+    "satisfaction_ballots",
+    "satisfaction_comments",
+)
+
+
+def make_ballot(choices: Iterable[tuple[str, str]], texts: Iterable[str]) -> Ballot:
+    """One ballot as the box keeps it (sealed with the rest of the box)."""
+    return {"c": [list(pair) for pair in choices], "t": list(texts)}
+
+
+# --- Dropping a ballot (the voter's transaction) ---------------------------------------------
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def _locked_box(session: Session, round_id: int, org_id: int) -> SatisfactionBox:
+    """The branch's box, created empty if needed, row-locked on PostgreSQL."""
+    key = {"round_id": round_id, "org_id": org_id}
+    session.execute(
+        _insert(session)(SatisfactionBox.__table__)  # type: ignore[attr-defined]
+        .values(**key, ballots=[])
+        .on_conflict_do_nothing(index_elements=list(key))
+    )
+    statement = (
+        select(SatisfactionBox)
+        .where(col(SatisfactionBox.round_id) == round_id, col(SatisfactionBox.org_id) == org_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.exec(statement).one()
+
+
+def drop_ballot(
+    session: Session, *, round_id: int, org_id: int, ballot: Ballot, now: datetime
+) -> None:
+    """Put a ballot into its branch's box; the counters learn of it only in a later fold."""
+    box = _locked_box(session, round_id, org_id)
+    box.ballots = [*box.ballots, ballot]  # a new list, so the sealed column is rewritten
+    session.add(box)
+    if _due(session, round_id, len(box.ballots), now):  # else spare the tap a transaction
+        fold_after_commit(session, now=now, round_id=round_id, org_id=org_id)
+
+
+def _due(session: Session, round_id: int, waiting: int, now: datetime) -> bool:
+    """Whether a box of this many ballots would fold now (the round is usually in the session)."""
+    round_ = session.get(Round, round_id)
+    if round_ is None or round_.status == "closed":
+        return True
+    return waiting >= 2 * _threshold(round_.options) or _past_deadline(session, round_id, now)
+
+
+# --- Folding (a transaction of its own) ------------------------------------------------------
+
+
+def fold_after_commit(
+    session: Session, *, now: datetime, round_id: int, org_id: int | None = None
+) -> None:
+    """Fold this round's (or only this branch's) due boxes right after the session commits.
+
+    Asked again in the same transaction (several ballots, a close), the fold widens to cover
+    every request: the branch, else the round, else every round.
+    """
+    pending = session.info.get(_FOLD)
+    if pending is not None:
+        then, then_round, then_org = pending
+        now = max(now, then)
+        org_id = org_id if (then_round, then_org) == (round_id, org_id) else None
+        round_id = round_id if then_round == round_id else None  # type: ignore[assignment]
+    session.info[_FOLD] = (now, round_id, org_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _fold_when_committed(session: Session) -> None:
+    request = session.info.pop(_FOLD, None)
+    if request is None:
+        return
+    now, round_id, org_id = request
+    bind = session.get_bind()
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    try:
+        fold_due(engine, now=now, round_id=round_id, org_id=org_id)
+    except Exception as error:  # the ballots wait safely in the box; the next fold takes them
+        log.warning("folding the ballot boxes failed, will retry: %s", type(error).__name__)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_fold(session: Session) -> None:
+    session.info.pop(_FOLD, None)
+
+
+def fold_due(
+    engine: Engine, *, now: datetime, round_id: int | None = None, org_id: int | None = None
+) -> int:
+    """Fold every due box (of one round, or all) in its own transaction; purge closed rounds.
+
+    Returns how many ballots went into the counters. Safe to call any time, from any process.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            folded, closed = fold_due_boxes(
+                session=session, now=now, round_id=round_id, org_id=org_id
+            )
+            purged = purge_closed_rounds(session=session, round_ids=closed)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    if purged:
+        scrub(engine)
+    return folded
+
+
+def _boxes(session: Session, round_id: int | None, org_id: int | None) -> Sequence[SatisfactionBox]:
+    statement = select(SatisfactionBox).with_for_update().execution_options(populate_existing=True)
+    if round_id is not None:
+        statement = statement.where(col(SatisfactionBox.round_id) == round_id)
+    if org_id is not None:
+        statement = statement.where(col(SatisfactionBox.org_id) == org_id)
+    return session.exec(
+        statement.order_by(col(SatisfactionBox.round_id), col(SatisfactionBox.org_id))
+    ).all()
+
+
+def fold_due_boxes(
+    *, session: Session, now: datetime, round_id: int | None = None, org_id: int | None = None
+) -> tuple[int, set[int]]:
+    """Fold what may be folded now; (ballots folded, ids of closed rounds seen).
+
+    The caller's transaction must write nothing that names a person.
+    """
+    folded, closed = 0, set()
+    for box in _boxes(session, round_id, org_id):
+        round_ = session.get(Round, box.round_id)
+        if round_ is None:
+            continue
+        final = round_.status == "closed" or _past_deadline(session, box.round_id, now)
+        if round_.status == "closed":
+            closed.add(box.round_id)
+        threshold = _threshold(round_.options)
+        count = len(box.ballots)
+        take = count if final else (count - threshold if count >= 2 * threshold else 0)
+        if take > 0:
+            _fold(session, box, take)
+            folded += take
+    if round_id is not None:
+        round_ = session.get(Round, round_id)
+        if round_ is not None and round_.status == "closed":
+            closed.add(round_id)
+    return folded, closed
+
+
+def _threshold(options: Mapping[str, Any]) -> int:
+    """The small-group threshold of the round (the same default as storage.tallies)."""
+    try:
+        return max(1, int(options.get("small_group_threshold", DEFAULT_THRESHOLD)))
+    except (TypeError, ValueError):
+        return DEFAULT_THRESHOLD
+
+
+def _past_deadline(session: Session, round_id: int, now: datetime) -> bool:
+    phase = session.get(RoundPhase, (round_id, Phase.SATISFACTION.value))
+    return phase is not None and now >= phase.deadline
+
+
+def _satisfaction_instrument(session: Session, round_id: int) -> Instrument:
+    pin = session.exec(
+        select(RoundInstrument).where(
+            col(RoundInstrument.round_id) == round_id,
+            col(RoundInstrument.phase) == Phase.SATISFACTION.value,
+        )
+    ).first()
+    if pin is None:
+        return get_instrument("satisfaction")
+    return get_instrument(pin.instrument_id, pin.version)
+
+
+def _fold(session: Session, box: SatisfactionBox, take: int) -> None:
+    """Move a random subset of take ballots from the box into the branch's counters."""
+    ballots = list(box.ballots)
+    _random.shuffle(ballots)
+    chosen, kept = ballots[:take], ballots[take:]
+    box.ballots = kept
+    session.add(box)
+    instrument = _satisfaction_instrument(session, box.round_id)
+    key = {"round_id": box.round_id, "org_id": box.org_id}
+    _add_counts(session, instrument, key, chosen)
+    _add_ballots(session, key, len(chosen))
+    texts = [text for ballot in chosen for text in ballot.get("t", [])]
+    if texts:
+        _add_comments(session, key, texts)
+    session.flush()
+
+
+def _canonical_options(instrument: Instrument) -> list[tuple[str, str]]:
+    """Every (item, option) pair of the choice items, in the form's order."""
+    return [
+        (item.id, option.id)
+        for item in instrument.items
+        if item.kind == "choice"
+        for option in item.options
+    ]
+
+
+def _add_counts(
+    session: Session, instrument: Instrument, key: Mapping[str, int], chosen: list[Ballot]
+) -> None:
+    """Create all counter rows of the branch at once, then rewrite every one of them."""
+    pairs = _canonical_options(instrument)
+    delta = dict.fromkeys(pairs, 0)
+    for ballot in chosen:
+        for item_id, option_id in ballot.get("c", []):
+            delta[(item_id, option_id)] = delta.get((item_id, option_id), 0) + 1
+    rows = [{**key, "item_id": i, "option_id": o} for i, o in delta]
+    table = SatisfactionTally.__table__  # type: ignore[attr-defined]
+    session.execute(
+        _insert(session)(table)
+        .values(count=0)
+        .on_conflict_do_nothing(index_elements=["round_id", "org_id", "item_id", "option_id"]),
+        rows,
+    )
+    additions = [
+        {"b_round": key["round_id"], "b_org": key["org_id"], "b_item": i, "b_option": o, "delta": n}
+        for (i, o), n in delta.items()
+    ]
+    session.execute(_add_statement(), additions)
+
+
+@cache
+def _add_statement() -> Any:
+    table = SatisfactionTally.__table__  # type: ignore[attr-defined]
+    return (
+        update(table)
+        .where(
+            table.c.round_id == bindparam("b_round"),
+            table.c.org_id == bindparam("b_org"),
+            table.c.item_id == bindparam("b_item"),
+            table.c.option_id == bindparam("b_option"),
+        )
+        .values(count=table.c.count + bindparam("delta"))
+    )
+
+
+def _add_ballots(session: Session, key: Mapping[str, int], count: int) -> None:
+    table = SatisfactionBallots.__table__  # type: ignore[attr-defined]
+    session.execute(
+        _insert(session)(table)
+        .values(**key, ballots=count)
+        .on_conflict_do_update(
+            index_elements=["round_id", "org_id"], set_={"ballots": table.c.ballots + count}
+        )
+    )
+
+
+def _add_comments(session: Session, key: Mapping[str, int], texts: list[str]) -> None:
+    """Append suggestions and reshuffle the branch's list, so position tells nothing."""
+    session.execute(
+        _insert(session)(SatisfactionComments.__table__)  # type: ignore[attr-defined]
+        .values(**key, comments=[])
+        .on_conflict_do_nothing(index_elements=list(key))
+    )
+    statement = (
+        select(SatisfactionComments)
+        .where(
+            col(SatisfactionComments.round_id) == key["round_id"],
+            col(SatisfactionComments.org_id) == key["org_id"],
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    row = session.exec(statement).one()
+    comments = [*row.comments, *texts]
+    _random.shuffle(comments)
+    row.comments = comments
+    session.add(row)
+
+
+# --- Purging and scrubbing when a round closes -----------------------------------------------
+
+
+def purge_closed_rounds(*, session: Session, round_ids: Iterable[int]) -> bool:
+    """Delete the anonymous survey's drafts and the (folded, empty) boxes of closed rounds."""
+    purged = False
+    for round_id in sorted(set(round_ids)):
+        anonymous = [
+            pin.instrument_id
+            for pin in session.exec(
+                select(RoundInstrument).where(col(RoundInstrument.round_id) == round_id)
+            ).all()
+            if get_instrument(pin.instrument_id, pin.version).anonymous
+        ]
+        if anonymous:
+            drafts = select(Assignment.id).where(
+                col(Assignment.round_id) == round_id, col(Assignment.instrument_id).in_(anonymous)
+            )
+            session.execute(delete(Draft).where(col(Draft.assignment_id).in_(drafts)))
+        session.execute(delete(SatisfactionBox).where(col(SatisfactionBox.round_id) == round_id))
+        purged = True
+    return purged
+
+
+def scrub(engine: Engine) -> None:
+    """Make deleted rows unrecoverable from the files: VACUUM, or a truncating checkpoint."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM " + ", ".join(SCRUBBED_TABLES))
+        return
+    connection = engine.raw_connection()  # outside any transaction, as a checkpoint must be
+    try:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cursor.close()
+    finally:
+        connection.close()
