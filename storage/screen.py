@@ -5,7 +5,7 @@ rest of the round: participation is counted from the branch's own assignments, t
 announcement from the branch's own satisfaction counters. (``round_tally`` would compute
 the county's quotas for one branch; the screen shows no grade, so it needs none of that.)
 
-Privacy is the same as /publish (DOMAIN §7): below the round's small-group threshold the
+Privacy is the same as /publish (docs/rules.md §7): below the round's small-group threshold the
 announcement carries the ballot count only — no rates, no score, no per-option counts.
 """
 
