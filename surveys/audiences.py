@@ -1,4 +1,4 @@
-"""Who answers which survey, and who counts as "the masses" of a branch (docs/rules.md §6, seed 000)."""
+"""Who answers which survey, and who counts as "the masses" of a branch (docs/rules.md §6)."""
 
 from __future__ import annotations
 
