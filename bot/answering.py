@@ -27,6 +27,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.answer_lists import todo_view
 from bot.answer_state import (
     Outcome,
     Refusal,
@@ -41,7 +42,7 @@ from bot.answer_taps import apply_tap
 from bot.answer_text import answer_text
 from bot.callbacks import BadCallback, decode
 from bot.common import PRIVATE, Actor, Context, MenuCommand, audit, in_transaction
-from bot.survey_views import View, todo_view
+from bot.survey_views import View
 from storage import answering as store
 from storage.db import Session
 from storage.models import ROLES
