@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardMarkup
 
 from bot.callbacks import (
     Action,
@@ -36,7 +36,8 @@ class View:
     """One screen: the message text and its buttons."""
 
     text: str
-    keyboard: InlineKeyboardMarkup | None = None
+    # Inline buttons, or the phone button (a reply keyboard) for someone not registered.
+    keyboard: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None
 
 
 @dataclass(frozen=True)
