@@ -157,7 +157,9 @@ def item_label(item: Item, locale: str, number: int | None = None) -> str:
     Never a cut: a text cut mid-phrase reads as something else, so a long item text is
     named by its number instead (第12项).
     """
-    for text in (item.short_label, item.description):
+    # A choice's description names its aspect (领导班子好); a scored line's is a standard.
+    described = item.description if item.kind == "choice" else None
+    for text in (item.short_label, described):
         if text is not None and len(_flat(text.get(locale))) <= LABEL_CHARS:
             return _flat(text.get(locale)).rstrip(TRAILING_PUNCTUATION)
     flat = _flat(item.text.get(locale)).rstrip(TRAILING_PUNCTUATION)

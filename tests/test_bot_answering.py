@@ -502,7 +502,7 @@ async def test_a_member_who_chose_english_answers_in_english(bot: BotHarness) ->
     assert "0 of 9 answered" in todo.text and "deadline 2026-03-16 09:00" in todo.text
     first = await phone.tap(phone.buttons[0])
     assert "anonymous" in first.text and "question 1 of 9" in first.text
-    assert phone.buttons == ["Satisfied", "Basically satisfied", "Dissatisfied"]
+    assert phone.buttons == ["Satisfied", "Mostly satisfied", "Dissatisfied"]
 
 
 async def test_resuming_from_a_new_list_continues_and_retires_the_old_message(

@@ -284,7 +284,7 @@ async def test_ranking_lists_both_orders(town: BotHarness) -> None:
 async def test_the_organizer_confirms_a_proposal_and_it_locks(town: BotHarness) -> None:
     phone = phone_of(town, "organizer", ORGANIZER)
     overview = await phone.send("/grades")
-    assert "分数线：好 90分以上" in overview.text
+    assert "分数线：好 90分（含）以上" in overview.text
     await phone.tap("红星村")
     confirmed = await phone.tap("✅ 确认较好")
     assert "已确认 红星村党支部 为「较好」" in confirmed.text

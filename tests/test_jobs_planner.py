@@ -288,23 +288,23 @@ def test_interim_participation_matches_hand_counts_for_every_category(engine: En
 
     assert lines(301)[:2] == [
         "Party members: 6/10 answered (60%); target 8, 2 more needed",
-        "Masses: 9/11 answered (81.8%); target of 9 reached",
+        "Public representatives: 9/11 answered (81.8%); target of 9 reached",
     ]
     assert lines(302)[:2] == [
         "Party members: 4/4 answered (100%); target of 4 reached",
-        "Masses: 2/6 answered (33.3%); target 5, 3 more needed",
+        "Public representatives: 2/6 answered (33.3%); target 5, 3 more needed",
     ]
     assert lines(303)[:2] == [
         "Party members: 1/3 answered (33.3%); target 3, 2 more needed",
-        "Masses: 6/7 answered (85.7%); target of 6 reached",
+        "Public representatives: 6/7 answered (85.7%); target of 6 reached",
     ]
     assert lines(304)[:2] == [
         "Party members: 3/3 answered (100%); target of 3 reached",
-        "Masses: 4/9 answered (44.4%); target 5, 1 more needed",
+        "Public representatives: 4/9 answered (44.4%); target 5, 1 more needed",
     ]
     social = lines(305)
     assert social[0] == "Party members: 4/5 answered (80%); target of 4 reached"
-    assert not any(line.startswith("Masses") for line in social)
+    assert not any(line.startswith("Public representatives") for line in social)
 
 
 def add_ballots(
