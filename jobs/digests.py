@@ -172,7 +172,7 @@ def time_left(left: timedelta, locale: str) -> str:
     hours = left.total_seconds() / 3600
     if hours > DAYS_FROM_HOURS:
         return t("jobs.left.days", locale, count=round(hours / 24))
-    if hours >= 1:
+    if hours >= 2:  # "about 1 hours" is not English; below two hours, say so
         return t("jobs.left.hours", locale, count=round(hours))
     return t("jobs.left.hour", locale)
 

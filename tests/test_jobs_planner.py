@@ -374,5 +374,5 @@ def test_a_deadline_beyond_two_days_is_counted_in_days() -> None:
 
     assert time_left(timedelta(hours=232), "zh_CN") == "还有约10天"
     assert time_left(timedelta(hours=48), "zh_CN") == "还有约48小时"
-    assert time_left(timedelta(minutes=20), "zh_CN") == "不到1小时"
+    assert time_left(timedelta(minutes=80), "zh_CN") == "不到2小时"
     assert time_left(timedelta(hours=72), "en") == "about 3 days left"
