@@ -296,11 +296,13 @@ def _question_text(
     position = state.screen.position
     item = instrument.items[position]
     opening = instrument.intro.get(locale) if instrument.intro and intro else None
-    aspect = (
-        t("answering.aspect", locale, text=_flat(item.description.get(locale)))
-        if item.description
-        else None
-    )
+    # A choice's description names the aspect it asks about and comes first (测评要点);
+    # a scored line's description is the standard it is scored against, after it.
+    described = _flat(item.description.get(locale)) if item.description else None
+    aspect = t("answering.aspect", locale, text=described) if described else None
+    standard = None
+    if described and item.kind != "choice":
+        aspect, standard = None, t("answering.standard", locale, text=described)
     current = state.answers.get(item.id)
     current_line = (
         t("answering.current_answer", locale, answer=format_answer(item, current, locale))
@@ -312,6 +314,7 @@ def _question_text(
         _question_header(survey, position),
         aspect,
         item.text.get(locale),
+        standard,
         current_line,
         hint,
         _score_line(survey, state.answers),
