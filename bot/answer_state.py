@@ -14,17 +14,10 @@ from zoneinfo import ZoneInfo
 
 from telegram import Update
 
+from bot.answer_lists import TodoEntry, window_text
 from bot.callbacks import Screen, Stage
 from bot.common import Context, locale_of, services
-from bot.survey_views import (
-    DraftState,
-    Survey,
-    TodoEntry,
-    View,
-    answered_count,
-    render,
-    window_text,
-)
+from bot.survey_views import DraftState, Survey, View, answered_count, render
 from storage import answering as store
 from storage.db import Session
 from storage.models import Assignment, Draft, Round, RoundInstrument, RoundPhase, TelegramAccount
@@ -173,10 +166,12 @@ class Loaded:
         """The fixed part of this assignment's screens."""
         return Survey(self.assignment_id, self.instrument, self.branch_name, self.locale)
 
-    def render(self, screen: Screen | None = None, notice: str | None = None) -> View:
+    def render(
+        self, screen: Screen | None = None, notice: str | None = None, *, intro: bool = False
+    ) -> View:
         """A screen (the draft's own by default) drawn with the current answers."""
         state = DraftState(self.answers, screen or self.screen())
-        return render(self.survey(), state, notice)
+        return render(self.survey(), state, notice, intro=intro)
 
 
 def _pinned(assignment: Assignment, pin: RoundInstrument | None) -> tuple[Instrument, str]:
@@ -235,7 +230,7 @@ def todo_entries(session: Session, person_id: int, locale: str, now: datetime) -
             TodoEntry(
                 assignment_id=assignment.id,
                 round_id=round_.id,
-                title=instrument.title.get(locale),
+                title=instrument.display_title(locale),
                 branch_name=branch_name,
                 answered=answered_count(instrument, draft_answers(draft)),
                 total=len(instrument.items),
@@ -244,6 +239,7 @@ def todo_entries(session: Session, person_id: int, locale: str, now: datetime) -
                 opens_at=phase.opens_at if phase else None,
                 deadline=phase.deadline if phase else None,
                 inspection=phase_name == INSPECTION_PHASE,
+                scored=instrument.is_scored,
             )
         )
     return entries

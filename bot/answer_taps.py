@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from telegram import Message
 
+from bot.answer_lists import branch_list_view
 from bot.answer_state import (
     INSPECTION_PHASE,
     Asker,
@@ -39,7 +40,7 @@ from bot.callbacks import (
     option_index,
     tap_amount,
 )
-from bot.survey_views import branch_list_view, missing_text, thanks_view
+from bot.survey_views import missing_text, rest_of_section, thanks_view
 from storage import answering as store
 from storage.db import Session
 from storage.models import Draft
@@ -97,7 +98,8 @@ def _start(session: Session, loaded: Loaded, message: Message | None) -> Outcome
     )
     now_shown = _shown_message(loaded.draft)
     stale = (previous,) if previous is not None and previous != now_shown else ()
-    return Outcome(view=loaded.render(), target=Target.TAPPED, strip=stale)
+    # The intro (the anonymity notice) opens a fresh survey once; a resume goes straight on.
+    return Outcome(view=loaded.render(intro=fresh), target=Target.TAPPED, strip=stale)
 
 
 def _shown_message(draft: Draft | None) -> tuple[int, int] | None:
@@ -212,10 +214,14 @@ def _act(session: Session, loaded: Loaded, tap: AnswerTap, screen: Screen) -> Ou
         move(session, loaded, screen.position, stage.but(StageName.AMOUNT))
     elif tap.action is Action.AMOUNT:
         move(session, loaded, screen.position, stage.but(StageName.REASON, tap_amount(tap)))
+    elif tap.action is Action.REST:
+        _rest_without_deduction(session, loaded)
     elif tap.action is Action.SKIP:
         _skip(session, loaded, item)
     elif tap.action is Action.BACK:
         _back(session, loaded)
+    elif tap.action is Action.PICK:
+        move(session, loaded, screen.position, Stage(StageName.PICK))
     elif tap.action is Action.EDIT:
         move(session, loaded, option_index(tap), Stage(from_review=True))
     elif tap.action is Action.SUBMIT:
@@ -228,6 +234,35 @@ def _act(session: Session, loaded: Loaded, tap: AnswerTap, screen: Screen) -> Ou
     else:  # Action.RETURN
         move(session, loaded, screen.position, Stage(StageName.REVIEW))
     return Outcome(view=loaded.render(), target=Target.TAPPED)
+
+
+def _rest_without_deduction(session: Session, loaded: Loaded) -> None:
+    """本部分其余各项均不扣分: 不扣分 on every unanswered line left in the section, then on.
+
+    One transaction; lines already answered keep their answer. The next screen is the
+    next section's first line, or the review after the last section.
+    """
+    screen = loaded.screen()
+    instrument = loaded.instrument
+    rest = rest_of_section(instrument, screen.position)
+    expected: int | None = screen.revision
+    for item in rest:
+        if item.id in loaded.answers:
+            continue
+        loaded.draft = save_answer(
+            session,
+            assignment_id=loaded.assignment_id,
+            item_id=item.id,
+            value=AnswerValue(deduction=Decimal(0)),
+            expected_revision=expected,
+            held=loaded.held,
+        )
+        expected = None  # checked once: the later saves are this same step's
+    after = screen.position + len(rest)
+    if after >= len(instrument.items):
+        move(session, loaded, screen.position, Stage(StageName.REVIEW))
+    else:
+        move(session, loaded, after, Stage())
 
 
 def _skip(session: Session, loaded: Loaded, item: Item) -> None:
@@ -261,6 +296,7 @@ def _back(session: Session, loaded: Loaded) -> None:
 
 def _submit(session: Session, loaded: Loaded) -> Outcome:
     """确认提交: make the response final (anonymous or named) and say what happens next."""
+    answers = dict(loaded.answers)  # read before submit turns the draft into a response
     try:
         result = submit(
             session, assignment_id=loaded.assignment_id, now=loaded.asker.now, held=loaded.held
@@ -272,7 +308,7 @@ def _submit(session: Session, loaded: Loaded) -> Outcome:
         move(session, loaded, loaded.screen().position, Stage(StageName.REVIEW))
         return Outcome(view=loaded.render(notice=notice), target=Target.TAPPED)
     next_round = _next_inspection_round(session, loaded)
-    view = thanks_view(loaded.survey(), result.total, next_round_id=next_round)
+    view = thanks_view(loaded.survey(), result.total, answers=answers, next_round_id=next_round)
     return Outcome(view=view, target=Target.TAPPED)
 
 

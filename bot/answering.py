@@ -27,6 +27,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.answer_lists import todo_view
 from bot.answer_state import (
     Outcome,
     Refusal,
@@ -40,8 +41,18 @@ from bot.answer_state import (
 from bot.answer_taps import apply_tap
 from bot.answer_text import answer_text
 from bot.callbacks import BadCallback, decode
-from bot.common import PRIVATE, Actor, Context, MenuCommand, audit, in_transaction
-from bot.survey_views import View, todo_view
+from bot.common import (
+    PRIVATE,
+    Actor,
+    Context,
+    MenuCommand,
+    audit,
+    contact_keyboard,
+    in_transaction,
+    remove_keyboard,
+    send_text,
+)
+from bot.survey_views import View
 from storage import answering as store
 from storage.db import Session
 from storage.models import ROLES
@@ -89,7 +100,9 @@ async def show_surveys(update: Update, context: Context) -> None:
     def read(session: Session) -> View:
         asker = request.asker_in(session)
         if asker.person_id is None:
-            return View(t("answering.not_registered", asker.locale))
+            # Not registered: the one way forward is the phone button (issue 14).
+            keyboard = contact_keyboard(asker.locale)
+            return View(t("answering.not_registered", asker.locale), keyboard)
         text, keyboard = todo_text_and_keyboard(
             session, asker.person_id, asker.locale, asker.now, asker.zone
         )
@@ -97,6 +110,27 @@ async def show_surveys(update: Update, context: Context) -> None:
 
     view = await in_transaction(context, read)
     await context.bot.send_message(chat.id, view.text, reply_markup=view.keyboard)
+
+
+async def cancel(update: Update, context: Context) -> None:
+    """/cancel when no other step waits: say nothing was under way, or that a survey is kept.
+
+    Nothing is thrown away: a survey half answered stays as it is, and /surveys resumes it.
+    """
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None:
+        return
+
+    request = Request.of(update, context, user.id)
+
+    def read(session: Session) -> tuple[str, bool]:
+        asker = request.asker_in(session)
+        busy = store.active_assignment(session=session, telegram_user_id=user.id) is not None
+        return asker.locale, busy
+
+    locale, busy = await in_transaction(context, read)
+    key = "answering.cancel.kept" if busy else "cancel.nothing"
+    await send_text(update, context, t(key, locale), reply_markup=remove_keyboard())
 
 
 # --- Taps -------------------------------------------------------------------------------------
@@ -185,12 +219,13 @@ async def on_text(update: Update, context: Context) -> None:
         assignment_id = store.active_assignment(session=session, telegram_user_id=user.id)
         if assignment_id is None:
             asker = request.asker_in(session)
-            key = (
-                "answering.not_registered"
-                if asker.account is None
-                else "answering.no_text_expected"
-            )
-            return Outcome(view=View(t(key, asker.locale)), target=Target.NEW)
+            if asker.account is None:
+                # Not registered: the one way forward is the phone button (issue 14).
+                refusal = t("answering.not_registered", asker.locale)
+                view = View(refusal, contact_keyboard(asker.locale))
+            else:
+                view = View(t("answering.no_text_expected", asker.locale))
+            return Outcome(view=view, target=Target.NEW)
         try:
             loaded = load(session, request, assignment_id)
             refuse_unless_answerable(loaded)

@@ -37,7 +37,6 @@ from bot.common import (
     bot_commands,
     help_text,
     in_transaction,
-    remove_keyboard,
     reply,
     send_text,
     viewer_in,
@@ -286,8 +285,8 @@ async def show_help(update: Update, context: Context) -> None:
 
 
 async def cancel(update: Update, context: Context) -> None:
-    """/cancel when nothing is under way: say so and take away any reply keyboard."""
-    await reply(update, context, "cancel.nothing", reply_markup=remove_keyboard())
+    """/cancel when no module had a step waiting: nothing under way, or a survey kept."""
+    await answering.cancel(update, context)
 
 
 async def unknown_command(update: Update, context: Context) -> None:

@@ -37,7 +37,9 @@ class Action(StrEnum):
     AMOUNT = "m"  # arg: the deduction amount
     SKIP = "k"  # 跳过 an optional question
     BACK = "b"  # 上一题 (or back from the amount/reason prompt to the question)
-    EDIT = "e"  # arg: position to change, from the review screen
+    EDIT = "e"  # arg: position to change, from the picker (or the review)
+    PICK = "o"  # ✏️ 修改某一题: open the picker of questions from the review
+    REST = "r"  # 本部分其余各项均不扣分: no deduction on the rest of the section
     SUBMIT = "s"  # 提交: ask for confirmation
     CONFIRM = "y"  # 确认提交
     RETURN = "x"  # 返回修改: from the confirmation back to the review
@@ -50,6 +52,7 @@ class StageName(StrEnum):
     AMOUNT = "amount"  # how much to deduct on the item at the position
     REASON = "reason"  # the reason of a chosen deduction (amount kept in the stage)
     REVIEW = "review"
+    PICK = "pick"  # which answer to change, picked from the review
     CONFIRM = "confirm"
 
 
@@ -209,22 +212,31 @@ class Screen:
 
 _ACTIONS_BY_STAGE: dict[StageName, frozenset[Action]] = {
     StageName.QUESTION: frozenset(
-        {Action.CHOOSE, Action.POINTS, Action.NO_DEDUCTION, Action.DEDUCT, Action.SKIP, Action.BACK}
+        {
+            Action.CHOOSE,
+            Action.POINTS,
+            Action.NO_DEDUCTION,
+            Action.DEDUCT,
+            Action.REST,
+            Action.SKIP,
+            Action.BACK,
+        }
     ),
     StageName.AMOUNT: frozenset({Action.AMOUNT, Action.BACK}),
     StageName.REASON: frozenset({Action.BACK}),
-    StageName.REVIEW: frozenset({Action.EDIT, Action.SUBMIT}),
+    StageName.REVIEW: frozenset({Action.PICK, Action.EDIT, Action.SUBMIT}),
+    StageName.PICK: frozenset({Action.EDIT, Action.RETURN}),
     StageName.CONFIRM: frozenset({Action.CONFIRM, Action.RETURN}),
 }
 
 _ACTIONS_BY_KIND: dict[str, frozenset[Action]] = {
     "choice": frozenset({Action.CHOOSE}),
     "points": frozenset({Action.POINTS}),
-    "deduction": frozenset({Action.NO_DEDUCTION, Action.DEDUCT, Action.AMOUNT}),
+    "deduction": frozenset({Action.NO_DEDUCTION, Action.DEDUCT, Action.AMOUNT, Action.REST}),
     "text": frozenset(),
 }
 _KIND_BOUND = frozenset(
-    {Action.CHOOSE, Action.POINTS, Action.NO_DEDUCTION, Action.DEDUCT, Action.AMOUNT}
+    {Action.CHOOSE, Action.POINTS, Action.NO_DEDUCTION, Action.DEDUCT, Action.AMOUNT, Action.REST}
 )
 
 
@@ -235,7 +247,7 @@ def check_tap(tap: AnswerTap, instrument: Instrument, screen: Screen) -> None:
     if tap.action not in _ACTIONS_BY_STAGE[screen.stage.name]:
         # Same revision and position but a button this screen never shows: not ours.
         raise BadCallback("action not on this screen")
-    if screen.stage.name in (StageName.REVIEW, StageName.CONFIRM):
+    if screen.stage.name in (StageName.REVIEW, StageName.PICK, StageName.CONFIRM):
         if tap.action is Action.EDIT:
             _check_position_arg(tap.arg, len(instrument.items))
         return

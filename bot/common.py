@@ -151,9 +151,17 @@ async def reply(
 async def send_text(
     update: Update, context: Context, text: str, *, reply_markup: ReplyMarkup | None = None
 ) -> Message:
-    """Send an already translated text to the chat of this update."""
+    """Send an already translated text to the chat of this update.
+
+    Someone not registered gets the phone button with every reply that brings no keyboard
+    of its own: whatever they typed or followed, the way forward is on screen (issue 14).
+    """
     chat = update.effective_chat
     assert chat is not None, "replies go to the chat the update came from"
+    if reply_markup is None and chat.type == "private" and update.effective_user is not None:
+        who = await viewer(update, context)
+        if not who.registered:
+            reply_markup = contact_keyboard(who.locale)
     return await context.bot.send_message(chat_id=chat.id, text=text, reply_markup=reply_markup)
 
 

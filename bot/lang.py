@@ -20,6 +20,7 @@ from bot.common import (
     MenuCommand,
     Viewer,
     audit,
+    contact_keyboard,
     in_transaction,
     language_keyboard,
     refresh_chat_menu,
@@ -74,6 +75,13 @@ async def language_chosen(update: Update, context: Context) -> None:
     await query.answer()
     key = "lang.chosen" if who.registered else "lang.chosen_unregistered"
     await query.edit_message_text(t(key, locale))
+    if not who.registered and query.message is not None:
+        # An edit cannot carry the phone button: say how to register, with it, in the new language.
+        await context.bot.send_message(
+            query.message.chat.id,
+            t("registration.welcome", locale),
+            reply_markup=contact_keyboard(locale),
+        )
     if who.registered and query.message is not None:
         await refresh_chat_menu(
             context, chat_id=query.message.chat.id, roles=who.roles, locale=locale

@@ -7,13 +7,11 @@ Texts are plain (no parse mode): item texts may hold any character.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardMarkup
 
 from bot.callbacks import (
     Action,
@@ -21,7 +19,6 @@ from bot.callbacks import (
     StageName,
     encode_answer,
     encode_branch_list,
-    encode_start,
     format_amount,
 )
 from surveys.i18n import t
@@ -39,7 +36,8 @@ class View:
     """One screen: the message text and its buttons."""
 
     text: str
-    keyboard: InlineKeyboardMarkup | None = None
+    # Inline buttons, or the phone button (a reply keyboard) for someone not registered.
+    keyboard: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None
 
 
 @dataclass(frozen=True)
@@ -112,22 +110,66 @@ def answered_count(instrument: Instrument, answers: Mapping[str, AnswerValue]) -
 
 # --- Small pieces ---------------------------------------------------------------------------
 
+BRANCH_SUFFIXES = ("党总支部", "党总支", "党支部", "党委", "支部")
+"""Dropped from a branch's name in headers: 东盾村党支部 reads 东盾村 on a phone."""
 
-def _shorten(text: str, limit: int) -> str:
-    """Text cut to ``limit`` characters with an ellipsis, on one line."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+TRAILING_PUNCTUATION = "？?：:。.，,；;！! "
+"""Stripped from a label before ``：answer`` so the line never reads 怎么样？：较好."""
+
+PICKER_LABELLED_MAX = 12
+"""Up to this many items the picker shows a labelled button each; more get numbers only."""
+
+NUMBERS_PER_PICKER_ROW = 5
 
 
-def item_label(item: Item, locale: str) -> str:
-    """A short name for an item in the review: its description for choices, else its text."""
-    if item.kind == "choice" and item.description is not None:
-        return _shorten(item.description.get(locale), LABEL_CHARS)
-    return _shorten(item.text.get(locale), LABEL_CHARS)
+def short_branch(name: str) -> str:
+    """A branch as a header shows it: 东盾村党支部 → 东盾村 (the name alone if nothing is left)."""
+    for suffix in BRANCH_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name.removesuffix(suffix)
+    return name
+
+
+def display_name(instrument: Instrument, branch_name: str, locale: str) -> str:
+    """满意度测评 · 东盾村: the instrument's short name and the branch, for buttons and headers."""
+    return t(
+        "answering.display_name",
+        locale,
+        title=instrument.display_title(locale),
+        branch=short_branch(branch_name),
+    )
+
+
+def unit_of(instrument: Instrument, locale: str) -> str:
+    """题 for questions, 项 for the lines of a scored sheet (a checklist item is not a 题)."""
+    key = "answering.unit.item" if instrument.is_scored else "answering.unit.question"
+    return t(key, locale)
+
+
+def _flat(text: str) -> str:
+    """Text on one line, runs of whitespace as one space."""
+    return " ".join(text.split())
+
+
+def item_label(item: Item, locale: str, number: int | None = None) -> str:
+    """A few words naming an item (总体评价); its number when the instrument gives none.
+
+    Never a cut: a text cut mid-phrase reads as something else, so a long item text is
+    named by its number instead (第12项).
+    """
+    # A choice's description names its aspect (领导班子好); a scored line's is a standard.
+    described = item.description if item.kind == "choice" else None
+    for text in (item.short_label, described):
+        if text is not None and len(_flat(text.get(locale))) <= LABEL_CHARS:
+            return _flat(text.get(locale)).rstrip(TRAILING_PUNCTUATION)
+    flat = _flat(item.text.get(locale)).rstrip(TRAILING_PUNCTUATION)
+    if len(flat) <= LABEL_CHARS or number is None:
+        return flat
+    return t("answering.item_number", locale, number=number)
 
 
 def format_answer(item: Item, value: AnswerValue | None, locale: str) -> str:
-    """One answer in a few words: 满意 · 18 分 · 扣 2 分（原因）· the text."""
+    """One answer in a few words: 满意 · 18 分 · 扣 2 分（原因）· the text (never cut)."""
     if value is None:
         key = "answering.answer.skipped" if not item.required else "answering.answer.none"
         return t(key, locale)
@@ -138,10 +180,11 @@ def format_answer(item: Item, value: AnswerValue | None, locale: str) -> str:
     if value.deduction is not None:
         if value.deduction == 0:
             return t("answering.answer.no_deduction", locale)
-        reason = _shorten(value.reason or "", ANSWER_CHARS)
         amount = format_amount(value.deduction)
-        return t("answering.answer.deduction", locale, amount=amount, reason=reason)
-    return _shorten(value.text or "", ANSWER_CHARS)
+        return t(
+            "answering.answer.deduction", locale, amount=amount, reason=_flat(value.reason or "")
+        )
+    return _flat(value.text or "")
 
 
 def _button(label: str, data: str) -> InlineKeyboardButton:
@@ -175,9 +218,25 @@ def _amounts(
 
 
 def _header(survey: Survey) -> str:
-    """Form title and the branch it is about."""
-    title = survey.instrument.title.get(survey.locale)
-    return t("answering.header", survey.locale, title=title, branch=survey.branch_name)
+    """One line naming the form and the branch: 满意度测评 · 东盾村."""
+    return display_name(survey.instrument, survey.branch_name, survey.locale)
+
+
+def _question_header(survey: Survey, position: int) -> str:
+    """满意度测评 · 东盾村 · 第 2/9 题 — one line; a scored sheet names the section too."""
+    instrument, locale = survey.instrument, survey.locale
+    item = instrument.items[position]
+    progress = t(
+        "answering.progress",
+        locale,
+        number=position + 1,
+        count=len(instrument.items),
+        unit=unit_of(instrument, locale),
+    )
+    if instrument.is_scored and len(instrument.sections) > 1:
+        section = instrument.section_of(item.id).title.get(locale)
+        progress = t("answering.progress_section", locale, progress=progress, section=section)
+    return t("answering.question_header", locale, header=_header(survey), progress=progress)
 
 
 def _score_line(survey: Survey, answers: Mapping[str, AnswerValue]) -> str | None:
@@ -197,11 +256,19 @@ def _join(*parts: str | None) -> str:
 # --- Question screens -----------------------------------------------------------------------
 
 
-def render(survey: Survey, state: DraftState, notice: str | None = None) -> View:
-    """The screen the draft is on, with an optional notice (an error, a reminder) on top."""
+def render(
+    survey: Survey, state: DraftState, notice: str | None = None, *, intro: bool = False
+) -> View:
+    """The screen the draft is on, with an optional notice (an error, a reminder) on top.
+
+    ``intro``: open with the instrument's intro (the anonymity notice), said once when the
+    survey starts and never again on a re-ask.
+    """
     stage = state.screen.stage.name
     if stage is StageName.REVIEW:
         view = review_view(survey, state)
+    elif stage is StageName.PICK:
+        view = picker_view(survey, state)
     elif stage is StageName.CONFIRM:
         view = confirm_view(survey, state)
     elif stage is StageName.AMOUNT:
@@ -209,7 +276,7 @@ def render(survey: Survey, state: DraftState, notice: str | None = None) -> View
     elif stage is StageName.REASON:
         view = reason_view(survey, state)
     else:
-        view = question_view(survey, state)
+        view = question_view(survey, state, intro=intro)
     if notice:
         return View(f"{notice}\n\n{view.text}", view.keyboard)
     return view
@@ -221,35 +288,33 @@ def _data(survey: Survey, state: DraftState, action: Action, arg: str | int | No
     return encode_answer(survey.assignment_id, screen.revision, screen.position, action, arg)
 
 
-def _question_text(survey: Survey, state: DraftState, hint: str | None) -> str:
-    """Header, progress, the item, its current answer, the hint and the running total."""
+def _question_text(
+    survey: Survey, state: DraftState, hint: str | None, *, intro: bool = False
+) -> str:
+    """One header line, the item (its aspect labelled), its current answer, hint and total."""
     instrument, locale = survey.instrument, survey.locale
     position = state.screen.position
     item = instrument.items[position]
-    section = instrument.section_of(item.id)
-    # The intro (the anonymity notice, for the satisfaction survey) opens question 1 only.
-    opening = position == 0 and state.screen.stage.name is StageName.QUESTION
-    intro = instrument.intro.get(locale) if instrument.intro and opening else None
-    progress = t(
-        "answering.progress",
-        locale,
-        number=position + 1,
-        count=len(instrument.items),
-        section=section.title.get(locale),
-    )
-    description = item.description.get(locale) if item.description else None
+    opening = instrument.intro.get(locale) if instrument.intro and intro else None
+    # A choice's description names the aspect it asks about and comes first (测评要点);
+    # a scored line's description is the standard it is scored against, after it.
+    described = _flat(item.description.get(locale)) if item.description else None
+    aspect = t("answering.aspect", locale, text=described) if described else None
+    standard = None
+    if described and item.kind != "choice":
+        aspect, standard = None, t("answering.standard", locale, text=described)
     current = state.answers.get(item.id)
     current_line = (
         t("answering.current_answer", locale, answer=format_answer(item, current, locale))
         if current is not None
         else None
     )
-    body = _join(item.text.get(locale), description)
     return _join(
-        _header(survey),
-        intro and f"\n{intro}\n",
-        progress,
-        body,
+        opening and f"{opening}\n",
+        _question_header(survey, position),
+        aspect,
+        item.text.get(locale),
+        standard,
         current_line,
         hint,
         _score_line(survey, state.answers),
@@ -268,7 +333,7 @@ def _question_hint(item: Item, locale: str) -> str | None:
     return None
 
 
-def question_view(survey: Survey, state: DraftState) -> View:
+def question_view(survey: Survey, state: DraftState, *, intro: bool = False) -> View:
     """One question with its answer buttons and the navigation row."""
     locale = survey.locale
     item = survey.instrument.items[state.screen.position]
@@ -287,21 +352,45 @@ def question_view(survey: Survey, state: DraftState) -> View:
             [_labelled(survey, state, "answering.button.no_deduction", Action.NO_DEDUCTION)]
         )
         rows.append([_labelled(survey, state, "answering.button.deduct", Action.DEDUCT)])
+        if not state.screen.stage.from_review and _rest_open(survey, state):
+            rows.append([_labelled(survey, state, "answering.button.rest", Action.REST)])
     rows.extend(_navigation(survey, state, item))
-    text = _question_text(survey, state, _question_hint(item, locale))
+    text = _question_text(survey, state, _question_hint(item, locale), intro=intro)
     return View(text, InlineKeyboardMarkup(rows) if rows else None)
+
+
+def rest_of_section(instrument: Instrument, position: int) -> list[Item]:
+    """The items of the section at ``position`` from there to its end."""
+    item = instrument.items[position]
+    section = instrument.section_of(item.id)
+    ids = [each.id for each in section.items]
+    return list(section.items[ids.index(item.id) :])
+
+
+def _rest_open(survey: Survey, state: DraftState) -> bool:
+    """Whether 本部分其余各项均不扣分 would settle more than this one item."""
+    rest = rest_of_section(survey.instrument, state.screen.position)
+    return sum(1 for item in rest if item.id not in state.answers) > 1
 
 
 def _navigation(survey: Survey, state: DraftState, item: Item) -> list[list[InlineKeyboardButton]]:
     """上一题 (or 返回核对 when changing one answer from the review) and 跳过 for optional items."""
     row: list[InlineKeyboardButton] = []
+    back_key = (
+        "answering.button.back_item" if survey.instrument.is_scored else "answering.button.back"
+    )
     if state.screen.stage.from_review:
         row.append(_labelled(survey, state, "answering.button.to_review", Action.BACK))
     elif state.screen.position > 0:
-        row.append(_labelled(survey, state, "answering.button.back", Action.BACK))
+        row.append(_labelled(survey, state, back_key, Action.BACK))
     if not item.required:
         row.append(_labelled(survey, state, "answering.button.skip", Action.SKIP))
     return [row] if row else []
+
+
+def deduction_range(item: Item) -> tuple[str, str]:
+    """(least, most) a deduction can be, as the prompt and the error both say it."""
+    return format_amount(item.step), format_amount(item.max_points or 0)
 
 
 def amount_view(survey: Survey, state: DraftState) -> View:
@@ -309,7 +398,8 @@ def amount_view(survey: Survey, state: DraftState) -> View:
     item = survey.instrument.items[state.screen.position]
     rows = _amounts(survey, state, Action.AMOUNT, deduction_choices(item))
     rows.append([_labelled(survey, state, "answering.button.cancel_deduction", Action.BACK)])
-    hint = t("answering.ask_amount", survey.locale, max=format_amount(item.max_points or 0))
+    least, most = deduction_range(item)
+    hint = t("answering.ask_amount", survey.locale, min=least, max=most)
     return View(_question_text(survey, state, hint), InlineKeyboardMarkup(rows))
 
 
@@ -323,21 +413,58 @@ def reason_view(survey: Survey, state: DraftState) -> View:
     return View(_question_text(survey, state, hint), InlineKeyboardMarkup([[back]]))
 
 
-# --- Review, confirmation, thanks -----------------------------------------------------------
+# --- Review, picker, confirmation, thanks ---------------------------------------------------
+
+
+def _only_deductions(instrument: Instrument) -> bool:
+    """A checklist scored by deduction: the review lists what was deducted, not every line."""
+    return all(item.kind == "deduction" for item in instrument.items)
+
+
+def deduction_lines(survey: Survey, answers: Mapping[str, AnswerValue]) -> list[str]:
+    """The deductions only, one line each: "第3项（党建基础）：扣 2 分（台账不全）"."""
+    instrument, locale = survey.instrument, survey.locale
+    lines = []
+    for number, item in enumerate(instrument.items, start=1):
+        answer = answers.get(item.id)
+        if answer is None or not answer.deduction:
+            continue
+        section = instrument.section_of(item.id).title.get(locale)
+        lines.append(
+            t(
+                "answering.review.deduction_line",
+                locale,
+                number=number,
+                section=section,
+                answer=format_answer(item, answer, locale),
+            )
+        )
+    return lines
 
 
 def review_lines(survey: Survey, answers: Mapping[str, AnswerValue]) -> list[str]:
-    """Every answer, one compact line each: "1. 领导班子好：满意"."""
-    locale = survey.locale
+    """Every answer, one line each ("1. 领导班子好：满意"); a checklist's deductions only."""
+    instrument, locale = survey.instrument, survey.locale
+    if _only_deductions(instrument):
+        lines = deduction_lines(survey, answers)
+        rest = sum(
+            1
+            for item in instrument.items
+            if (answer := answers.get(item.id)) is not None and not answer.deduction
+        )
+        if rest:
+            key = "answering.review.rest_none" if lines else "answering.review.all_none"
+            lines.append(t(key, locale, count=rest))
+        return lines
     return [
         t(
             "answering.review.line",
             locale,
             number=number,
-            label=item_label(item, locale),
+            label=item_label(item, locale, number),
             answer=format_answer(item, answers.get(item.id), locale),
         )
-        for number, item in enumerate(survey.instrument.items, start=1)
+        for number, item in enumerate(instrument.items, start=1)
     ]
 
 
@@ -353,30 +480,61 @@ def missing_text(
     if not numbers:
         return None
     separator = t("answering.list_separator", locale)
-    return t("answering.review.missing", locale, numbers=separator.join(numbers))
+    key = "answering.review.missing_items" if instrument.is_scored else "answering.review.missing"
+    return t(key, locale, numbers=separator.join(numbers), unit=unit_of(instrument, locale))
 
 
 def review_view(survey: Survey, state: DraftState) -> View:
-    """All answers with a button to change each, and 提交."""
+    """The answers, then 提交 first and one button that opens the picker of answers to change."""
     locale = survey.locale
-    items = survey.instrument.items
+    title_key = (
+        "answering.review.title_items" if survey.instrument.is_scored else "answering.review.title"
+    )
     text = _join(
         _header(survey),
-        t("answering.review.title", locale),
+        t(title_key, locale),
         "\n".join(review_lines(survey, state.answers)),
         _score_line(survey, state.answers),
         missing_text(survey.instrument, state.answers, locale),
     )
-    edits = [
-        _button(
-            t("answering.button.edit", locale, number=number),
-            _data(survey, state, Action.EDIT, number - 1),
-        )
-        for number in range(1, len(items) + 1)
+    pick_key = (
+        "answering.button.pick_item" if survey.instrument.is_scored else "answering.button.pick"
+    )
+    rows = [
+        [_labelled(survey, state, "answering.button.submit", Action.SUBMIT)],
+        [_labelled(survey, state, pick_key, Action.PICK)],
     ]
-    rows = _rows(edits, EDITS_PER_ROW)
-    rows.append([_labelled(survey, state, "answering.button.submit", Action.SUBMIT)])
     return View(text, InlineKeyboardMarkup(rows))
+
+
+def picker_view(survey: Survey, state: DraftState) -> View:
+    """Which answer to change: a short label each (总体评价), or numbers on a long checklist."""
+    instrument, locale = survey.instrument, survey.locale
+    items = instrument.items
+    if len(items) <= PICKER_LABELLED_MAX:
+        rows = [
+            [
+                _button(
+                    t(
+                        "answering.button.pick_one",
+                        locale,
+                        number=number,
+                        label=item_label(item, locale, number),
+                    ),
+                    _data(survey, state, Action.EDIT, number - 1),
+                )
+            ]
+            for number, item in enumerate(items, start=1)
+        ]
+    else:
+        numbers = [
+            _button(str(number), _data(survey, state, Action.EDIT, number - 1))
+            for number in range(1, len(items) + 1)
+        ]
+        rows = _rows(numbers, NUMBERS_PER_PICKER_ROW)
+    rows.append([_labelled(survey, state, "answering.button.to_review", Action.RETURN)])
+    title = t("answering.picker.title", locale, unit=unit_of(instrument, locale))
+    return View(_join(_header(survey), title), InlineKeyboardMarkup(rows))
 
 
 def confirm_view(survey: Survey, state: DraftState) -> View:
@@ -393,8 +551,14 @@ def confirm_view(survey: Survey, state: DraftState) -> View:
     return View(text, InlineKeyboardMarkup(rows))
 
 
-def thanks_view(survey: Survey, total: Decimal | None, *, next_round_id: int | None = None) -> View:
-    """Thanks, and what happens next; inspectors get a button to score their next branch."""
+def thanks_view(
+    survey: Survey,
+    total: Decimal | None,
+    *,
+    answers: Mapping[str, AnswerValue] | None = None,
+    next_round_id: int | None = None,
+) -> View:
+    """Thanks, and what happens next; inspectors get the deductions to read out on site."""
     locale = survey.locale
     if survey.instrument.anonymous:
         body = t("answering.thanks.anonymous", locale)
@@ -402,159 +566,19 @@ def thanks_view(survey: Survey, total: Decimal | None, *, next_round_id: int | N
         body = t("answering.thanks.scored", locale, total=format_amount(total))
     else:
         body = t("answering.thanks.named", locale)
+    read_out = None
+    if answers is not None and _only_deductions(survey.instrument):
+        lines = deduction_lines(survey, answers)
+        read_out = (
+            _join(t("answering.thanks.deductions", locale), *lines)
+            if lines
+            else t("answering.thanks.no_deductions", locale)
+        )
     keyboard = None
     if next_round_id is not None:
         button = _button(
             t("answering.button.next_branch", locale), encode_branch_list(next_round_id)
         )
         keyboard = InlineKeyboardMarkup([[button]])
-    return View(_join(_header(survey), body, t("answering.thanks.more", locale)), keyboard)
-
-
-# --- Lists ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TodoEntry:
-    """One assignment as the to-do list shows it."""
-
-    assignment_id: int
-    round_id: int
-    title: str
-    branch_name: str
-    answered: int
-    total: int
-    status: str  # pending | in_progress | submitted
-    window: str  # storage.responses.WindowState value
-    opens_at: datetime | None
-    deadline: datetime | None
-    inspection: bool
-
-
-def format_time(value: datetime, locale: str, zone: ZoneInfo) -> str:
-    """A UTC time as the local wall clock (Asia/Shanghai by default)."""
-    return t("common.datetime", locale, value=value.astimezone(zone))
-
-
-def _when_line(entry: TodoEntry, locale: str, zone: ZoneInfo) -> str:
-    """截止 …, 尚未开始（…开放）or 已截止."""
-    if entry.window == "not_open" and entry.opens_at is not None:
-        return t("answering.todo.opens", locale, when=format_time(entry.opens_at, locale, zone))
-    if entry.window == "not_open":
-        return t("answering.todo.not_open", locale)
-    if entry.window == "closed" or entry.deadline is None:
-        return t("answering.todo.closed", locale)
-    return t("answering.todo.deadline", locale, when=format_time(entry.deadline, locale, zone))
-
-
-def todo_view(entries: Sequence[TodoEntry], locale: str, zone: ZoneInfo) -> View:
-    """What is still to do, with deadlines and progress; a button for each open one.
-
-    Inspection assignments are grouped per round behind one button that lists the branches.
-    """
-    pending = [entry for entry in entries if entry.status != "submitted"]
-    if not pending:
-        return View(t("answering.todo.nothing", locale))
-    lines = [t("answering.todo.title", locale)]
-    rows: list[list[InlineKeyboardButton]] = []
-    number = 0
-    for entry in _without_inspection(pending):
-        number += 1
-        when = _when_line(entry, locale, zone)
-        lines.append(
-            t(
-                "answering.todo.line",
-                locale,
-                number=number,
-                title=entry.title,
-                branch=entry.branch_name,
-                answered=entry.answered,
-                total=entry.total,
-                when=when,
-            )
-        )
-        if entry.window == "open":
-            key = "answering.button.resume" if entry.answered else "answering.button.start"
-            rows.append(
-                [_button(t(key, locale, title=entry.title), encode_start(entry.assignment_id))]
-            )
-    for round_id, group in _inspection_groups(entries).items():
-        if all(entry.status == "submitted" for entry in group):
-            continue
-        number += 1
-        first = group[0]
-        done = sum(1 for entry in group if entry.status == "submitted")
-        lines.append(
-            t(
-                "answering.todo.inspection_line",
-                locale,
-                number=number,
-                title=t("answering.inspection_title", locale),
-                done=done,
-                count=len(group),
-                when=_when_line(first, locale, zone),
-            )
-        )
-        if first.window == "open":
-            label = t(
-                "answering.button.branches", locale, title=t("answering.inspection_title", locale)
-            )
-            rows.append([_button(label, encode_branch_list(round_id))])
-    return View("\n".join(lines), InlineKeyboardMarkup(rows) if rows else None)
-
-
-def _without_inspection(entries: Iterable[TodoEntry]) -> list[TodoEntry]:
-    """The entries that are not inspection sheets."""
-    return [entry for entry in entries if not entry.inspection]
-
-
-def _inspection_groups(entries: Iterable[TodoEntry]) -> dict[int, list[TodoEntry]]:
-    """Inspection entries by round."""
-    groups: dict[int, list[TodoEntry]] = {}
-    for entry in entries:
-        if entry.inspection:
-            groups.setdefault(entry.round_id, []).append(entry)
-    return groups
-
-
-def branch_list_view(entries: Sequence[TodoEntry], locale: str, zone: ZoneInfo) -> View:
-    """An inspector's branches in one round, with status; a button for each one still to score."""
-    if not entries:
-        return View(t("answering.todo.nothing", locale))
-    first = entries[0]
-    lines = [
-        t("answering.branches.title", locale, title=t("answering.inspection_title", locale)),
-        _when_line(first, locale, zone),
-    ]
-    rows: list[list[InlineKeyboardButton]] = []
-    for entry in entries:
-        status = t(
-            f"answering.status.{entry.status}",
-            locale,
-            answered=entry.answered,
-            total=entry.total,
-        )
-        lines.append(t("answering.branches.line", locale, branch=entry.branch_name, status=status))
-        if entry.status != "submitted" and entry.window == "open":
-            label = t("answering.branches.button", locale, branch=entry.branch_name, status=status)
-            rows.append([_button(label, encode_start(entry.assignment_id))])
-    return View("\n".join(lines), InlineKeyboardMarkup(rows) if rows else None)
-
-
-def window_text(
-    window: str,
-    *,
-    opens_at: datetime | None,
-    deadline: datetime | None,
-    locale: str,
-    zone: ZoneInfo,
-) -> str:
-    """Why answers are not taken now, with the dates."""
-    if window == "not_open":
-        if opens_at is not None:
-            when = format_time(opens_at, locale, zone)
-            return t("answering.window.not_yet", locale, when=when)
-        return t("answering.window.not_open", locale)
-    if deadline is not None:
-        return t("answering.window.closed", locale, when=format_time(deadline, locale, zone))
-    return t("answering.window.round_closed", locale)
+    more = t("answering.thanks.more", locale)
+    return View(_join(_header(survey), body, read_out, more), keyboard)

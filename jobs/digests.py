@@ -9,7 +9,7 @@ non-respondents); what anyone answered never appears here, and a branch with few
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -149,19 +149,32 @@ def secretary_reminder_text(
     locale: str,
 ) -> str:
     """Before a deadline: the branch's participation, how many more, who has not answered."""
-    hours_left = max(1, round((deadline - now).total_seconds() / 3600))
     header = t(
         "jobs.secretary_reminder.header",
         locale,
         branch=branch.name,
         phases=phase_names(phases, locale),
         deadline=local_time(deadline, zone, locale),
-        hours=hours_left,
+        left=time_left(deadline - now, locale),
     )
     lines = [header, *coverage_lines(branch, audiences, locale)]
     lines.append(t("jobs.secretary_reminder.needed", locale, needed=needed(branch, audiences)))
     lines += missing_lines(missing, locale)
     return "\n".join(lines)
+
+
+DAYS_FROM_HOURS = 48
+"""Beyond two days a deadline is counted in days (还有约10天, not 还有约232小时)."""
+
+
+def time_left(left: timedelta, locale: str) -> str:
+    """How long until a deadline, as people say it: days beyond 48 hours, else hours."""
+    hours = left.total_seconds() / 3600
+    if hours > DAYS_FROM_HOURS:
+        return t("jobs.left.days", locale, count=round(hours / 24))
+    if hours >= 2:  # "about 1 hours" is not English; below two hours, say so
+        return t("jobs.left.hours", locale, count=round(hours))
+    return t("jobs.left.hour", locale)
 
 
 def personal_reminder_text(

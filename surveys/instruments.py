@@ -91,6 +91,9 @@ class Item(_Strict):
     kind: ItemKind
     text: Text
     description: Text | None = None
+    # A few words naming the item on the review screen and in the picker (总体评价);
+    # without one the review uses the description, or the number alone.
+    short_label: Text | None = None
     options: list[Option] = Field(default=[], validate_default=True)
     max_points: Num | None = Field(default=None, validate_default=True)
     step: Num = Field(default=Decimal("0.5"), validate_default=True)
@@ -199,6 +202,9 @@ class Instrument(_Strict):
     id: str
     version: int = Field(gt=0)
     title: Text
+    # The name shown on buttons and screen headers (满意度测评): the full title is the
+    # paper form's and does not fit a phone's button.
+    short_title: Text | None = None
     phase: Phase
     audiences: list[Audience] = Field(min_length=1)
     anonymous: bool = False
@@ -248,6 +254,10 @@ class Instrument(_Strict):
     def key(self) -> str:
         """The stable reference stored with answers: ``id@version``."""
         return f"{self.id}@{self.version}"
+
+    def display_title(self, locale: str) -> str:
+        """The short name for buttons and headers, or the full title when there is none."""
+        return (self.short_title or self.title).get(locale)
 
     @property
     def is_scored(self) -> bool:

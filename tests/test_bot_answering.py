@@ -69,7 +69,7 @@ async def test_a_member_answers_the_whole_survey_and_nothing_ties_them_to_their_
 
     first = await phone.tap(phone.buttons[0])
     assert "不记名" in first.text  # the anonymity notice comes before question 1
-    assert "第 1/9 题" in first.text
+    assert "满意度测评 · 红星村 · 第 1/9 题" in first.text
     assert first.edits and not first.messages  # edited in place, no new message
     assert phone.buttons == ["满意", "基本满意", "不满意"]
 
@@ -88,7 +88,9 @@ async def test_a_member_answers_the_whole_survey_and_nothing_ties_them_to_their_
     assert "1. 领导班子好：满意" in review.text
     assert "3. 工作机制好：不满意" in review.text
 
-    changed = await phone.tap("改第3题")
+    picker = await phone.tap("✏️ 修改某一题")
+    assert phone.buttons[2] == "3. 工作机制好", picker.text
+    changed = await phone.tap("3. 工作机制好")
     assert "第 3/9 题" in changed.text and "↩️ 返回核对" in phone.buttons
     back_to_review = await phone.tap("基本满意")
     assert "3. 工作机制好：基本满意" in back_to_review.text  # straight back to the review
@@ -253,9 +255,10 @@ async def test_a_button_from_an_old_message_is_refused_and_the_current_question_
     old_message, old_data = callback_data_of(phone, "不满意")
     await phone.tap("满意")
     await phone.tap("满意")
-    # Text where a button is expected: the question comes again as a new message.
-    nudge = await phone.send("满意")
-    assert t("answering.use_buttons") in nudge.text
+    # Text that is no option: the question comes again as a new message, without the intro.
+    nudge = await phone.send("还行吧")
+    assert t("answering.hint.choice_typed", count=3) in nudge.text
+    assert "不记名" not in nudge.text
     assert nudge.messages and "第 3/9 题" in nudge.text
     assert phone.buttons[:3] == ["满意", "基本满意", "不满意"]  # the buttons are kept
     mine = assignment_of(bot.engine, bot.world, "member", "satisfaction")
@@ -278,6 +281,22 @@ async def test_a_button_from_an_old_message_is_refused_and_the_current_question_
 # --- Typed answers ------------------------------------------------------------------------
 
 
+async def test_a_member_may_type_an_options_number_or_its_words(bot: BotHarness) -> None:
+    phone = await registered(bot, "member", MEMBER)
+    await start_survey(phone)
+    by_number = await phone.send("1")
+    assert "第 2/9 题" in by_number.text
+    by_words = await phone.send("基本满意。")
+    assert "第 3/9 题" in by_words.text
+    assert t("answering.use_buttons") not in by_words.text and "不记名" not in by_words.text
+    mine = assignment_of(bot.engine, bot.world, "member", "satisfaction")
+    draft = draft_of(bot.engine, mine.id)  # type: ignore[arg-type]
+    assert draft is not None
+    assert draft.answers == {"q1": {"choice": "satisfied"}, "q2": {"choice": "basically_satisfied"}}
+    out_of_range = await phone.send("4")
+    assert "1 到 3" in out_of_range.text and "第 3/9 题" in out_of_range.text
+
+
 async def test_an_over_long_suggestion_is_refused_with_the_limit(bot: BotHarness) -> None:
     phone = await registered(bot, "member", MEMBER)
     await start_survey(phone)
@@ -290,7 +309,7 @@ async def test_an_over_long_suggestion_is_refused_with_the_limit(bot: BotHarness
     draft = draft_of(bot.engine, mine.id)  # type: ignore[arg-type]
     assert draft is not None and "q9" not in draft.answers
     skipped = await phone.tap("跳过 ➡️")
-    assert "9. 您对本支部还有什么意见和建议？…：（未填）" in skipped.text
+    assert "9. 意见建议：（未填）" in skipped.text
 
 
 async def test_a_committee_member_scores_the_self_evaluation_with_typed_points(
@@ -298,9 +317,9 @@ async def test_a_committee_member_scores_the_self_evaluation_with_typed_points(
 ) -> None:
     phone = await registered(bot, "secretary", SECRETARY)
     first = await phone.send("/surveys")
-    assert "自评表" in first.text and "满意度" in first.text
-    await phone.tap(next(b for b in phone.buttons if "自评表" in b))
-    assert "第 1/7 题" in phone.screen.text and "当前得分 0/100" in phone.screen.text
+    assert "支部自评" in first.text and "满意度" in first.text
+    await phone.tap(next(b for b in phone.buttons if "支部自评" in b))
+    assert "第 1/7 项" in phone.screen.text and "当前得分 0/100" in phone.screen.text
 
     too_much = await phone.send("25")
     assert "0 到 20" in too_much.text
@@ -377,7 +396,8 @@ async def test_a_second_attempt_after_submitting_is_told_it_is_done(bot: BotHarn
     again = await phone.tap(callback_data=start_data, message_id=old_list_message)
     assert again.alert == t("answering.already_submitted")
     todo = await phone.send("/surveys")
-    assert todo.text == t("answering.todo.nothing")
+    # What was done stays visible (issue 14), not just "nothing to do".
+    assert todo.text == t("answering.todo.nothing") + "\n满意度测评 · 红星村：已提交 ✅"
     fold_due(bot.engine, now=PHASE_OVER)
     with Session(bot.engine) as session:
         assert session.exec(select(SatisfactionBallots)).one().ballots == 1
@@ -485,10 +505,10 @@ async def test_a_member_who_chose_english_answers_in_english(bot: BotHarness) ->
         session.add(account)
     phone = bot.phone(MEMBER)
     todo = await phone.send("/surveys")
-    assert "answered 0/9" in todo.text and "deadline 2026-03-16 09:00" in todo.text
+    assert "0 of 9 answered" in todo.text and "deadline 2026-03-16 09:00" in todo.text
     first = await phone.tap(phone.buttons[0])
-    assert "anonymous" in first.text and "Question 1/9" in first.text
-    assert phone.buttons == ["Satisfied", "Basically satisfied", "Dissatisfied"]
+    assert "anonymous" in first.text and "question 1 of 9" in first.text
+    assert phone.buttons == ["Satisfied", "Mostly satisfied", "Dissatisfied"]
 
 
 async def test_resuming_from_a_new_list_continues_and_retires_the_old_message(
@@ -500,7 +520,8 @@ async def test_resuming_from_a_new_list_continues_and_retires_the_old_message(
     await phone.tap("不满意")
     todo = await phone.send("/surveys")
     assert "已答 2/9" in todo.text
-    resumed = await phone.tap("▶️ 继续：基层党组织分类定级党员群众满意度测评表")
+    resumed = await phone.tap("▶️ 继续：满意度测评 · 红星村")
+    assert "不记名" not in resumed.text  # the intro opened the survey once, not on resuming
     assert "第 3/9 题" in resumed.text
     assert keyboards(phone) == [False, True]  # the first survey message lost its buttons
 

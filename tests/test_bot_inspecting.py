@@ -33,8 +33,8 @@ async def test_an_inspector_scores_one_branch_by_deduction_then_picks_the_next(
     todo = await phone.send("/surveys")
     assert "已评 0/2 个支部" in todo.text
     branches = await phone.tap(phone.buttons[0])
-    assert "红星村党支部：未开始" in branches.text
-    await phone.tap(next(b for b in phone.buttons if b.startswith("红星村党支部")))
+    assert "红星村：未开始" in branches.text
+    await phone.tap(next(b for b in phone.buttons if b.startswith("红星村")))
     assert "当前得分 100/100" in phone.screen.text
 
     await phone.tap("➖ 扣分")
@@ -42,7 +42,7 @@ async def test_an_inspector_scores_one_branch_by_deduction_then_picks_the_next(
     asked = await phone.tap("1")
     assert "请发送扣分原因" in asked.text
     after_reason = await phone.send("服务项目未公示")
-    assert "第 2/37 题" in after_reason.text and "当前得分 99/100" in after_reason.text
+    assert "第 2/37 项" in after_reason.text and "当前得分 99/100" in after_reason.text
     await phone.tap("✅ 不扣分")  # basics_2
     await phone.tap("➖ 扣分")  # basics_3
     await phone.send("2.5")  # typed amount
@@ -54,7 +54,8 @@ async def test_an_inspector_scores_one_branch_by_deduction_then_picks_the_next(
     review = phone.screen.text
     assert "扣 1 分（服务项目未公示）" in review and "当前得分 96.5/100" in review
     # On second thought the first line deserves a deduction of 0.5 only.
-    await phone.tap("改第1题")
+    await phone.tap("✏️ 修改某一项")
+    await phone.tap("1")
     await phone.tap("➖ 扣分")
     await phone.tap("0.5")
     changed = await phone.send("服务项目未公示")
@@ -74,19 +75,22 @@ async def test_an_inspector_scores_one_branch_by_deduction_then_picks_the_next(
     }
 
     listing = await phone.tap("📋 评下一个支部")
-    assert "红星村党支部：已提交" in listing.text
-    second = await phone.tap(next(b for b in phone.buttons if b.startswith("东方机械厂党支部")))
-    assert "东方机械厂党支部" in second.text and "第 1/" in second.text
+    assert "红星村：已提交" in listing.text
+    second = await phone.tap(next(b for b in phone.buttons if b.startswith("东方机械厂")))
+    assert "东方机械厂" in second.text and "第 1/" in second.text
 
 
 async def test_a_deduction_needs_a_reason_and_a_valid_amount(bot: BotHarness) -> None:
     phone = await registered(bot, "inspector", INSPECTOR)
     await phone.send("/surveys")
     await phone.tap(phone.buttons[0])
-    await phone.tap(next(b for b in phone.buttons if b.startswith("红星村党支部")))
-    await phone.tap("➖ 扣分")
+    await phone.tap(next(b for b in phone.buttons if b.startswith("红星村")))
+    typed_reason = await phone.send("台账不全")  # a reason before any amount: what to do next
+    assert t("answering.hint.deduct_first") in typed_reason.text
+    asked = await phone.tap("➖ 扣分")
+    assert "0.5 到 3 分" in asked.text
     too_much = await phone.send("4")  # basics_1 is worth 3
-    assert "0 到 3" in too_much.text
+    assert "0.5 到 3 分" in too_much.text  # the prompt's range, not the validator's 0
     await phone.tap("2")
     blank = await phone.send("   ")
     assert t("answering.error.reason_required") in blank.text
@@ -95,3 +99,34 @@ async def test_a_deduction_needs_a_reason_and_a_valid_amount(bot: BotHarness) ->
     mine = assignment_of(bot.engine, bot.world, "inspector", "inspection_village")
     draft = draft_of(bot.engine, mine.id)  # type: ignore[arg-type]
     assert draft is not None and draft.answers == {}
+
+
+async def test_the_rest_of_a_section_takes_one_tap_and_the_review_lists_only_deductions(
+    bot: BotHarness,
+) -> None:
+    phone = await registered(bot, "inspector", INSPECTOR)
+    await phone.send("/surveys")
+    await phone.tap(phone.buttons[0])
+    await phone.tap(next(b for b in phone.buttons if b.startswith("红星村")))
+    await phone.tap("➖ 扣分")
+    await phone.tap("2")
+    await phone.send("服务项目未公示")  # basics_1
+    sheet = get_instrument("inspection_village")
+    for following in [*sheet.sections[1:], None]:
+        next_section = await phone.tap("⏭️ 本部分其余各项均不扣分")
+        if following is not None:  # on to the first line of the next section
+            first = sheet.items.index(following.items[0]) + 1
+            assert f"第 {first}/{len(sheet.items)} 项（{following.title.zh}）" in next_section.text
+    review = phone.screen.text
+    assert "第1项（党建基础）：扣 2 分（服务项目未公示）" in review
+    assert f"其余 {len(sheet.items) - 1} 项不扣分" in review
+    assert "题" not in review
+    assert phone.buttons == ["📨 提交", "✏️ 修改某一项"]
+    await phone.tap("📨 提交")
+    thanks = await phone.tap("✅ 确认提交")
+    assert "本次扣分项（可现场反馈）：\n第1项（党建基础）：扣 2 分（服务项目未公示）" in thanks.text
+    mine = assignment_of(bot.engine, bot.world, "inspector", "inspection_village")
+    with Session(bot.engine) as session:
+        answers = session.exec(select(Answer)).all()
+    assert len(answers) == len(sheet.items)
+    assert mine.status == "submitted"

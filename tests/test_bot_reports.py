@@ -232,7 +232,7 @@ async def test_members_and_strangers_see_no_tally(town: BotHarness) -> None:
     assert REFUSED in refused.text and "红星" not in refused.text
     stranger = town.phone(9999)
     unknown = await stranger.send("/tally")
-    assert "请先通过邀请链接完成登记" in unknown.text
+    assert "您还没有登记" in unknown.text
     assert len(refusals(town.engine, "report.tally")) == 2
 
 
@@ -284,10 +284,10 @@ async def test_ranking_lists_both_orders(town: BotHarness) -> None:
 async def test_the_organizer_confirms_a_proposal_and_it_locks(town: BotHarness) -> None:
     phone = phone_of(town, "organizer", ORGANIZER)
     overview = await phone.send("/grades")
-    assert "分数线：好 90分以上" in overview.text
+    assert "分数线：好 90分（含）以上" in overview.text
     await phone.tap("红星村")
     confirmed = await phone.tap("✅ 确认较好")
-    assert "已确认 红星村党支部 为「较好」" in confirmed.text
+    assert "已确认红星村党支部为“较好”" in confirmed.text
     with Session(town.engine) as session:
         decision = session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"]))
         assert decision and decision.locked and decision.final_grade == "fairly_good"
@@ -301,7 +301,7 @@ async def test_an_override_asks_for_the_reason_and_keeps_it(town: BotHarness) ->
     asked = await phone.tap("改为好")
     assert "请直接发送调整理由" in asked.text
     done = await phone.send("全年无信访，群众公认")
-    assert "已将 红星村党支部 评定为「好」（建议为「较好」）" in done.text
+    assert "已将红星村党支部评定为“好”（建议为“较好”）" in done.text
     with Session(town.engine) as session:
         decision = session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"]))
         assert decision and decision.final_grade == "good"
@@ -352,7 +352,7 @@ async def test_a_secretary_cannot_grade_and_a_forged_tap_is_refused(town: BotHar
 async def test_the_organizer_records_a_veto_and_a_members_only_branch(town: BotHarness) -> None:
     phone = phone_of(town, "organizer", ORGANIZER)
     veto = await phone.send("/veto 红星村 违纪违法党员 2026年3月")
-    assert "已登记 红星村党支部 的高压线：违纪违法党员" in veto.text
+    assert "已登记红星村党支部的高压线：违纪违法党员" in veto.text
     marked = await phone.send("/members_only 东方 职工分散在外地项目")
     assert "以全体党员测评为准" in marked.text
     with Session(town.engine) as session:
@@ -428,7 +428,7 @@ async def test_the_secretary_keeps_the_ledger_step_by_step(town: BotHarness) -> 
     assert (await phone.tap("➕ 新增整改事项")).text.startswith("请发送整改事项")
     assert "措施" in (await phone.send("三会一课记录不全")).text
     assert "时限" in (await phone.send("补齐记录，每月自查")).text
-    assert "没有看懂这个日期" in (await phone.send("下个月")).text
+    assert "无法识别这个日期" in (await phone.send("下个月")).text
     assert "责任人" in (await phone.send("4月30日")).text
     added = await phone.send("李书记")
     assert "已加入整改台账" in added.text and "三会一课记录不全" in added.text
@@ -497,7 +497,7 @@ async def test_an_inspector_reads_but_does_not_decide(town: BotHarness) -> None:
 async def test_the_organizer_keeps_any_branch_ledger(town: BotHarness) -> None:
     phone = phone_of(town, "organizer", ORGANIZER)
     ledger = await phone.send("/rectify 东方")
-    assert "东方机械厂党支部 整改台账" in ledger.text
+    assert "东方机械厂党支部整改台账" in ledger.text
     assert "➕ 新增整改事项" in ledger.buttons
 
 

@@ -209,7 +209,7 @@ def answer_satisfaction(phone: RemotePhone) -> Reply:
 def answer_self_evaluation(phone: RemotePhone) -> Decimal:
     """The committee member scores each line one below its maximum by tapping; the total."""
     phone.send("/surveys")
-    phone.tap(phone.button_with("自评表"), contains="第 1/")
+    phone.tap(phone.button_with("支部自评"), contains="第 1/")
     total = Decimal(0)
     while "📨 提交" not in phone.buttons:
         offered = points_on(phone.buttons)
@@ -296,11 +296,11 @@ def test_the_township_grades_through_separate_processes_as_in_production(
         register_by_link(lin, tokens["林德明"])
         todo = lin.send("/surveys", contains="已评 0/6 个支部")
         assert "6 个支部" in todo.text
-        lin.tap(lin.buttons[0], contains="董浜村党总支")
-        inspect_branch(lin, "董浜村党总支")
-        listing = lin.tap("📋 评下一个支部", contains="杜桥村党总支")
-        assert "董浜村党总支：已提交" in listing.text
-        inspect_branch(lin, "杜桥村党总支")
+        lin.tap(lin.buttons[0], contains="董浜村")
+        inspect_branch(lin, "董浜村")
+        listing = lin.tap("📋 评下一个支部", contains="杜桥村")
+        assert "董浜村：已提交" in listing.text
+        inspect_branch(lin, "杜桥村")
 
         # The organizer reads the tally, the ranking, the workbook and the charts.
         zheng = RemotePhone(fake_server, ORGANIZER, "郑宏伟")

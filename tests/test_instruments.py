@@ -472,3 +472,13 @@ def test_missing_required_lists_unanswered_required_items_in_order() -> None:
     assert missing_required(survey, answers) == ["q1", "q3", "q4", "q6", "q7", "q8"]
     everything = {f"q{n}": AnswerValue(choice="x") for n in range(1, 9)}
     assert missing_required(survey, everything) == []  # q9 is optional
+
+
+def test_every_bundled_form_has_a_short_title_for_buttons_and_headers() -> None:
+    for instrument in bundled_instruments():
+        assert instrument.short_title is not None, instrument.key
+        assert len(instrument.short_title.zh) <= 8, instrument.key
+    satisfaction = get_instrument("satisfaction")
+    assert satisfaction.display_title("zh_CN") == "满意度测评"
+    labels = [item.short_label.zh if item.short_label else None for item in satisfaction.items]
+    assert labels[5:8] == ["总体评价", "知晓情况", "参与情况"]

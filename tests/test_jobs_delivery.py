@@ -255,7 +255,7 @@ async def test_a_user_who_blocked_the_bot_is_recorded_and_not_retried(
         == 1
     )
     latest = texts_for(engine, town.chat_of("李书记"), "secretary_reminder")[-1]
-    assert "党员甲（已屏蔽机器人）" in latest
+    assert "党员甲" in latest and "屏蔽" not in latest  # no internal notes in a reminder
 
 
 async def test_an_unknown_chat_fails_for_good_with_the_reason(

@@ -197,7 +197,7 @@ async def test_the_scheduler_started_with_the_bot_delivers_due_reminders(
             )
         finally:
             await jobs_runner.stop(application)
-    assert "党员群众满意度测评" in params["text"]
+    assert "满意度测评" in params["text"]
     assert jobs_runner.runner_of(application) is None
 
 

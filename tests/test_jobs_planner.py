@@ -97,14 +97,15 @@ def test_the_secretary_sees_participation_what_is_missing_and_who(engine: Engine
     (text,) = texts_for(engine, town.chat_of("李书记"), "secretary_reminder")
     # 5 members on the roster → 80% is 4; one answered → 3 more. 5 representatives → 4, none
     # answered. One committee member → 1. In all 3 + 4 + 1 = 8 more.
-    assert "党员：已参与1/5人（20%），目标4人，还差3人" in text
-    assert "群众：已参与0/5人（0%），目标4人，还差4人" in text
-    assert "班子成员（自评）：已参与0/1人（0%），目标1人，还差1人" in text
+    assert "党员：已参评1/5人（20%），目标4人，还差3人" in text
+    assert "群众：已参评0/5人（0%），目标4人，还差4人" in text
+    assert "班子成员（自评）：已参评0/1人（0%），目标1人，还差1人" in text
     assert "还差8人" in text
-    assert "尚未参与（4人）" in text
-    assert "党员丙（未注册）" in text
+    assert "尚未参评（4人）" in text
+    assert "党员丙" in text and "未注册" not in text and "未登记" not in text  # no internal notes
     assert "党员甲" not in text  # who answered is not listed
     assert "约24小时" in text
+    assert "观摩检查评分、满意度测评" in text  # phases by the names people know
 
 
 def test_a_secretary_whose_branch_met_its_target_gets_no_deadline_reminder(engine: Engine) -> None:
@@ -126,7 +127,7 @@ def test_target_reached_is_told_once(engine: Engine) -> None:
     (row,) = outbox_rows(engine, "target_reached")
     assert row.chat_id == town.chat_of("赵书记")
     assert "西村党支部" in row.payload["text"]
-    assert "党员：已参与2/2人（100%），已达到目标2人" in row.payload["text"]
+    assert "党员：已参评2/2人（100%），已达到目标2人" in row.payload["text"]
 
 
 def test_target_reached_waits_for_the_end_of_quiet_hours(engine: Engine) -> None:
@@ -286,24 +287,24 @@ def test_interim_participation_matches_hand_counts_for_every_category(engine: En
         return text.splitlines()[1:]
 
     assert lines(301)[:2] == [
-        "Party members: 6/10 responded (60%); target 8, 2 more needed",
-        "Masses: 9/11 responded (81.8%); target of 9 reached",
+        "Party members: 6/10 answered (60%); target 8, 2 more needed",
+        "Public representatives: 9/11 answered (81.8%); target of 9 reached",
     ]
     assert lines(302)[:2] == [
-        "Party members: 4/4 responded (100%); target of 4 reached",
-        "Masses: 2/6 responded (33.3%); target 5, 3 more needed",
+        "Party members: 4/4 answered (100%); target of 4 reached",
+        "Public representatives: 2/6 answered (33.3%); target 5, 3 more needed",
     ]
     assert lines(303)[:2] == [
-        "Party members: 1/3 responded (33.3%); target 3, 2 more needed",
-        "Masses: 6/7 responded (85.7%); target of 6 reached",
+        "Party members: 1/3 answered (33.3%); target 3, 2 more needed",
+        "Public representatives: 6/7 answered (85.7%); target of 6 reached",
     ]
     assert lines(304)[:2] == [
-        "Party members: 3/3 responded (100%); target of 3 reached",
-        "Masses: 4/9 responded (44.4%); target 5, 1 more needed",
+        "Party members: 3/3 answered (100%); target of 3 reached",
+        "Public representatives: 4/9 answered (44.4%); target 5, 1 more needed",
     ]
     social = lines(305)
-    assert social[0] == "Party members: 4/5 responded (80%); target of 4 reached"
-    assert not any(line.startswith("Masses") for line in social)
+    assert social[0] == "Party members: 4/5 answered (80%); target of 4 reached"
+    assert not any(line.startswith("Public representatives") for line in social)
 
 
 def add_ballots(
@@ -366,3 +367,12 @@ def test_a_round_with_a_misspelt_target_does_not_stop_the_others(engine: Engine)
         session.add(broken)
     enqueue_due(engine, now=local(2027, 3, 16, 18), zone=ZONE)
     assert texts_for(engine, town.chat_of("王组织"), "organizer_digest") != []
+
+
+def test_a_deadline_beyond_two_days_is_counted_in_days() -> None:
+    from jobs.digests import time_left
+
+    assert time_left(timedelta(hours=232), "zh_CN") == "还有约10天"
+    assert time_left(timedelta(hours=48), "zh_CN") == "还有约48小时"
+    assert time_left(timedelta(minutes=80), "zh_CN") == "不到2小时"
+    assert time_left(timedelta(hours=72), "en") == "about 3 days left"

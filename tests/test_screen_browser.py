@@ -128,7 +128,7 @@ async def test_the_projector_link_works_then_is_refused_after_the_meeting(
     response = await page.goto(url)
     assert response is not None and response.status == 200
     await page.wait_for_selector("[data-audience=masses] .answered")
-    assert "Masses" in await page.inner_text("#coverage")
+    assert "Public representatives" in await page.inner_text("#coverage")
 
     bot.clock.advance(hours=3)
     response = await page.goto(url)

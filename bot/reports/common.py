@@ -10,11 +10,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, ReplyKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
 from bot import report_views as views
-from bot.common import Actor, Context, Viewer, audit, in_transaction, services, viewer_in
+from bot.common import (
+    Actor,
+    Context,
+    Viewer,
+    audit,
+    contact_keyboard,
+    in_transaction,
+    services,
+    viewer_in,
+)
 from bot.report_callbacks import BranchTap, BranchView, ReportTap, encode
 from storage.db import Session
 from storage.grading import GradingError
@@ -31,7 +40,8 @@ class Answer:
     """Messages, a document and photos to send, in that order; or a toast for a tap."""
 
     texts: list[str] = field(default_factory=list)
-    markup: InlineKeyboardMarkup | None = None
+    # Inline buttons; or the phone button for someone not registered (issue 14).
+    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None
     document: tuple[bytes, str] | None = None
     photos: list[bytes] = field(default_factory=list)
     toast: str | None = None
@@ -142,7 +152,9 @@ def request_of(
     """The asker's request, or Refused (audited) when they may not make it."""
     who = viewer_in(session, update)
     if who.person_id is None:
-        raise refuse(session, update, who, action, "report.not_registered")
+        refused = refuse(session, update, who, action, "report.not_registered")
+        refused.answer.markup = contact_keyboard(who.locale)  # the way forward, on screen
+        raise refused
     round_ = current_round(session)
     if round_ is None or round_.id is None:
         text = t("report.no_round", who.locale)
