@@ -14,6 +14,7 @@ from storage.db import transaction
 from storage.models import Organization, Round, Veto
 from storage.tallies import round_tally
 from surveys.categories import Audience
+from surveys.grading import display_score
 from surveys.instruments import get_instrument
 from surveys.rules import Grade, ProposalReason
 from surveys.scoring import summarize_satisfaction
@@ -51,7 +52,8 @@ def test_a_branch_tally_matches_the_hand_count(engine: Engine) -> None:
     assert east.rates.awareness == D("0.8333")  # 3 了解 + 2 部分了解 of 6
     assert east.rates.participation == D("0.5000")  # 2 经常 + 1 偶尔 of 6
     # (20×100 + 5×60 + 5×0) / 30 = 76.666… → 76.67
-    assert east.satisfaction_score == D("76.67")
+    assert east.satisfaction_score is not None
+    assert display_score(east.satisfaction_score) == D("76.67")  # unrounded inside
     assert east.distribution is not None and east.distribution["q1"]["satisfied"] == 4
     assert east.distribution["q6"] == {"good": 6, "fairly_good": 0, "average": 0, "poor": 0}
     assert east.self_evaluation == D("87.50")  # (90 + 85) / 2
@@ -63,10 +65,12 @@ def test_a_branch_tally_matches_the_hand_count(engine: Engine) -> None:
     assert east.inspection_by_section["basics"] == D("12.50")
     assert east.inspection_by_section["organization"] == D("30.00")
     assert east.inspectors == 2
-    # 0.3 × 87.50 + 0.4 × 76.67 + 0.3 × 87.50 = 83.168 → 83.17
-    assert east.composite.score == D("83.17")
+    # 0.3 × 87.50 + 0.4 × 76.666… + 0.3 × 87.50 = 83.1666… → shown 83.17
+    assert east.composite.score is not None
+    assert display_score(east.composite.score) == D("83.17")
     assert east.composite.missing == ()
-    assert east.grading_score == D("83.17")
+    # The round has superior scoring: its pool ranks on the committee's scores, none yet.
+    assert east.grading_score is None and east.proposal is None
     assert east.superior is None
     members = east.coverage[Audience.MEMBERS]
     assert (members.respondents, members.required) == (5, 8)
@@ -82,10 +86,12 @@ def test_a_small_group_shows_participation_only_and_its_weights_are_renormalized
     assert west.ballots == 3 and west.small_group
     assert west.rates is None and west.satisfaction_score is None and west.distribution is None
     assert west.coverage[Audience.MEMBERS].respondents == 3
-    # Only the self-evaluation is left: its weight 0.3 becomes 1, so the composite is 70.
-    assert west.composite.score == D("70.00")
-    assert west.composite.weights_used == {"self_evaluation": D(1)}
-    assert west.composite.missing == ("satisfaction", "inspection")
+    # The three ballots still count (docs/rules.md §7.3): the composite is made of the
+    # self-evaluation and the satisfaction score, but its number is hidden, since it would
+    # give the satisfaction score back (§7.2).
+    assert west.composite.score is None and west.grading_score is None
+    assert set(west.composite.weights_used) == {"self_evaluation", "satisfaction"}
+    assert west.composite.missing == ("inspection",)
 
 
 def test_round_weights_and_threshold_come_from_the_round_options(engine: Engine) -> None:
@@ -101,7 +107,9 @@ def test_round_weights_and_threshold_come_from_the_round_options(engine: Engine)
         tally = round_tally(session, round_id=ids["round"])
     east, west = tally.branch(ids["east"]), tally.branch(ids["west"])
     assert east is not None and west is not None
-    assert east.composite.score == D("82.09")  # (87.50 + 76.67) / 2 = 82.085 → 82.09
+    # (87.50 + 76.666…) / 2 = 82.0833…: unrounded parts (docs/rules.md §5.1), shown 82.08.
+    assert east.composite.score is not None
+    assert display_score(east.composite.score) == D("82.08")
     assert not west.small_group and west.satisfaction_score == D("100.00")
     assert tally.threshold == 3
 
@@ -111,11 +119,13 @@ def test_a_branch_without_answers_has_no_score_and_sorts_last(engine: Engine) ->
         ids = build_scored_township(session)
     with Session(engine) as session:
         tally = round_tally(session, round_id=ids["round"])
-    assert [b.org_id for b in tally.branches] == [ids["east"], ids["west"], ids["south"]]
-    south = tally.branches[-1]
+    # Nobody is ranked yet (no committee score): by name, never by a hidden number.
+    assert [b.org_id for b in tally.branches] == [ids["east"], ids["south"], ids["west"]]
+    south = tally.branch(ids["south"])
+    assert south is not None
     assert south.composite.score is None and south.grading_score is None
     assert south.proposal is None
-    assert tally.graded == 2
+    assert tally.graded == 0
 
 
 def test_superior_scoring_grades_the_branch_once_the_committee_has_scored(
@@ -140,7 +150,8 @@ def test_superior_scoring_grades_the_branch_once_the_committee_has_scored(
     assert east_tally is not None
     assert east_tally.superior == D("90.50") and east_tally.superior_scorers == 2
     assert east_tally.grading_score == D("90.50")
-    assert east_tally.composite.score == D("83.17"), "the composite is still shown"
+    assert east_tally.composite.score is not None, "the composite is still shown"
+    assert display_score(east_tally.composite.score) == D("83.17")
 
 
 def test_the_sql_sums_agree_with_the_survey_scoring_on_random_ballots(engine: Engine) -> None:
@@ -172,7 +183,8 @@ def test_the_sql_sums_agree_with_the_survey_scoring_on_random_ballots(engine: En
     }
     expected = summarize_satisfaction(get_instrument("satisfaction"), 23, tallies)
     assert branch.rates == expected.rates
-    assert branch.satisfaction_score == expected.score
+    assert branch.satisfaction_score is not None
+    assert display_score(branch.satisfaction_score) == expected.score
 
 
 # --- Quota proposals over the whole round ---------------------------------------------------
