@@ -315,7 +315,9 @@ def build_graded_township(session: Session, scores: Sequence[int]) -> tuple[int,
         cast_ballot(session, round_, branch, "satisfied")
         secretary = add_person(session, f"书记{index + 1}", branch, "committee", phone=new_phone())
         self_points = points_for_total("self_evaluation", D(score))
-        submit_points(session, round_, branch, secretary, "self_evaluation", self_points, "committee")
+        submit_points(
+            session, round_, branch, secretary, "self_evaluation", self_points, "committee"
+        )
         submit_inspection(session, round_, branch, inspector)
         org_ids.append(branch.id)
     return round_.id, org_ids  # type: ignore[return-value]
