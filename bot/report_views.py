@@ -290,12 +290,15 @@ def branch_tally_text(
                 count=branch.superior_scorers,
             )
         )
-    lines.append(_composite_line(branch, locale))
-    if branch.small_group:
+    if branch.small_group:  # no composite number: it would give the hidden score back (§7.2)
         lines.append(t("grading.hidden_number", locale, threshold=tally.threshold))
+    else:
+        lines.append(_composite_line(branch, locale))
     if branch.vetoes:
         lines.append(t("report.vetoed", locale, conditions=_veto_list(branch.vetoes, locale)))
     lines.append(_proposal_line(branch, locale))
+    if branch.proposal is not None and branch.status is not None and branch.status.waived:
+        lines.append(t("grading.status.waived", locale))
     if branch.decision is not None and branch.decision.final_grade is not None:
         lines.append(
             t("report.decided", locale, grade=grade_name(branch.decision.final_grade, locale))
