@@ -453,10 +453,12 @@ def test_the_township_grades_through_separate_processes_as_in_production(
         tally = zheng.send("/tally")
         rows = table_rows(tally.text)
         assert len(rows) == 6, tally.text  # every branch of the township
-        # One ballot is under the small-group threshold of five, so 董浜村's satisfaction
-        # part is left out and the 30/30 weights of self-evaluation and inspection renormalized.
-        assert rows["董浜村"][:2] == ["1", f"{(self_total + 100) / 2:.2f}"]
-        assert rows["杜桥村"][:2] == ["0", "100.00"]  # the inspection alone
+        # The round has superior scoring: each pool ranks on the committee's scores, none
+        # given yet, so no score and no grade (docs/rules.md §5.5, §6.3). 董浜村's one
+        # ballot counts, but a small group's composite is never shown (§7.2).
+        assert rows["董浜村"][:2] == ["1", "—"]
+        assert rows["杜桥村"][:2] == ["0", "—"]
+        assert "尚未齐全" in tally.text
         ranking = zheng.send("/rank")
         assert "董浜村" in ranking.text and "杜桥村" in ranking.text
         export = zheng.send("/export", documents=1)
