@@ -208,6 +208,8 @@ def grade_cell(branch: BranchTally, locale: str) -> str:
 
 def _proposal_line(branch: BranchTally, locale: str) -> str:
     proposal = branch.proposal
+    if proposal is None and branch.status is not None and branch.status.status is Status.COMPLETE:
+        return t("grading.awaiting_decision", locale)  # proposals are the committee's (issue 14)
     if proposal is None:
         return status_line(branch, locale) or t("report.no_proposal", locale)
     line = t(

@@ -241,6 +241,19 @@ async def test_a_secretary_sees_their_branch_and_is_refused_another(town: BotHar
     assert len(refusals(town.engine, "report.tally")) == 1
 
 
+async def test_a_secretary_sees_only_the_committees_decided_grade(town: BotHarness) -> None:
+    # issue 14: "Proposals reach secretaries before the committee has decided".
+    secretary = phone_of(town, "secretary", SECRETARY)
+    before = await secretary.send("/tally")
+    assert "建议等次" not in before.text and "较差" not in before.text
+    organizer = phone_of(town, "organizer", ORGANIZER)
+    await organizer.send("/grades 红星村")
+    await organizer.tap("✅ 确认较差")
+    await organizer.tap("✅ 确认锁定")
+    after = await secretary.send("/tally")
+    assert "评定等次：较差" in after.text and "建议等次" not in after.text
+
+
 async def test_a_forged_tap_naming_another_branch_by_id_is_refused(town: BotHarness) -> None:
     phone = phone_of(town, "secretary", SECRETARY)
     firm = town.world.orgs["enterprise"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import Engine, event
@@ -12,9 +13,11 @@ from sqlmodel import Session
 
 from storage.db import transaction
 from storage.models import Organization, Round, Veto
+from storage.rounds import create_round
 from storage.tallies import round_tally
-from surveys.categories import Audience
-from surveys.grading import display_score
+from storage.types import utcnow
+from surveys.categories import Audience, Phase
+from surveys.grading import Basis, display_score
 from surveys.instruments import get_instrument
 from surveys.rules import Grade, ProposalReason
 from surveys.scoring import summarize_satisfaction
@@ -27,6 +30,7 @@ from tests.factories import (
     cast_ballot,
     new_phone,
     points_for_total,
+    submit_inspection,
     submit_points,
 )
 
@@ -269,3 +273,51 @@ def test_the_number_of_queries_does_not_grow_with_the_branches(engine: Engine) -
             round_tally(session, round_id=round_id)
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+# --- Privacy hides a number, never changes a grade (docs/rules.md §7.3) ---------------------
+
+
+def _composite_round(session: Session, name: str) -> Round:
+    """A round without the committee's scoring: ranked on composites (docs/rules.md §5.5)."""
+    now = utcnow()
+    round_ = create_round(
+        session,
+        name=name,
+        deadlines={
+            phase: now + timedelta(days=7)
+            for phase in (Phase.SELF_EVALUATION, Phase.SATISFACTION, Phase.INSPECTION)
+        },
+        now=now,
+    )
+    return round_
+
+
+def test_three_dissatisfied_ballots_still_count_and_low_turnout_cannot_raise_the_grade(
+    engine: Engine,
+) -> None:
+    with transaction(engine) as session:
+        town = add_org(session, "某镇党委", "committee")
+        inspector = add_person(session, "周检", town, "inspector", phone=new_phone())
+        round_ = _composite_round(session, "2029年度")
+        branch = add_org(session, "少票村党支部", parent_id=town.id, members=3)
+        for _ in range(3):
+            cast_ballot(session, round_, branch, "dissatisfied")
+        secretary = add_person(session, "少票书记", branch, "committee", phone=new_phone())
+        points = points_for_total("self_evaluation", D(80))
+        submit_points(session, round_, branch, secretary, "self_evaluation", points, "committee")
+        submit_inspection(session, round_, branch, inspector)
+        round_id, org_id = round_.id, branch.id
+    with Session(engine) as session:
+        tally = round_tally(session, round_id=round_id)
+    small = tally.branch(org_id)  # type: ignore[arg-type]
+    assert small is not None and small.small_group and small.basis is Basis.COMPOSITE
+    # Hidden: the satisfaction score, the 三率 and the composite number (it would give the
+    # satisfaction score back); shown: the grade.
+    assert small.satisfaction_score is None and small.rates is None
+    assert small.composite.score is None and small.grading_score is None
+    assert small.proposal is not None
+    # Counted: 0.3·80 + 0.4·0 + 0.3·100 = 54 → 较差. Leaving the ballots out would give
+    # (0.3·80 + 0.3·100) / 0.6 = 90 → 好.
+    assert small.proposal.score == D(54)
+    assert small.proposal.by_threshold is Grade.POOR
