@@ -9,15 +9,19 @@ targets are 16 members and 12 staff (docs/rules.md §6.1).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from jobs.planner import plan_due
 from storage.answering import load_step
 from storage.db import transaction
 from storage.models import Assignment, AuditLog, Organization, Person, Round, TelegramAccount
+from storage.remedies import order_rerun
 from storage.responses import WindowState, window_state
 from tests.factories import (
     add_org,
@@ -31,7 +35,7 @@ from tests.factories import (
 )
 
 if TYPE_CHECKING:
-    from tests.bot_fixtures import BotHarness
+    from tests.bot_fixtures import BotHarness, FakeClock, World
     from tests.fakebot import Phone
 
 ORGANIZER = 3001
@@ -188,3 +192,38 @@ def test_the_rerun_window_is_the_branchs_own(bot: BotHarness) -> None:
     assert step is not None and step.phase is not None
     late = datetime(2100, 1, 1, tzinfo=UTC)
     assert window_state(step.round, step.phase, late) is WindowState.CLOSED
+
+
+def test_rerun_reminders_reach_that_branch_only_against_its_own_deadline(
+    engine: Engine, clock: FakeClock, world: World
+) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    with transaction(engine) as session:
+        for key, chat in (("member", 4101), ("worker", 4102)):
+            session.add(
+                TelegramAccount(
+                    person_id=world.people[key],
+                    telegram_user_id=chat,
+                    chat_id=chat,
+                    bound_via="invitation",
+                )
+            )
+    after = clock.advance(days=15)  # the round's survey deadline has passed
+    # A re-run deadline at 18:00 Beijing time, so its 24-hour reminder falls in the day.
+    local = after.astimezone(zone).replace(hour=18, minute=0) + timedelta(days=3)
+    deadline = local.astimezone(UTC)
+    with transaction(engine) as session:
+        order_rerun(
+            session,
+            round_id=world.round_id,
+            org_id=world.orgs["village"],
+            deadline=deadline,
+            reason="补测",
+            person_id=world.people["organizer"],
+            now=after,
+        )
+    with transaction(engine) as session:
+        due = plan_due(session, now=deadline - timedelta(hours=23), zone=zone)
+    reminded = {m.chat_id for m in due if m.kind == "reminder"}
+    assert reminded == {4101}, "the village's member, not the firm's worker"
+    assert all(m.expires_at == deadline for m in due if m.kind == "reminder")
