@@ -192,7 +192,12 @@ def load(session: Session, request: Request, assignment_id: int) -> Loaded:
     assignment, round_, pin, phase, branch_name, _, draft = row
     instrument, phase_name = _pinned(assignment, pin)
     if pin is None:
-        phase = store.round_phase(session=session, round_id=assignment.round_id, phase=phase_name)
+        phase = store.round_phase(
+            session=session,
+            round_id=assignment.round_id,
+            phase=phase_name,
+            org_id=assignment.org_id,
+        )
     asker = request.asker(owner)
     return Loaded(asker, assignment, round_, phase, instrument, branch_name, draft)
 

@@ -128,7 +128,13 @@ def _score_png(tally: RoundTally, locale: str) -> bytes:
     values = [counted.get(grade, 0) for grade in GRADE_ORDER]
     bottom.bar(labels, values, color=_GRADE_COLORS)
     bottom.set_title(
-        t("chart.grade_title", locale, max_good=tally.max_good, min_poor=tally.min_poor)
+        # Quotas of the complete pools only (docs/rules.md §5.2); a dash while none is complete.
+        t(
+            "chart.grade_title",
+            locale,
+            max_good="—" if tally.max_good is None else tally.max_good,
+            min_poor="—" if tally.min_poor is None else tally.min_poor,
+        )
     )
     bottom.set_ylabel(t("chart.branches", locale))
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))

@@ -77,26 +77,40 @@ class BranchPlan:
 # hospital; qualities spread so every grade appears, turnouts so some branches fall short.
 PLANS: tuple[BranchPlan, ...] = (
     BranchPlan("董浜村党总支", Category.VILLAGE, 86, 38, 0, False, 0.97, 0.92, superior=True),
-    BranchPlan("杜桥村党总支", Category.VILLAGE, 72, 34, 0, False, 0.95, 0.90),
-    BranchPlan("观智村党总支", Category.VILLAGE, 64, 30, 0, False, 0.96, 0.88, veto=True),
-    BranchPlan("北港村党支部", Category.VILLAGE, 55, 28, 0, False, 0.88, 0.86, superior=True),
-    BranchPlan("东盾村党支部", Category.VILLAGE, 48, 26, 0, False, 0.80, 0.84),
-    BranchPlan("新民村党支部", Category.VILLAGE, 41, 22, 0, False, 0.72, 0.70),
-    BranchPlan("智林村党支部", Category.VILLAGE, 38, 24, 0, False, 0.62, 0.85),
-    BranchPlan("永安村党支部", Category.VILLAGE, 35, 20, 0, False, 0.50, 0.66, superior=True),
-    BranchPlan("红沙村党支部", Category.VILLAGE, 30, 18, 0, False, 0.30, 0.82),
-    BranchPlan("里睦村党支部", Category.VILLAGE, 27, 16, 0, False, 0.15, 0.60, superior=True),
-    BranchPlan("董浜社区党总支", Category.COMMUNITY, 68, 36, 0, False, 0.90, 0.87),
-    BranchPlan("徐市社区党支部", Category.COMMUNITY, 44, 25, 0, False, 0.68, 0.90),
-    BranchPlan("黄石社区党支部", Category.COMMUNITY, 32, 19, 0, False, 0.45, 0.81),
-    BranchPlan("华丰纺织有限公司党支部", Category.ENTERPRISE, 26, 18, 120, True, 0.78, 0.88),
-    BranchPlan("恒信机械厂党支部", Category.ENTERPRISE, 21, 0, 46, False, 0.40, 0.62),
+    BranchPlan("杜桥村党总支", Category.VILLAGE, 72, 34, 0, False, 0.95, 0.90, superior=True),
+    BranchPlan("观智村党总支", Category.VILLAGE, 64, 30, 0, False, 0.96, 0.88, True, veto=True),
+    BranchPlan("北港村党支部", Category.VILLAGE, 55, 28, 0, False, 0.88, 0.90, superior=True),
+    BranchPlan("东盾村党支部", Category.VILLAGE, 48, 26, 0, False, 0.80, 0.92, superior=True),
+    BranchPlan("新民村党支部", Category.VILLAGE, 41, 22, 0, False, 0.72, 0.95, superior=True),
+    BranchPlan("智林村党支部", Category.VILLAGE, 38, 24, 0, False, 0.62, 0.92),
+    BranchPlan("永安村党支部", Category.VILLAGE, 35, 20, 0, False, 0.50, 0.95, superior=True),
+    BranchPlan("红沙村党支部", Category.VILLAGE, 30, 18, 0, False, 0.30, 0.95),
+    BranchPlan("里睦村党支部", Category.VILLAGE, 27, 16, 0, False, 0.15, 0.97, superior=True),
+    BranchPlan("董浜社区党总支", Category.COMMUNITY, 68, 36, 0, False, 0.90, 0.90, True),
+    BranchPlan("徐市社区党支部", Category.COMMUNITY, 44, 25, 0, False, 0.68, 0.92, True),
+    BranchPlan("黄石社区党支部", Category.COMMUNITY, 32, 19, 0, False, 0.45, 0.92, True),
+    BranchPlan("华丰纺织有限公司党支部", Category.ENTERPRISE, 26, 18, 120, True, 0.78, 0.95, True),
+    BranchPlan("恒信机械厂党支部", Category.ENTERPRISE, 21, 0, 46, False, 0.40, 0.95, True),
     BranchPlan(
-        "董浜镇志愿者协会党支部", Category.SOCIAL, 20, 0, 24, False, 0.70, 0.5, survey_cap=3
+        "董浜镇志愿者协会党支部",
+        Category.SOCIAL,
+        20,
+        0,
+        24,
+        False,
+        0.70,
+        0.5,
+        superior=True,
+        survey_cap=3,
     ),
     BranchPlan("董浜中心小学党支部", Category.INSTITUTION, 33, 15, 64, True, 0.92, 0.95, True),
-    BranchPlan("董浜镇卫生院党支部", Category.INSTITUTION, 29, 0, 58, False, 0.74, 0.86),
+    BranchPlan("董浜镇卫生院党支部", Category.INSTITUTION, 29, 0, 58, False, 0.74, 0.93, True),
 )
+# The round started ROUND_AGE ago: the survey's deadline has passed (参与面 is judged, the
+# volunteer association's 3 of 16 members and 0 of 12 staff are 参与面未达标), while the
+# committee is still scoring (智林村 and 红沙村 are not scored yet, so the 村(社区) pool is
+# provisional: no quota pushes anyone down there, docs/rules.md §5.2).
+ROUND_AGE = timedelta(days=20)
 
 
 @dataclass(frozen=True)
@@ -297,8 +311,13 @@ def _deadlines(now: datetime) -> dict[Phase, datetime]:
 
 
 def build_demo(engine: Engine, *, now: datetime, seed: int = DEFAULT_SEED) -> DemoTownship:
-    """Fill an empty, migrated database with the demo township, its round and answers."""
+    """Fill an empty, migrated database with the demo township, its round and answers.
+
+    The round opened ``ROUND_AGE`` before ``now`` and everything was answered then, so at
+    ``now`` the survey deadline has passed and only the committee's scoring is open.
+    """
     rng = random.Random(seed)
+    now = now - ROUND_AGE
     with transaction(engine) as session:
         if organization_count(session=session):
             raise DemoError("not_empty")
@@ -322,5 +341,41 @@ def build_demo(engine: Engine, *, now: datetime, seed: int = DEFAULT_SEED) -> De
                 )
         people = person_count(session=session)
         round_id = round_.id
-    _answer_round(engine, round_id, plans, rng, now)
+    _answer_round(engine, round_id, plans, rng, now + timedelta(days=1))
     return DemoTownship(round_id=round_id, township=TOWNSHIP, branches=len(PLANS), people=people)
+
+
+@dataclass(frozen=True)
+class DemoDecision:
+    """The one branch the demo takes from proposal to a locked decision."""
+
+    org_id: int
+    name: str
+    proposed: str
+    final: str
+
+
+def decide_one(engine: Engine, *, round_id: int, now: datetime) -> DemoDecision | None:
+    """Lock the proposal of the first branch of a complete pool, as an organizer would.
+
+    The decision goes through ``storage.grading.decide_grade`` (checked against its pool's
+    quotas and vetoes, audited). Hook for the county review (docs/rules.md §9): the next
+    steps — 上报, 审核, 正式确定 — continue from the returned branch.
+    """
+    from storage.grading import decide_grade
+    from storage.tallies import round_tally
+
+    with transaction(engine) as session:
+        tally = round_tally(session, round_id=round_id, now=now)
+        organizer = first_person_with_role(session=session, role=Role.ORGANIZER.value)
+        for branch in tally.branches:
+            if branch.proposal is None or branch.provisional:
+                continue
+            decision = decide_grade(
+                session, round_id=round_id, org_id=branch.org_id, person_id=organizer, now=now
+            )
+            assert decision.final_grade is not None
+            return DemoDecision(
+                branch.org_id, branch.name, decision.proposed_grade, decision.final_grade
+            )
+    return None

@@ -9,6 +9,10 @@ Shapes (all ``rp:``-prefixed, far below Telegram's 64-byte limit):
 * ``rp:o:<org>:<grade>`` — override the proposal with another grade.
 * ``rp:s:<org>:<s|l>`` — sign the summary as secretary (``s``) or work-group leader (``l``).
 * ``rp:k:<item>`` — close (销号) a ledger line.
+* ``rp:dg:<org>:<grade>:<step>`` — a step of deciding a grade (docs/rules.md §8): see the
+  effect first (``a``), lock (``l``), give a reason and lock (``r``), ask for an exception
+  (``e``), confirm another organizer's exception (``c``).
+* ``rp:u:<org>`` — unlock a locked grade (the reason follows as text).
 
 A tap carries the ids it acts on, never a name: the handler re-checks the asker's scope
 for that id. Anything our buttons do not produce raises :class:`BadReportCallback`.
@@ -87,7 +91,33 @@ class CloseTap:
     item_id: int
 
 
-ReportTap = ExportTap | BranchTap | OverrideTap | SignTap | CloseTap
+class DecideStep(StrEnum):
+    """A step of deciding one branch's grade."""
+
+    ASK = "a"  # show the effect on the pool's quotas and vetoes before any lock
+    LOCK = "l"  # lock the proposal (no rule broken)
+    REASON = "r"  # another grade: the reason follows as text, then lock
+    EXCEPTION = "e"  # a rule is broken: the reason follows, a second organizer confirms
+    CONFIRM_EXCEPTION = "c"  # the second organizer confirms and the grade is locked
+
+
+@dataclass(frozen=True)
+class DecideTap:
+    """A step of deciding a branch's grade."""
+
+    org_id: int
+    grade: Grade
+    step: DecideStep
+
+
+@dataclass(frozen=True)
+class UnlockTap:
+    """Unlock a branch's locked grade (the reason follows as text)."""
+
+    org_id: int
+
+
+ReportTap = ExportTap | BranchTap | OverrideTap | SignTap | CloseTap | DecideTap | UnlockTap
 
 
 class BadReportCallback(ValueError):
@@ -110,6 +140,10 @@ def encode(tap: ReportTap) -> str:
             body = f"s:{org_id}:{capacity.value}"
         case CloseTap(item_id=item_id):
             body = f"k:{item_id}"
+        case DecideTap(org_id=org_id, grade=grade, step=step):
+            body = f"dg:{org_id}:{grade.value}:{step.value}"
+        case UnlockTap(org_id=org_id):
+            body = f"u:{org_id}"
     data = PREFIX + body
     if len(data.encode()) > MAX_CALLBACK_BYTES:  # a bug, never user input
         raise ValueError(f"callback data longer than {MAX_CALLBACK_BYTES} bytes: {data!r}")
@@ -127,6 +161,9 @@ _BRANCH = re.compile(rf"^rp:(?P<view>{_VIEWS}):(?P<org>{_ID})$")
 _OVERRIDE = re.compile(rf"^rp:o:(?P<org>{_ID}):(?P<grade>{_GRADES})$")
 _SIGN = re.compile(rf"^rp:s:(?P<org>{_ID}):(?P<capacity>{_CAPACITIES})$")
 _CLOSE = re.compile(rf"^rp:k:(?P<item>{_ID})$")
+_STEPS = "|".join(step.value for step in DecideStep)
+_DECIDE = re.compile(rf"^rp:dg:(?P<org>{_ID}):(?P<grade>{_GRADES}):(?P<step>{_STEPS})$")
+_UNLOCK = re.compile(rf"^rp:u:(?P<org>{_ID})$")
 
 
 def decode(data: str | None) -> ReportTap:
@@ -143,4 +180,8 @@ def decode(data: str | None) -> ReportTap:
         return SignTap(int(match["org"]), Capacity(match["capacity"]))
     if match := _CLOSE.match(data):
         return CloseTap(int(match["item"]))
+    if match := _DECIDE.match(data):
+        return DecideTap(int(match["org"]), Grade(match["grade"]), DecideStep(match["step"]))
+    if match := _UNLOCK.match(data):
+        return UnlockTap(int(match["org"]))
     raise BadReportCallback("unknown shape")

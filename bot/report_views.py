@@ -18,6 +18,7 @@ from storage.models import RectificationItem
 from storage.participation import PersonStatus
 from storage.tallies import BranchTally, RoundTally
 from surveys.categories import Audience
+from surveys.grading import PoolProposal, Status, display_score
 from surveys.i18n import t
 from surveys.instruments import Instrument
 from surveys.rules import Grade
@@ -37,8 +38,8 @@ def esc(text: object) -> str:
 
 
 def score(value: Decimal | None) -> str:
-    """A score with two decimals, or a dash."""
-    return DASH if value is None else f"{value:.2f}"
+    """A score with two decimals, half up (docs/rules.md §5.1: round for display only)."""
+    return DASH if value is None else f"{display_score(value):.2f}"
 
 
 def percent(value: Decimal | None) -> str:
@@ -164,10 +165,53 @@ def _composite_line(branch: BranchTally, locale: str) -> str:
     return t("report.composite_renormalized", locale, score=score(mix.score), missing=missing)
 
 
+def _needs(branch: BranchTally, locale: str) -> str:
+    """How many respondents are still needed per audience, e.g. 党员 3 人、群众 2 人."""
+    status = branch.status
+    short = status.shortfalls if status is not None else {}
+    return t("report.list_separator", locale).join(
+        t("grading.needs", locale, audience=t(f"audience.{a.value}", locale), count=n)
+        for a, n in short.items()
+    )
+
+
+def status_line(branch: BranchTally, locale: str) -> str | None:
+    """What stops a branch from being graded (docs/rules.md §6.3), or None when complete."""
+    status = branch.status
+    if status is None or status.status is Status.COMPLETE:
+        return t("grading.status.waived", locale) if status and status.waived else None
+    if status.status is Status.PARTICIPATION_NOT_MET:
+        return t("grading.status.participation_not_met", locale, needs=_needs(branch, locale))
+    missing = t("report.list_separator", locale).join(
+        t(f"grading.part.{part.value}", locale) for part in status.missing
+    )
+    pieces = []
+    if missing:
+        pieces.append(t("grading.status.missing", locale, missing=missing))
+    if status.shortfalls:
+        pieces.append(t("grading.status.short", locale, needs=_needs(branch, locale)))
+    return t("grading.status.incomplete", locale, detail="；".join(pieces))
+
+
+def grade_cell(branch: BranchTally, locale: str) -> str:
+    """The grade column: the decision, the proposal (暂定 while provisional), or the status."""
+    decision = branch.decision
+    if decision is not None and decision.final_grade is not None:
+        return grade_name(decision.final_grade, locale)
+    if branch.participation_not_met:
+        return t("grading.cell.participation_not_met", locale)
+    if branch.proposal is None:
+        return DASH
+    mark = t("grading.cell.provisional", locale) if branch.provisional else ""
+    return grade_name(branch.proposal.grade, locale) + mark
+
+
 def _proposal_line(branch: BranchTally, locale: str) -> str:
     proposal = branch.proposal
+    if proposal is None and branch.status is not None and branch.status.status is Status.COMPLETE:
+        return t("grading.awaiting_decision", locale)  # proposals are the committee's (issue 14)
     if proposal is None:
-        return t("report.no_proposal", locale)
+        return status_line(branch, locale) or t("report.no_proposal", locale)
     line = t(
         "report.proposal",
         locale,
@@ -175,9 +219,37 @@ def _proposal_line(branch: BranchTally, locale: str) -> str:
         rank=proposal.rank,
         reason=t(f"proposal_reason.{proposal.reason.value}", locale),
     )
+    if branch.provisional:
+        line += " " + t("grading.provisional_flag", locale)
     if proposal.tie_at_edge:
         line += " " + t("report.tie_flag", locale)
     return line
+
+
+def pool_lines(tally: RoundTally, locale: str) -> list[str]:
+    """Per pool: its basis, and whether the quotas apply or it is provisional (§5.2, §5.5)."""
+    return [_pool_line(pool, locale) for pool in tally.pools.values()]
+
+
+def _pool_line(pool: PoolProposal, locale: str) -> str:
+    state = (
+        t(
+            "grading.pool.complete",
+            locale,
+            graded=pool.graded,
+            max_good=pool.max_good,
+            min_poor=pool.min_poor,
+        )
+        if pool.complete
+        else t("grading.pool.provisional", locale, graded=pool.graded)
+    )
+    return t(
+        "grading.pool_line",
+        locale,
+        pool=t(f"grading.pool.{pool.pool.value}", locale),
+        basis=t(f"grading.basis.{pool.basis.value}", locale),
+        state=state,
+    )
 
 
 def branch_tally_text(
@@ -220,10 +292,15 @@ def branch_tally_text(
                 count=branch.superior_scorers,
             )
         )
-    lines.append(_composite_line(branch, locale))
+    if branch.small_group:  # no composite number: it would give the hidden score back (§7.2)
+        lines.append(t("grading.hidden_number", locale, threshold=tally.threshold))
+    else:
+        lines.append(_composite_line(branch, locale))
     if branch.vetoes:
         lines.append(t("report.vetoed", locale, conditions=_veto_list(branch.vetoes, locale)))
     lines.append(_proposal_line(branch, locale))
+    if branch.proposal is not None and branch.status is not None and branch.status.waived:
+        lines.append(t("grading.status.waived", locale))
     if branch.decision is not None and branch.decision.final_grade is not None:
         lines.append(
             t("report.decided", locale, grade=grade_name(branch.decision.final_grade, locale))
@@ -254,15 +331,9 @@ def township_table(tally: RoundTally, locale: str, *, title: str) -> str:
             + pad(str(branch.ballots), 5, right=True)
             + pad(score(branch.grading_score), 7, right=True)
             + " "
-            + (grade_name(branch.grade, locale) if branch.grade else DASH)
+            + grade_cell(branch, locale)
         )
-    quota = t(
-        "report.quota_line",
-        locale,
-        graded=tally.graded,
-        max_good=tally.max_good,
-        min_poor=tally.min_poor,
-    )
+    quota = "\n".join(esc(line) for line in pool_lines(tally, locale))
     return f"<b>{esc(title)}</b>\n<pre>{esc(chr(10).join(rows))}</pre>\n{quota}"
 
 
@@ -331,12 +402,9 @@ def _people(people: Sequence[PersonStatus], locale: str, *, why: bool = False) -
 
 
 def ranking_text(tally: RoundTally, locale: str) -> str:
-    """Two rankings (排名) with ties: by the provisional composite and by the inspection score."""
-    parts = []
-    for key, value_of in (
-        ("report.rank_by_score", lambda b: b.composite.score),
-        ("report.rank_by_inspection", lambda b: b.inspection),
-    ):
+    """Each pool ranked on its one named basis (§5.5), then the ranking by inspection score."""
+    parts = [_pool_ranking(tally, pool, locale) for pool in tally.pools.values()]
+    for key, value_of in (("report.rank_by_inspection", lambda b: b.inspection),):
         ordered = sorted(
             tally.branches,
             key=lambda b: (value_of(b) is None, -(value_of(b) or 0), b.name),
@@ -352,6 +420,22 @@ def ranking_text(tally: RoundTally, locale: str) -> str:
     return "\n".join(parts)
 
 
+def _pool_ranking(tally: RoundTally, pool: PoolProposal, locale: str) -> str:
+    """A pool's branches by the rank of its proposal: one basis, named; the others last."""
+    rows = []
+    for branch in (b for b in tally.branches if b.pool is pool.pool):
+        rank = branch.proposal.rank if branch.proposal is not None else None
+        rows.append(
+            pad(str(rank) if rank else DASH, 4)
+            + pad(short_name(branch.name), NAME_WIDTH + 1)
+            + pad(score(branch.grading_score), 7, right=True)
+            + " "
+            + grade_cell(branch, locale)
+        )
+    title = _pool_line(pool, locale)
+    return f"<b>{esc(title)}</b>\n<pre>{esc(chr(10).join(rows) or DASH)}</pre>"
+
+
 # --- /grades --------------------------------------------------------------------------------
 
 
@@ -361,13 +445,7 @@ def grades_header(tally: RoundTally, locale: str) -> str:
         [
             f"<b>{esc(t('report.grades_title', locale))}</b>",
             t("report.thresholds", locale),
-            t(
-                "report.quota_line",
-                locale,
-                graded=tally.graded,
-                max_good=tally.max_good,
-                min_poor=tally.min_poor,
-            ),
+            *(esc(line) for line in pool_lines(tally, locale)),
         ]
     )
 
@@ -377,7 +455,7 @@ def grade_line(branch: BranchTally, locale: str) -> str:
     proposal = branch.proposal
     head = f"<b>{esc(branch.name)}</b> {score(branch.grading_score)}"
     if proposal is None:
-        return head + "\n" + t("report.no_proposal", locale)
+        return head + "\n" + _proposal_line(branch, locale)
     lines = [head, _proposal_line(branch, locale)]
     if proposal.by_threshold is not proposal.grade:
         lines.append(

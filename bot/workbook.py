@@ -47,6 +47,7 @@ from storage.tallies import (
     satisfaction_instrument,
 )
 from surveys.categories import Audience
+from surveys.grading import display_score
 from surveys.i18n import t
 from surveys.instruments import Instrument, Item
 
@@ -77,6 +78,13 @@ def _text_width(value: Cell) -> int:
     return sum(2 if ord(char) > 0x2E7F else 1 for char in longest)
 
 
+def _shown(value: object, column: Column) -> object:
+    """Scores are exact inside (docs/rules.md §5.1); the sheet shows them as the paper does."""
+    if isinstance(value, Decimal) and column.number_format == SCORE:
+        return display_score(value)
+    return value
+
+
 def _write_sheet(
     workbook: Workbook,
     title: str,
@@ -92,7 +100,8 @@ def _write_sheet(
         cell.fill = _HEADER_FILL
         cell.alignment = Alignment(wrap_text=True, vertical="center")
     widths = [_text_width(column.header) for column in columns]
-    for row in rows:
+    for raw in rows:
+        row = [_shown(value, column) for value, column in zip(raw, columns, strict=True)]
         sheet.append(row)
         for index, value in enumerate(row):
             if value is not None:

@@ -27,6 +27,7 @@ from storage.db import Session
 from storage.models import Round, RoundPhase
 from storage.outbox import NewMessage, dedup_key
 from storage.participation import BranchCoverage, PersonStatus, non_respondents, round_coverage
+from storage.remedies import reruns
 from storage.reminders import Owed, Recipient, reachable, role_holders
 from storage.rounds import branches_in_scope
 from storage.tallies import satisfaction_by_branch
@@ -268,6 +269,51 @@ def deadline_reminders(state: RoundState) -> list[NewMessage]:
     return messages
 
 
+def rerun_reminders(state: RoundState) -> list[NewMessage]:
+    """补测: each re-run branch's own reminders, against its own deadline (docs/rules.md §6.4).
+
+    Only that branch's members and masses who still owe the survey, and its secretary.
+    """
+    options = state.options
+    messages: list[NewMessage] = []
+    for org_id, rerun in reruns(state.session, round_id=state.round_id).items():
+        branch = state.coverage.get(org_id)
+        slot = due_reminder(
+            rerun.deadline,
+            state.now,
+            offsets=options.reminder_offsets,
+            opens_at=None,
+            quiet=options.quiet_hours,
+            zone=state.zone,
+        )
+        if slot is None or branch is None:
+            continue
+        phase = RoundPhase(round_id=state.round_id, phase="satisfaction", deadline=rerun.deadline)
+        key = f"rerun{org_id}-{slot.key}"
+        skip = _slot_keys(state, key)
+        by_person: dict[int, list[Owed]] = {}
+        for item in owed_assignments(state, [phase]):
+            if item.branch == branch.name:
+                by_person.setdefault(item.recipient.person_id, []).append(item)
+        extra = state.quiet_payload()
+        messages += [
+            _personal_reminder(state, owed, rerun.deadline, key, state.now, extra)
+            for person_id, owed in by_person.items()
+            if dedup_key(state.round_id, person_id, KIND_REMINDER, key) not in skip
+        ]
+        secretaries = secretary_reminders(
+            state,
+            [phase],
+            deadline=rerun.deadline,
+            slot=key,
+            not_before=state.now,
+            payload_extra=extra,
+            skip=skip,
+        )
+        messages += [m for m in secretaries if m.slot == f"o{org_id}-{key}"]
+    return messages
+
+
 # --- Interim results and target reached -----------------------------------------------------
 
 
@@ -425,7 +471,12 @@ def plan_due(session: Session, *, now: datetime, zone: tzinfo) -> list[NewMessag
 
 
 def _due_in_round(state: RoundState) -> list[NewMessage]:
-    return deadline_reminders(state) + interim_digests(state) + targets_reached(state)
+    return (
+        deadline_reminders(state)
+        + rerun_reminders(state)
+        + interim_digests(state)
+        + targets_reached(state)
+    )
 
 
 def plan_manual(

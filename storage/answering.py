@@ -20,6 +20,7 @@ from storage.models import (
     RoundPhase,
     TelegramAccount,
 )
+from storage.remedies import rerun_window
 
 
 class StepRow(NamedTuple):
@@ -104,12 +105,24 @@ def load_step(*, session: Session, assignment_id: int) -> StepRow | None:
     """The assignment, locked first, with everything a step needs; None when there is none."""
     lock_assignment(session=session, assignment_id=assignment_id)
     row = session.exec(_LOAD, params={"assignment_id": assignment_id}).first()
-    return StepRow(*row) if row is not None else None
+    if row is None:
+        return None
+    step = StepRow(*row)
+    # A branch under 补测 answers in its own window (docs/rules.md §6.4).
+    phase = rerun_window(
+        session, round_id=step.assignment.round_id, org_id=step.assignment.org_id, phase=step.phase
+    )
+    return step._replace(phase=phase)
 
 
-def round_phase(*, session: Session, round_id: int, phase: str) -> RoundPhase | None:
-    """One phase (window and deadline) of a round."""
-    return session.get(RoundPhase, (round_id, phase))
+def round_phase(
+    *, session: Session, round_id: int, phase: str, org_id: int | None = None
+) -> RoundPhase | None:
+    """One phase (window and deadline) of a round; a branch's 补测 window when it has one."""
+    found = session.get(RoundPhase, (round_id, phase))
+    if org_id is None:
+        return found
+    return rerun_window(session, round_id=round_id, org_id=org_id, phase=found)
 
 
 def todo_rows(

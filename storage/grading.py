@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage import audit
+from storage.decisions import preview
 from storage.models import (
     GradeDecision,
     Organization,
@@ -149,7 +150,7 @@ def decide_grade(
     existing = session.get(GradeDecision, (round_id, org_id))
     if existing is not None and existing.locked:
         raise GradingError("locked")
-    branch = round_tally(session, round_id=round_id, org_ids=[org_id]).branch(org_id)
+    branch = round_tally(session, round_id=round_id, org_ids=[org_id], now=now).branch(org_id)
     proposal = branch.proposal if branch is not None else None
     if proposal is None:
         raise GradingError("no_proposal")
@@ -158,6 +159,11 @@ def decide_grade(
     overriding = final is not proposal.grade
     if overriding and reason is None:
         raise GradingError("reason_required")
+    # Quotas, vetoes and status of the pool (docs/rules.md §8): a rule broken without a
+    # confirmed exception (a reason and a second organizer) blocks the decision.
+    checked = preview(session, round_id=round_id, org_id=org_id, grade=final, now=now)
+    if checked.open:
+        raise GradingError("violations", kinds=[v.kind.value for v in checked.open])
     decision = existing or GradeDecision(round_id=round_id, org_id=org_id, proposed_grade="")
     decision.score = proposal.score
     decision.proposed_grade = proposal.grade.value

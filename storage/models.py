@@ -503,3 +503,51 @@ class SatisfactionBox(SQLModel, table=True):
     org_id: int = Field(foreign_key="organization.id", primary_key=True)
     # One sealed list of ballots ({"c": [[item, option], …], "t": [suggestion, …]}).
     ballots: list[Any] = Field(default_factory=list, sa_column=Column(SealedJSON, nullable=False))
+
+
+# --- Grading wiring (issue 9 part A): 补测, participation waivers, decision exceptions ------
+
+
+class BranchRerun(SQLModel, table=True):
+    """补测: the satisfaction phase reopened for one branch with its own deadline (rules §6.4).
+
+    One row per branch and round; ordering another re-run moves the deadline (audited).
+    """
+
+    __tablename__ = "branch_rerun"
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    opens_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    deadline: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    reason: str = Field(max_length=500)
+    ordered_by: int | None = Field(default=None, foreign_key="person.id")
+
+
+class ParticipationWaiverRow(SQLModel, table=True):
+    """An organizer's decision to grade a branch whose participation fell short (§6.4 b)."""
+
+    __tablename__ = "participation_waiver"
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    reason: str = Field(max_length=500)
+    decided_by: int | None = Field(default=None, foreign_key="person.id")
+    decided_at: datetime = _created()
+
+
+class DecisionExceptionRow(SQLModel, table=True):
+    """A decision kept against a rule: reason, who asked, who confirmed (rules §8.2)."""
+
+    __tablename__ = "decision_exception"
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="round.id", index=True, ondelete="CASCADE")
+    kind: str = Field(max_length=30)
+    org_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    grades: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    reason: str = Field(max_length=500)
+    requested_by: int | None = Field(default=None, foreign_key="person.id")
+    requested_at: datetime = _created()
+    confirmed_by: int | None = Field(default=None, foreign_key="person.id")
+    confirmed_at: datetime | None = _when()

@@ -435,7 +435,7 @@ def satisfaction_score(
     counts: Mapping[str, int],
     weights: Mapping[str, Decimal] = DEFAULT_SATISFACTION_WEIGHTS,
 ) -> Decimal | None:
-    """Mean option weight over all Q1–Q5 answers (0–100, two places); None without answers."""
+    """Mean option weight over all Q1–Q5 answers (0–100, unrounded); None without answers."""
     unknown = set(counts) - set(weights)
     if unknown:
         raise ValueError(f"no weight for options: {sorted(unknown)}")
@@ -445,7 +445,7 @@ def satisfaction_score(
     if total == 0:
         return None
     weighted = sum((weights[option] * count for option, count in counts.items()), ZERO)
-    return _round_score(weighted / total)
+    return weighted / total  # unrounded: compared exactly, rounded for display (rules §5.1)
 
 
 # ---------------------------------------------------------------------------
@@ -474,7 +474,7 @@ def composite(
     parts: Mapping[str, Decimal | None],
     weights: Mapping[str, Decimal] = DEFAULT_COMPOSITE_WEIGHTS,
 ) -> Composite:
-    """Weighted total of the parts present, weights renormalized to sum to 1; two places.
+    """Weighted total of the parts present, weights renormalized to sum to 1; unrounded.
 
     A part absent from ``parts`` counts as missing. weights_used are exact quotients
     (not rounded), so the caller chooses how to display them.
@@ -494,14 +494,14 @@ def composite(
         return Composite(score=None, weights_used={}, missing=missing)
     weighted = sum((weights[name] * value for name, value in present.items()), ZERO)
     return Composite(
-        score=_round_score(weighted / total_weight),
+        score=weighted / total_weight,  # unrounded (docs/rules.md §5.1)
         weights_used={name: weights[name] / total_weight for name in present},
         missing=missing,
     )
 
 
 def mean(values: Sequence[Decimal]) -> Decimal | None:
-    """Average of several scorers' totals, two places half up; None when nobody scored."""
+    """Average of several scorers' totals, unrounded; None when nobody scored."""
     if not values:
         return None
-    return _round_score(sum(values, ZERO) / len(values))
+    return sum(values, ZERO) / len(values)  # unrounded (docs/rules.md §5.1)

@@ -300,15 +300,27 @@ def build_scored_township(session: Session) -> dict[str, int]:
 
 
 def build_graded_township(session: Session, scores: Sequence[int]) -> tuple[int, list[int]]:
-    """Branches scored by the committee with these superior totals, in order."""
+    """Complete branches scored by the committee with these superior totals, in order.
+
+    Each branch has one member, who answered the survey (满意), one self-evaluation and one
+    inspection without deductions: every part a grade needs (docs/rules.md §3, §6.3).
+    """
     town = add_org(session, "某镇党委", "committee")
     organizer = add_person(session, "陈华", town, "organizer", phone=new_phone())
+    inspector = add_person(session, "周检", town, "inspector", phone=new_phone())
     round_ = add_open_round(session, "2028年度")
     org_ids = []
     for index, score in enumerate(scores):
-        branch = add_org(session, f"第{index + 1}村党支部", parent_id=town.id)
+        branch = add_org(session, f"第{index + 1}村党支部", parent_id=town.id, members=1)
         points = points_for_total("superior_scoring", D(score))
         submit_points(session, round_, branch, organizer, "superior_scoring", points, "organizers")
+        cast_ballot(session, round_, branch, "satisfied")
+        secretary = add_person(session, f"书记{index + 1}", branch, "committee", phone=new_phone())
+        self_points = points_for_total("self_evaluation", D(score))
+        submit_points(
+            session, round_, branch, secretary, "self_evaluation", self_points, "committee"
+        )
+        submit_inspection(session, round_, branch, inspector)
         org_ids.append(branch.id)
     return round_.id, org_ids  # type: ignore[return-value]
 

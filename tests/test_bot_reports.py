@@ -17,15 +17,18 @@ from typing import TYPE_CHECKING
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot import report_views as views
 from storage.db import transaction
 from storage.models import (
     Assignment,
     AuditLog,
+    DecisionExceptionRow,
     GradeDecision,
     Organization,
+    Person,
+    PersonRole,
     RectificationItem,
     Round,
     SignOff,
@@ -34,7 +37,7 @@ from storage.models import (
 )
 from storage.responses import save_answer, submit
 from storage.tallies import round_tally
-from surveys.instruments import AnswerValue
+from surveys.instruments import AnswerValue, get_instrument
 from tests.factories import build_scored_township as build_township
 from tests.factories import cast_ballot, points_for_total
 from tests.instrument_bundle import V1_TEXT, V2_TEXT, v2_shipped
@@ -73,9 +76,11 @@ def test_the_township_table_fits_a_phone_line(engine: Engine) -> None:
     table = text.split("<pre>")[1].split("</pre>")[0]
     lines = table.splitlines()
     assert all(views.width(line) <= 32 for line in lines)
-    # Sorted by score: 东村 83.17 first, 西村 70.00 (较差 by quota), 南社区 without a score last.
-    assert [line.split()[1] for line in lines[1:]] == ["东村", "西村", "南社区"]
-    assert lines[1].split()[-2:] == ["83.17", "较好"]
+    # Nobody is scored by the committee yet: no rank, no grade, listed by name (never by
+    # a number a small group hides), each pool's basis named under the table.
+    assert [line.split()[1] for line in lines[1:]] == ["东村", "南社区", "西村"]
+    assert lines[1].split()[-2:] == ["—", "—"]
+    assert "村(社区)：按镇党委评分排名" in text
 
 
 # --- Setting the scene ---------------------------------------------------------------------
@@ -89,21 +94,42 @@ async def town(bot: BotHarness) -> AsyncIterator[BotHarness]:
 
 
 def _seed_answers(engine: Engine, world: World) -> None:
-    """Five ballots and the organizer's superior scoring for the village; 40 for the firm."""
+    """The village complete: five ballots (3 members, 2 masses: both targets met), the
+    secretary's self-evaluation, the inspection and the organizer's superior scoring (92);
+    the firm only scored 40 by the committee (incomplete)."""
     with transaction(engine) as session:
         round_ = session.get(Round, world.round_id)
         village = session.get(Organization, world.orgs["village"])
         assert round_ is not None and village is not None
-        for choice in (
-            "satisfied",
-            "satisfied",
-            "satisfied",
-            "basically_satisfied",
-            "dissatisfied",
+        for choice, audience in (
+            ("satisfied", "members"),
+            ("satisfied", "members"),
+            ("satisfied", "members"),
+            ("basically_satisfied", "masses"),
+            ("dissatisfied", "masses"),
         ):
-            cast_ballot(session, round_, village, choice)
+            cast_ballot(session, round_, village, choice, audience=audience)
         _score(session, world, "village", Decimal(92))
+        _score(session, world, "village", Decimal(88), "self_evaluation", "secretary")
+        _inspect(session, world, "village")
         _score(session, world, "enterprise", Decimal(40))
+
+
+def _inspect(session: Session, world: World, org: str) -> None:
+    """The inspector's sheet of the branch without deductions (100)."""
+    assignment = session.exec(
+        select(Assignment).where(
+            Assignment.round_id == world.round_id,
+            Assignment.person_id == world.people["inspector"],
+            Assignment.org_id == world.orgs[org],
+            col(Assignment.instrument_id).startswith("inspection"),
+        )
+    ).one()
+    for item in get_instrument(assignment.instrument_id).items:
+        if item.kind == "deduction":
+            value = AnswerValue(deduction=Decimal(0))
+            save_answer(session, assignment_id=assignment.id, item_id=item.id, value=value)  # type: ignore[arg-type]
+    submit(session, assignment_id=assignment.id, now=SCORED_AT)  # type: ignore[arg-type]
 
 
 def _score(
@@ -162,7 +188,12 @@ async def test_the_organizer_sees_every_branch_and_gets_the_full_file(town: BotH
     phone = phone_of(town, "organizer", ORGANIZER)
     table = await phone.send("/tally")
     assert "红星村" in table.text and "东方机械厂" in table.text
-    assert "参与定级 2 个：好 最多 0 个，较差 至少 1 个" in table.text
+    # One basis per pool, named; the village pool is complete, the firm's is not.
+    assert (
+        "村(社区)：按镇党委评分排名；已齐全，参与定级 1 个：好 最多 0 个，较差 至少 1 个"
+        in table.text
+    )
+    assert "两新组织：按镇党委评分排名；尚未齐全" in table.text
     assert table.last and table.last["entities"][1]["type"] == "pre", "a monospace table"
     file = await phone.tap("📄 完整汇总表")
     assert file.documents and file.documents[0]["file_name"].endswith(".xlsx")
@@ -177,8 +208,9 @@ async def test_the_organizer_reads_one_branch_by_part_of_its_name(town: BotHarne
     assert "满意率 80.0%" in text
     assert "满意度得分：72.00" in text
     assert "上级评分：92.00（1 人）" in text
-    # Two graded branches: no 好 place (⌊0.4⌋ = 0), so 92 is proposed 较好.
-    assert "建议等次：较好" in text
+    # The only branch of its complete pool: no 好 place (⌊0.2⌋ = 0) and one 较差 at least
+    # (⌈0.1⌉ = 1, docs/rules.md §5.3), so 92 is proposed 较差 by the quota.
+    assert "建议等次：较差（第 1 名，按“较差”的最低比例列为较差）" in text
 
 
 async def test_an_ambiguous_name_offers_the_choices_as_buttons(town: BotHarness) -> None:
@@ -192,8 +224,7 @@ async def test_an_ambiguous_name_offers_the_choices_as_buttons(town: BotHarness)
 async def test_a_v1_round_still_reports_the_v1_form_after_v2_ships(
     town: BotHarness, tmp_path: Path
 ) -> None:
-    with transaction(town.engine) as session:
-        _score(session, town.world, "village", Decimal(80), "self_evaluation", "secretary")
+    # The secretary's self-evaluation (88, the town fixture) was given on the v1 form.
     phone = phone_of(town, "organizer", ORGANIZER)
     with v2_shipped(tmp_path):
         detail = await phone.send("/tally 红星村")
@@ -208,6 +239,19 @@ async def test_a_secretary_sees_their_branch_and_is_refused_another(town: BotHar
     assert "东方机械厂" not in other.text
     assert "没有找到" in other.text
     assert len(refusals(town.engine, "report.tally")) == 1
+
+
+async def test_a_secretary_sees_only_the_committees_decided_grade(town: BotHarness) -> None:
+    # issue 14: "Proposals reach secretaries before the committee has decided".
+    secretary = phone_of(town, "secretary", SECRETARY)
+    before = await secretary.send("/tally")
+    assert "建议等次" not in before.text and "较差" not in before.text
+    organizer = phone_of(town, "organizer", ORGANIZER)
+    await organizer.send("/grades 红星村")
+    await organizer.tap("✅ 确认较差")
+    await organizer.tap("✅ 确认锁定")
+    after = await secretary.send("/tally")
+    assert "评定等次：较差" in after.text and "建议等次" not in after.text
 
 
 async def test_a_forged_tap_naming_another_branch_by_id_is_refused(town: BotHarness) -> None:
@@ -273,7 +317,9 @@ async def test_coverage_names_who_has_not_answered_and_who_is_unreachable(
 async def test_ranking_lists_both_orders(town: BotHarness) -> None:
     phone = phone_of(town, "organizer", ORGANIZER)
     ranking = await phone.send("/rank")
-    assert "按综合得分排名（暂定）" in ranking.text and "按观摩检查得分排名" in ranking.text
+    # Each pool on its one named basis (docs/rules.md §5.5), then the inspection ranking.
+    assert "村(社区)：按镇党委评分排名" in ranking.text and "按观摩检查得分排名" in ranking.text
+    assert "按综合得分排名" not in ranking.text
     first = ranking.texts[0]
     assert first.index("红星村") < first.index("东方机械厂")
 
@@ -286,52 +332,114 @@ async def test_the_organizer_confirms_a_proposal_and_it_locks(town: BotHarness) 
     overview = await phone.send("/grades")
     assert "分数线：好 90分（含）以上" in overview.text
     await phone.tap("红星村")
-    confirmed = await phone.tap("✅ 确认较好")
-    assert "已确认红星村党支部为“较好”" in confirmed.text
+    effect = await phone.tap("✅ 确认较差")
+    # The effect on the pool is shown before anything is locked (issue 14).
+    assert "锁定后本类别：好 0 个（最多 0），较差 1 个（至少 1）" in effect.text
+    with Session(town.engine) as session:
+        assert session.exec(select(GradeDecision)).all() == []
+    confirmed = await phone.tap("✅ 确认锁定")
+    assert "已确认红星村党支部为“较差”" in confirmed.text
     with Session(town.engine) as session:
         decision = session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"]))
-        assert decision and decision.locked and decision.final_grade == "fairly_good"
+        assert decision and decision.locked and decision.final_grade == "poor"
     again = await phone.send("/grades 红星村")
-    assert "🔒 已确认：较好" in again.text and "✅ 确认较好" not in again.buttons
+    assert "🔒 已确认：较差" in again.text and "✅ 确认较差" not in again.buttons
+    assert "🔓 解锁" in again.buttons
 
 
-async def test_an_override_asks_for_the_reason_and_keeps_it(town: BotHarness) -> None:
-    phone = phone_of(town, "organizer", ORGANIZER)
+async def _ask_exception(phone: Phone) -> str:
     await phone.send("/grades 红星村")
-    asked = await phone.tap("改为好")
-    assert "请直接发送调整理由" in asked.text
-    done = await phone.send("全年无信访，群众公认")
-    assert "已将红星村党支部评定为“好”（建议为“较好”）" in done.text
-    with Session(town.engine) as session:
-        decision = session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"]))
-        assert decision and decision.final_grade == "good"
-        assert decision.reason == "全年无信访，群众公认"
+    effect = await phone.tap("改为好")
+    assert "“好”超过比例：1 个，最多 0 个" in effect.text
+    assert "“较差”不足比例：0 个，至少 1 个" in effect.text
+    asked = await phone.tap("申请例外（说明理由）")
+    return asked.text
 
 
-async def test_an_override_reason_is_refused_after_30_minutes_of_the_bots_clock(
+async def test_an_override_breaking_the_quota_needs_a_reason_and_a_second_organizer(
     town: BotHarness,
 ) -> None:
     phone = phone_of(town, "organizer", ORGANIZER)
-    await phone.send("/grades 红星村")
-    asked = await phone.tap("改为好")
-    assert "请直接发送调整理由" in asked.text
+    assert "请发送申请例外的理由" in await _ask_exception(phone)
+    requested = await phone.send("全年无信访，群众公认")
+    assert "已申请例外" in requested.text
+    own = await phone.send("/grades 红星村")
+    refused = await phone.tap("确认例外：评为“好”")
+    assert refused.alert and "另一名组织员" in refused.alert
+    assert "待确认的例外申请" in own.text
+    second = _second_organizer(town, 2010)
+    await second.send("/grades 红星村")
+    done = await second.tap("确认例外：评为“好”")
+    assert "例外已由第二名组织员确认" in done.text
+    with Session(town.engine) as session:
+        decision = session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"]))
+        assert decision and decision.locked and decision.final_grade == "good"
+        assert decision.reason == "全年无信访，群众公认"
+        actions = [row.action for row in session.exec(select(AuditLog)).all()]
+    assert "grade.exception_request" in actions and "grade.exception_confirm" in actions
+    assert "grade.override" in actions
+
+
+async def test_an_exception_reason_is_refused_after_30_minutes_of_the_bots_clock(
+    town: BotHarness,
+) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    await _ask_exception(phone)
     town.clock.advance(hours=2)
     late = await phone.send("全年无信访，群众公认")
-    assert "已将" not in late.text, "the step waited past its 30 minutes"
+    assert "已申请例外" not in late.text, "the step waited past its 30 minutes"
     with Session(town.engine) as session:
-        assert session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"])) is None
+        assert session.exec(select(DecisionExceptionRow)).all() == []
 
 
-async def test_an_override_cancelled_before_the_reason_changes_nothing(town: BotHarness) -> None:
+async def test_an_exception_cancelled_before_the_reason_changes_nothing(town: BotHarness) -> None:
     phone = phone_of(town, "organizer", ORGANIZER)
-    await phone.send("/grades 红星村")
-    await phone.tap("改为好")
+    await _ask_exception(phone)
     cancelled = await phone.send("/cancel")
     assert "已取消" in cancelled.text
     with Session(town.engine) as session:
         assert session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"])) is None
+        assert session.exec(select(DecisionExceptionRow)).all() == []
     after = await phone.send("随便说一句")
-    assert "已将" not in after.text, "the text is no longer taken as a reason"
+    assert "已申请例外" not in after.text, "the text is no longer taken as a reason"
+
+
+async def test_a_locked_grade_is_unlocked_with_a_reason(town: BotHarness) -> None:
+    phone = phone_of(town, "organizer", ORGANIZER)
+    await phone.send("/grades 红星村")
+    await phone.tap("✅ 确认较差")
+    await phone.tap("✅ 确认锁定")
+    await phone.send("/grades 红星村")
+    asked = await phone.tap("🔓 解锁")
+    assert "请发送解锁" in asked.text
+    done = await phone.send("录入时看错了分数")
+    assert "已解锁" in done.text
+    with Session(town.engine) as session:
+        decision = session.get(GradeDecision, (town.world.round_id, town.world.orgs["village"]))
+        assert decision and not decision.locked and decision.final_grade is None
+        unlock = session.exec(select(AuditLog).where(AuditLog.action == "grade.unlock")).one()
+    assert unlock.detail["reason"] == "录入时看错了分数" and unlock.detail["previous"] == "poor"
+
+
+def _second_organizer(bot: BotHarness, user_id: int) -> Phone:
+    """Another organizer of the township, bound to a phone."""
+    with transaction(bot.engine) as session:
+        person = Person(name="刘组织", phone="13800000099", org_id=bot.world.orgs["committee"])
+        session.add(person)
+        session.flush()
+        assert person.id is not None
+        session.add(
+            PersonRole(person_id=person.id, org_id=bot.world.orgs["committee"], role="organizer")
+        )
+        session.add(
+            TelegramAccount(
+                person_id=person.id,
+                telegram_user_id=user_id,
+                chat_id=user_id,
+                bound_via="invitation",
+            )
+        )
+    return bot.phone(user_id)
 
 
 async def test_a_secretary_cannot_grade_and_a_forged_tap_is_refused(town: BotHarness) -> None:

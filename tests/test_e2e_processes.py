@@ -308,11 +308,13 @@ def test_the_township_grades_through_separate_processes_as_in_production(
         tally = zheng.send("/tally")
         rows = table_rows(tally.text)
         assert len(rows) == 6, tally.text  # every branch of the township
-        # The one ballot waits in the sealed box until the phase ends (fewer than twice the
-        # small-group threshold of five are never counted early), so 董浜村's satisfaction
-        # part is left out and the 30/30 weights of self-evaluation and inspection renormalized.
-        assert rows["董浜村"][:2] == ["0", f"{(self_total + 100) / 2:.2f}"]
-        assert rows["杜桥村"][:2] == ["0", "100.00"]  # the inspection alone
+        # The round has superior scoring: each pool ranks on the committee's scores, none
+        # given yet, so no score and no grade (docs/rules.md §5.5, §6.3). 董浜村's one
+        # ballot waits in the sealed box until the phase ends (fewer than twice the
+        # small-group threshold are never counted early; docs/anonymity.md).
+        assert rows["董浜村"][:2] == ["0", "—"]
+        assert rows["杜桥村"][:2] == ["0", "—"]
+        assert "尚未齐全" in tally.text
         ranking = zheng.send("/rank")
         assert "董浜村" in ranking.text and "杜桥村" in ranking.text
         export = zheng.send("/export", documents=1)

@@ -13,7 +13,8 @@ from sqlmodel import Session
 
 from bot.workbook import write_workbook
 from storage.db import transaction
-from storage.grading import add_rectification, close_rectification, decide_grade, record_veto, sign
+from storage.grading import add_rectification, close_rectification, record_veto, sign
+from storage.models import GradeDecision
 from surveys.rules import Grade
 from tests.factories import build_scored_township as build_township
 
@@ -42,14 +43,19 @@ def _exported(engine: Engine, tmp_path: Path, locale: str = "zh_CN") -> tuple[di
             person_id=None,
             now=SIGNED,
         )
-        decide_grade(
-            session,
-            round_id=ids["round"],
-            org_id=ids["east"],
-            person_id=ids["inspector_1"],
-            now=SIGNED,
-            grade=Grade.GOOD,
-            reason="群众公认",
+        # Mid-round nobody is scored by the committee, so nothing can be decided through
+        # decide_grade (docs/rules.md §6.3, §8); the sheet only reads a stored decision.
+        session.add(
+            GradeDecision(
+                round_id=ids["round"],
+                org_id=ids["east"],
+                proposed_grade="fairly_good",
+                final_grade=Grade.GOOD.value,
+                reason="群众公认",
+                decided_by=ids["inspector_1"],
+                decided_at=SIGNED,
+                locked=True,
+            )
         )
         item = add_rectification(
             session,
@@ -126,8 +132,9 @@ def test_the_workbook_mirrors_the_paper_forms(engine: Engine, tmp_path: Path) ->
 
     grading = book["上级党组织评分定级表"]
     east = _row_of(grading, "东村党支部")
-    assert east["排名"] == 1 and east["综合得分（暂定）"] == 83.17
-    assert east["建议等次"] == "较好" and east["评定等次"] == "好"
+    # Ranked on the committee's scores, none given yet: no rank, no proposal (§5.5, §6.3).
+    assert east["排名"] is None and east["综合得分（暂定）"] == 83.17
+    assert east["建议等次"] is None and east["评定等次"] == "好"
     assert east["调整理由"] == "群众公认" and east["确认人"] == "王组长"
     assert _row_of(grading, "西村党支部")["高压线"] == "不合格党员"
     assert _row_of(grading, "南社区党支部")["定级得分"] is None

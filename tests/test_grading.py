@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from storage.db import transaction
+from storage.decisions import DecisionError, confirm_exception, preview, request_exception
 from storage.grading import (
     GradingError,
     add_rectification,
@@ -22,14 +23,21 @@ from storage.grading import (
     sign,
     signatures,
 )
-from storage.models import AuditLog, GradeDecision, Organization, TelegramAccount
+from storage.models import (
+    AuditLog,
+    DecisionExceptionRow,
+    GradeDecision,
+    Organization,
+    Round,
+    TelegramAccount,
+)
 from storage.pending import clear_pending, pending_for, set_pending
 from storage.scope import scope_for
 from storage.tallies import round_tally
 from surveys.deadlines import parse_due_date
 from surveys.rules import Grade, ProposalReason
 from surveys.vetoes import parse_veto_condition
-from tests.factories import add_person
+from tests.factories import add_org, add_person, cast_ballot
 from tests.factories import build_graded_township as _graded_township
 from tests.factories import build_scored_township as build_township
 from tests.factories import new_phone as _phone
@@ -441,3 +449,116 @@ def _secretary_with_ledger_item(
             person_id=None,
             now=NOW,
         )
+
+
+# --- Decisions checked against the pool (docs/rules.md §8) -----------------------------------
+
+THIRTEEN = [96, 94, 92, 91, 88, 86, 84, 82, 78, 74, 70, 66, 58]
+
+
+def test_a_third_good_of_thirteen_needs_an_exception_confirmed_by_a_second_organizer(
+    engine: Engine,
+) -> None:
+    with transaction(engine) as session:
+        round_id, ids = _graded_township(session, THIRTEEN)
+        town = session.get(Organization, session.get(Organization, ids[0]).parent_id)  # type: ignore[union-attr]
+        assert town is not None
+        first = add_person(session, "甲组织", town, "organizer", phone=_phone()).id
+        second = add_person(session, "乙组织", town, "organizer", phone=_phone()).id
+        assert first is not None and second is not None
+    # 13 branches: at most 2 好 (seed 001 五). 92 is the third: proposed 较好.
+    with transaction(engine) as session, pytest.raises(GradingError) as refused:
+        decide_grade(
+            session,
+            round_id=round_id,
+            org_id=ids[2],
+            person_id=first,
+            now=NOW,
+            grade=Grade.GOOD,
+            reason="群众公认",
+        )
+    assert refused.value.code == "violations"
+    assert refused.value.params["kinds"] == ["too_many_good"]
+    with transaction(engine) as session:
+        request_exception(
+            session,
+            round_id=round_id,
+            org_id=ids[2],
+            grade=Grade.GOOD,
+            reason="全年无信访，群众公认",
+            person_id=first,
+            now=NOW,
+        )
+    with transaction(engine) as session, pytest.raises(DecisionError) as same:
+        confirm_exception(session, round_id=round_id, org_id=ids[2], person_id=first, now=NOW)
+    assert same.value.code == "same_person"
+    with transaction(engine) as session:
+        grade, reason, _ = confirm_exception(
+            session, round_id=round_id, org_id=ids[2], person_id=second, now=NOW
+        )
+        decide_grade(
+            session,
+            round_id=round_id,
+            org_id=ids[2],
+            person_id=second,
+            now=NOW,
+            grade=grade,
+            reason=reason,
+        )
+    # A fourth 好 is another distribution: the first exception does not cover it.
+    with transaction(engine) as session, pytest.raises(GradingError) as again:
+        decide_grade(
+            session,
+            round_id=round_id,
+            org_id=ids[3],
+            person_id=first,
+            now=NOW,
+            grade=Grade.GOOD,
+            reason="群众公认",
+        )
+    assert again.value.code == "violations"
+    with Session(engine) as session:
+        decision = session.get(GradeDecision, (round_id, ids[2]))
+        assert decision is not None and decision.final_grade == "good" and decision.locked
+        assert session.exec(select(DecisionExceptionRow)).one().confirmed_by == second
+
+
+def test_a_vetoed_branch_cannot_be_decided_good_without_an_exception(engine: Engine) -> None:
+    with transaction(engine) as session:
+        round_id, ids = _graded_township(session, THIRTEEN)
+        record_veto(
+            session,
+            round_id=round_id,
+            org_id=ids[0],
+            condition="违纪违法党员",
+            note=None,
+            person_id=None,
+            now=NOW,
+        )
+    with transaction(engine) as session:
+        found = preview(session, round_id=round_id, org_id=ids[0], grade=Grade.GOOD, now=NOW)
+    assert "good_despite_veto" in [v.kind.value for v in found.open]
+    with transaction(engine) as session, pytest.raises(GradingError) as refused:
+        decide_grade(
+            session,
+            round_id=round_id,
+            org_id=ids[0],
+            person_id=None,
+            now=NOW,
+            grade=Grade.GOOD,
+            reason="高分",
+        )
+    assert refused.value.code == "violations"
+
+
+def test_no_decision_while_the_pool_is_incomplete(engine: Engine) -> None:
+    with transaction(engine) as session:
+        round_id, ids = _graded_township(session, THIRTEEN)
+        town = session.get(Organization, session.get(Organization, ids[0]).parent_id)  # type: ignore[union-attr]
+        late = add_org(session, "未齐村党支部", parent_id=town.id, members=1)  # type: ignore[union-attr]
+        round_ = session.get(Round, round_id)
+        assert round_ is not None
+        cast_ballot(session, round_, late, "satisfied")  # in the round, but parts missing
+    with transaction(engine) as session, pytest.raises(GradingError) as refused:
+        decide_grade(session, round_id=round_id, org_id=ids[0], person_id=None, now=NOW)
+    assert refused.value.params["kinds"] == ["pool_incomplete"]

@@ -539,12 +539,7 @@ def test_the_exact_composite_of_89_997_is_fairly_good() -> None:
     assert grade_for(exact_composite(parts)) is FAIR  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules.composite rounds to two places before grading; the wiring phase grades "
-    "grading.exact_composite instead (docs/rules.md §5.1)",
-)
-def test_the_rounded_composite_used_by_tallies_today_grades_89_997_as_fairly_good() -> None:
+def test_rules_composite_is_unrounded_too_and_grades_89_997_as_fairly_good() -> None:
     mixed = composite({"self_evaluation": D("89.99"), "satisfaction": D(90), "inspection": D(90)})
     assert grade_for(mixed.score) is FAIR  # type: ignore[arg-type]
 
@@ -768,11 +763,6 @@ def demo_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return output.getvalue().splitlines()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/tallies.py still grades below-target branches; wired to "
-    "surveys.grading.propose_pool in the next phase",
-)
 def test_the_demo_shows_the_volunteer_association_as_participation_not_met(
     demo_lines: list[str],
 ) -> None:
@@ -782,11 +772,6 @@ def test_the_demo_shows_the_volunteer_association_as_participation_not_met(
     assert "较好" not in row
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/tallies.py ranks one pool of 18 on a mix of committee scores and "
-    "composites; wired to surveys.grading.propose_pool in the next phase",
-)
 def test_the_demo_ranks_each_pool_on_one_named_basis(demo_lines: list[str]) -> None:
     # Today the footnote says 得分 is the committee score where scored, else the composite.
     assert not any("未评分时为综合分" in line for line in demo_lines)

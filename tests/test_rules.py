@@ -17,6 +17,7 @@ from surveys.categories import (
     parse_role,
     parse_roles,
 )
+from surveys.grading import display_score
 from surveys.i18n import catalog, t
 from surveys.rules import (
     DEFAULT_COMPOSITE_WEIGHTS,
@@ -293,12 +294,15 @@ def test_satisfaction_score_weighs_each_answer() -> None:
     assert satisfaction_score(counts) == D("72.00")
 
 
-def test_satisfaction_score_rounds_half_up_to_two_places() -> None:
+def test_satisfaction_score_is_unrounded_and_displays_half_up_to_two_places() -> None:
     # 1 out of 8 with weight 1 is 0.125: half up gives 0.13 (banker's rounding would give 0.12).
     weights = {"satisfied": D(1), "basically_satisfied": D(0), "dissatisfied": D(0)}
-    assert satisfaction_score({"satisfied": 1, "dissatisfied": 7}, weights) == D("0.13")
+    assert satisfaction_score({"satisfied": 1, "dissatisfied": 7}, weights) == D("0.125")
+    assert display_score(D("0.125")) == D("0.13")
     # (100 + 2 × 60) / 3 = 73.333…
-    assert satisfaction_score({"satisfied": 1, "basically_satisfied": 2}) == D("73.33")
+    assert display_score(satisfaction_score({"satisfied": 1, "basically_satisfied": 2})) == D(
+        "73.33"
+    )  # type: ignore[arg-type]
 
 
 def test_satisfaction_score_without_answers_is_none() -> None:
@@ -335,7 +339,7 @@ def test_composite_without_satisfaction_splits_the_rest_evenly() -> None:
 def test_composite_without_self_evaluation() -> None:
     # (0.4 × 70 + 0.3 × 90) / 0.7 = 55 / 0.7 = 78.571…
     result = composite({SAT: D(70), INSP: D(90)})
-    assert result.score == D("78.57")
+    assert result.score is not None and display_score(result.score) == D("78.57")
     assert result.missing == (SELF,)
     assert sum(result.weights_used.values()) == pytest.approx(1)
 
@@ -343,7 +347,7 @@ def test_composite_without_self_evaluation() -> None:
 def test_composite_without_inspection() -> None:
     # (0.3 × 80 + 0.4 × 70) / 0.7 = 52 / 0.7 = 74.2857…
     result = composite({SELF: D(80), SAT: D(70), INSP: None})
-    assert result.score == D("74.29")
+    assert result.score is not None and display_score(result.score) == D("74.29")
     assert result.missing == (INSP,)
 
 
@@ -363,9 +367,9 @@ def test_composite_with_custom_weights_and_unknown_parts() -> None:
 
 def test_mean_of_scorers() -> None:
     # (80 + 85 + 90.5) / 3 = 85.1666…
-    assert mean([D(80), D(85), D("90.5")]) == D("85.17")
+    assert display_score(mean([D(80), D(85), D("90.5")])) == D("85.17")  # type: ignore[arg-type]
     # 80.005 rounds half up
-    assert mean([D("80.00"), D("80.01")]) == D("80.01")
+    assert mean([D("80.00"), D("80.01")]) == D("80.005")  # unrounded (docs/rules.md §5.1)
     assert mean([]) is None
 
 

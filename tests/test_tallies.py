@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import Engine, event
@@ -12,8 +13,11 @@ from sqlmodel import Session
 
 from storage.db import transaction
 from storage.models import Organization, Round, Veto
+from storage.rounds import create_round
 from storage.tallies import round_tally
-from surveys.categories import Audience
+from storage.types import utcnow
+from surveys.categories import Audience, Phase
+from surveys.grading import Basis, display_score
 from surveys.instruments import get_instrument
 from surveys.rules import Grade, ProposalReason
 from surveys.scoring import summarize_satisfaction
@@ -26,6 +30,7 @@ from tests.factories import (
     cast_ballot,
     new_phone,
     points_for_total,
+    submit_inspection,
     submit_points,
 )
 
@@ -51,7 +56,8 @@ def test_a_branch_tally_matches_the_hand_count(engine: Engine) -> None:
     assert east.rates.awareness == D("0.8333")  # 3 了解 + 2 部分了解 of 6
     assert east.rates.participation == D("0.5000")  # 2 经常 + 1 偶尔 of 6
     # (20×100 + 5×60 + 5×0) / 30 = 76.666… → 76.67
-    assert east.satisfaction_score == D("76.67")
+    assert east.satisfaction_score is not None
+    assert display_score(east.satisfaction_score) == D("76.67")  # unrounded inside
     assert east.distribution is not None and east.distribution["q1"]["satisfied"] == 4
     assert east.distribution["q6"] == {"good": 6, "fairly_good": 0, "average": 0, "poor": 0}
     assert east.self_evaluation == D("87.50")  # (90 + 85) / 2
@@ -63,10 +69,12 @@ def test_a_branch_tally_matches_the_hand_count(engine: Engine) -> None:
     assert east.inspection_by_section["basics"] == D("12.50")
     assert east.inspection_by_section["organization"] == D("30.00")
     assert east.inspectors == 2
-    # 0.3 × 87.50 + 0.4 × 76.67 + 0.3 × 87.50 = 83.168 → 83.17
-    assert east.composite.score == D("83.17")
+    # 0.3 × 87.50 + 0.4 × 76.666… + 0.3 × 87.50 = 83.1666… → shown 83.17
+    assert east.composite.score is not None
+    assert display_score(east.composite.score) == D("83.17")
     assert east.composite.missing == ()
-    assert east.grading_score == D("83.17")
+    # The round has superior scoring: its pool ranks on the committee's scores, none yet.
+    assert east.grading_score is None and east.proposal is None
     assert east.superior is None
     members = east.coverage[Audience.MEMBERS]
     assert (members.respondents, members.required) == (5, 8)
@@ -82,10 +90,12 @@ def test_a_small_group_shows_participation_only_and_its_weights_are_renormalized
     assert west.ballots == 3 and west.small_group
     assert west.rates is None and west.satisfaction_score is None and west.distribution is None
     assert west.coverage[Audience.MEMBERS].respondents == 3
-    # Only the self-evaluation is left: its weight 0.3 becomes 1, so the composite is 70.
-    assert west.composite.score == D("70.00")
-    assert west.composite.weights_used == {"self_evaluation": D(1)}
-    assert west.composite.missing == ("satisfaction", "inspection")
+    # The three ballots still count (docs/rules.md §7.3): the composite is made of the
+    # self-evaluation and the satisfaction score, but its number is hidden, since it would
+    # give the satisfaction score back (§7.2).
+    assert west.composite.score is None and west.grading_score is None
+    assert set(west.composite.weights_used) == {"self_evaluation", "satisfaction"}
+    assert west.composite.missing == ("inspection",)
 
 
 def test_round_weights_and_threshold_come_from_the_round_options(engine: Engine) -> None:
@@ -101,7 +111,9 @@ def test_round_weights_and_threshold_come_from_the_round_options(engine: Engine)
         tally = round_tally(session, round_id=ids["round"])
     east, west = tally.branch(ids["east"]), tally.branch(ids["west"])
     assert east is not None and west is not None
-    assert east.composite.score == D("82.09")  # (87.50 + 76.67) / 2 = 82.085 → 82.09
+    # (87.50 + 76.666…) / 2 = 82.0833…: unrounded parts (docs/rules.md §5.1), shown 82.08.
+    assert east.composite.score is not None
+    assert display_score(east.composite.score) == D("82.08")
     assert not west.small_group and west.satisfaction_score == D("100.00")
     assert tally.threshold == 3
 
@@ -111,11 +123,13 @@ def test_a_branch_without_answers_has_no_score_and_sorts_last(engine: Engine) ->
         ids = build_scored_township(session)
     with Session(engine) as session:
         tally = round_tally(session, round_id=ids["round"])
-    assert [b.org_id for b in tally.branches] == [ids["east"], ids["west"], ids["south"]]
-    south = tally.branches[-1]
+    # Nobody is ranked yet (no committee score): by name, never by a hidden number.
+    assert [b.org_id for b in tally.branches] == [ids["east"], ids["south"], ids["west"]]
+    south = tally.branch(ids["south"])
+    assert south is not None
     assert south.composite.score is None and south.grading_score is None
     assert south.proposal is None
-    assert tally.graded == 2
+    assert tally.graded == 0
 
 
 def test_superior_scoring_grades_the_branch_once_the_committee_has_scored(
@@ -140,7 +154,8 @@ def test_superior_scoring_grades_the_branch_once_the_committee_has_scored(
     assert east_tally is not None
     assert east_tally.superior == D("90.50") and east_tally.superior_scorers == 2
     assert east_tally.grading_score == D("90.50")
-    assert east_tally.composite.score == D("83.17"), "the composite is still shown"
+    assert east_tally.composite.score is not None, "the composite is still shown"
+    assert display_score(east_tally.composite.score) == D("83.17")
 
 
 def test_the_sql_sums_agree_with_the_survey_scoring_on_random_ballots(engine: Engine) -> None:
@@ -172,7 +187,7 @@ def test_the_sql_sums_agree_with_the_survey_scoring_on_random_ballots(engine: En
     }
     expected = summarize_satisfaction(get_instrument("satisfaction"), 23, tallies)
     assert branch.rates == expected.rates
-    assert branch.satisfaction_score == expected.score
+    assert branch.satisfaction_score == expected.score  # both unrounded (docs/rules.md §5.1)
 
 
 # --- Quota proposals over the whole round ---------------------------------------------------
@@ -257,3 +272,51 @@ def test_the_number_of_queries_does_not_grow_with_the_branches(engine: Engine) -
             round_tally(session, round_id=round_id)
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+# --- Privacy hides a number, never changes a grade (docs/rules.md §7.3) ---------------------
+
+
+def _composite_round(session: Session, name: str) -> Round:
+    """A round without the committee's scoring: ranked on composites (docs/rules.md §5.5)."""
+    now = utcnow()
+    round_ = create_round(
+        session,
+        name=name,
+        deadlines={
+            phase: now + timedelta(days=7)
+            for phase in (Phase.SELF_EVALUATION, Phase.SATISFACTION, Phase.INSPECTION)
+        },
+        now=now,
+    )
+    return round_
+
+
+def test_three_dissatisfied_ballots_still_count_and_low_turnout_cannot_raise_the_grade(
+    engine: Engine,
+) -> None:
+    with transaction(engine) as session:
+        town = add_org(session, "某镇党委", "committee")
+        inspector = add_person(session, "周检", town, "inspector", phone=new_phone())
+        round_ = _composite_round(session, "2029年度")
+        branch = add_org(session, "少票村党支部", parent_id=town.id, members=3)
+        for _ in range(3):
+            cast_ballot(session, round_, branch, "dissatisfied")
+        secretary = add_person(session, "少票书记", branch, "committee", phone=new_phone())
+        points = points_for_total("self_evaluation", D(80))
+        submit_points(session, round_, branch, secretary, "self_evaluation", points, "committee")
+        submit_inspection(session, round_, branch, inspector)
+        round_id, org_id = round_.id, branch.id
+    with Session(engine) as session:
+        tally = round_tally(session, round_id=round_id)
+    small = tally.branch(org_id)  # type: ignore[arg-type]
+    assert small is not None and small.small_group and small.basis is Basis.COMPOSITE
+    # Hidden: the satisfaction score, the 三率 and the composite number (it would give the
+    # satisfaction score back); shown: the grade.
+    assert small.satisfaction_score is None and small.rates is None
+    assert small.composite.score is None and small.grading_score is None
+    assert small.proposal is not None
+    # Counted: 0.3·80 + 0.4·0 + 0.3·100 = 54 → 较差. Leaving the ballots out would give
+    # (0.3·80 + 0.3·100) / 0.6 = 90 → 好.
+    assert small.proposal.score == D(54)
+    assert small.proposal.by_threshold is Grade.POOR

@@ -37,7 +37,7 @@ def _remove_sqlite_file(path: Path) -> None:
 
 def cmd_demo(args: argparse.Namespace, env: CliEnv) -> int:
     """Build a demo township with answers in a fresh database and print its tally."""
-    from bot.demo import DemoError, build_demo
+    from bot.demo import DemoError, build_demo, decide_one
 
     url, path = _demo_url(args.database)
     if path is not None:
@@ -45,12 +45,21 @@ def cmd_demo(args: argparse.Namespace, env: CliEnv) -> int:
     env.say("cli.demo.building", target=str(path) if path else url.split("@")[-1])
     with engine_for(url) as engine:
         upgrade(engine)
+        now = utcnow()
         try:
-            demo = build_demo(engine, now=utcnow())
+            demo = build_demo(engine, now=now)
         except DemoError as error:
             raise CliError(f"cli.demo.{error.code}") from None
         with transaction(engine) as session:
-            print_round_table(session, demo.round_id, env)
+            print_round_table(session, demo.round_id, env, now=now)
+        decided = decide_one(engine, round_id=demo.round_id, now=now)
+        if decided is not None:
+            env.say(
+                "grading.cli.decision",
+                name=decided.name,
+                proposed=env.text(f"grade.{decided.proposed}"),
+                grade=env.text(f"grade.{decided.final}"),
+            )
     if path is not None:
         env.say("cli.demo.done", path=str(path))
     return EXIT_OK
@@ -74,7 +83,9 @@ def _percent(value: Any) -> str:
 
 def _score(value: Any) -> str:
     """A score with two decimals, or a dash."""
-    return "—" if value is None else f"{value:.2f}"
+    from surveys.grading import display_score
+
+    return "—" if value is None else f"{display_score(value):.2f}"
 
 
 def _participation(coverage: dict[Any, Any], audience: str, env: CliEnv) -> str:
@@ -88,11 +99,16 @@ def _participation(coverage: dict[Any, Any], audience: str, env: CliEnv) -> str:
     return f"{item.respondents}/{item.required}{mark}"
 
 
-def print_round_table(session: Session, round_id: int, env: CliEnv) -> None:
-    """Per-branch participation, 三率, scores and proposed grades with quotas applied."""
+def print_round_table(session: Session, round_id: int, env: CliEnv, *, now: Any = None) -> None:
+    """Per-branch participation, 三率, scores and grades: each pool on its own basis.
+
+    ``now`` judges the survey deadline (参与面未达标); a small group's satisfaction and
+    composite numbers are hidden, never its grade (docs/rules.md §7).
+    """
+    from bot.report_views import grade_cell, pool_lines, status_line
     from storage.tallies import round_tally
 
-    tally = round_tally(session, round_id=round_id)
+    tally = round_tally(session, round_id=round_id, now=now)
     name = round_name(session=session, round_id=round_id)
     env.say("cli.demo.title", round=name, branches=len(tally.branches))
     columns = [
@@ -111,9 +127,9 @@ def print_round_table(session: Session, round_id: int, env: CliEnv) -> None:
         (env.text("cli.table.note"), 0, False),
     ]
     print("  ".join(_cell(title, width, right) for title, width, right in columns).rstrip())
+    locale = env.locale
     for branch in tally.branches:
         rates = branch.rates
-        grade = branch.grade
         notes = []
         if branch.small_group:
             notes.append(env.text("cli.table.small_group", threshold=tally.threshold))
@@ -123,6 +139,9 @@ def print_round_table(session: Session, round_id: int, env: CliEnv) -> None:
             notes.append(env.text(f"proposal_reason.{branch.proposal.reason}"))
         if branch.proposal is not None and branch.proposal.tie_at_edge:
             notes.append(env.text("proposal.tie_at_edge"))
+        status = status_line(branch, locale)
+        if status is not None and branch.proposal is None:
+            notes.append(status)
         values = [
             branch.name,
             _participation(branch.coverage, "members", env),
@@ -135,7 +154,7 @@ def print_round_table(session: Session, round_id: int, env: CliEnv) -> None:
             _score(branch.inspection),
             _score(branch.superior),
             _score(branch.grading_score),
-            env.text(f"grade.{grade}") if grade else "—",
+            grade_cell(branch, locale),
             "；".join(notes),
         ]
         print(
@@ -144,7 +163,6 @@ def print_round_table(session: Session, round_id: int, env: CliEnv) -> None:
                 for value, (_, width, right) in zip(values, columns, strict=True)
             ).rstrip()
         )
-    env.say(
-        "cli.table.quota", graded=tally.graded, max_good=tally.max_good, min_poor=tally.min_poor
-    )
-    env.say("cli.table.legend")
+    for line in pool_lines(tally, locale):
+        print(line)
+    env.say("grading.cli.legend")

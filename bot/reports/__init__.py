@@ -1,7 +1,8 @@
 """Reports and decisions for organizers, secretaries and inspectors, one module per feature.
 
 Commands: /tally /coverage /rank (``tallies``), /grades (``grades``), /publish and the
-sign-offs (``publish``), /rectify (``ledger``), /veto /members_only (``flags``), /export
+sign-offs (``publish``), /rectify (``ledger``), /veto /members_only /rerun /waive
+(``flags``), /export
 /chart (``files``). Buttons carry typed taps (``bot.report_callbacks``), dispatched in
 ``taps``; what every feature shares is in ``common``.
 
@@ -18,7 +19,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Mess
 from bot.common import PRIVATE, MenuCommand
 from bot.report_callbacks import CALLBACK_PATTERN
 from bot.reports.files import chart_command, export_command
-from bot.reports.flags import members_only_command, veto_command
+from bot.reports.flags import members_only_command, rerun_command, veto_command, waive_command
 from bot.reports.grades import grades_command
 from bot.reports.ledger import rectify_command
 from bot.reports.publish import publish_command
@@ -37,6 +38,8 @@ COMMANDS = (
     MenuCommand("rectify", "report.command.rectify", roles=frozenset({"organizer", "secretary"})),
     MenuCommand("veto", "report.command.veto", roles=frozenset({"organizer"})),
     MenuCommand("members_only", "report.command.members_only", roles=frozenset({"organizer"})),
+    MenuCommand("rerun", "grading.command.rerun", roles=frozenset({"organizer"})),
+    MenuCommand("waive", "grading.command.waive", roles=frozenset({"organizer"})),
 )
 
 
@@ -53,6 +56,8 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("rectify", rectify_command, filters=PRIVATE),
         CommandHandler("veto", veto_command, filters=PRIVATE),
         CommandHandler("members_only", members_only_command, filters=PRIVATE),
+        CommandHandler("rerun", rerun_command, filters=PRIVATE),
+        CommandHandler("waive", waive_command, filters=PRIVATE),
         CallbackQueryHandler(on_tap, pattern=CALLBACK_PATTERN),
     ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from telegram import Update
 
 from bot import report_views as views
@@ -28,8 +30,22 @@ from surveys.i18n import t
 # --- /tally -----------------------------------------------------------------------------------
 
 
+def committee_only(tally: RoundTally, request: Request) -> RoundTally:
+    """Proposals only for the branches the asker organizes (issue 14).
+
+    A secretary or inspector sees the committee's decided grades, never a proposal the
+    committee has not decided yet (建议等次 beside 评定等次 would read as two verdicts).
+    """
+    branches = [
+        branch if request.scope.organizes(branch.org_id) else replace(branch, proposal=None)
+        for branch in tally.branches
+    ]
+    return replace(tally, branches=branches)
+
+
 def _branch_detail(session: Session, request: Request, org_id: int) -> Answer:
-    tally = round_tally(session, round_id=request.round_id, org_ids=[org_id])
+    tally = round_tally(session, round_id=request.round_id, org_ids=[org_id], now=request.now)
+    tally = committee_only(tally, request)
     branch = tally.branch(org_id)
     if branch is None:
         return Answer.text(t("report.branch_not_in_round", request.locale))
@@ -49,8 +65,11 @@ def _branch_detail(session: Session, request: Request, org_id: int) -> Answer:
 
 
 def visible_tally(session: Session, request: Request) -> RoundTally:
-    """The tally of every branch the asker may see."""
-    return round_tally(session, round_id=request.round_id, org_ids=request.scope.visible_orgs)
+    """The tally of every branch the asker may see (proposals only where they organize)."""
+    tally = round_tally(
+        session, round_id=request.round_id, org_ids=request.scope.visible_orgs, now=request.now
+    )
+    return committee_only(tally, request)
 
 
 def tally_answer(session: Session, update: Update, context: Context, query: str) -> Answer:
@@ -104,7 +123,9 @@ def coverage_tap(session: Session, update: Update, context: Context, org_id: int
 
 
 def _branch_coverage(session: Session, request: Request, org_id: int) -> Answer:
-    branch = round_tally(session, round_id=request.round_id, org_ids=[org_id]).branch(org_id)
+    branch = round_tally(
+        session, round_id=request.round_id, org_ids=[org_id], now=request.now
+    ).branch(org_id)
     if branch is None:
         return Answer.text(t("report.branch_not_in_round", request.locale))
     waiting = non_respondents(session, round_id=request.round_id, org_id=org_id)

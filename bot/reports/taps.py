@@ -11,15 +11,25 @@ from bot.report_callbacks import (
     BranchTap,
     BranchView,
     CloseTap,
+    DecideTap,
     ExportTap,
     OverrideTap,
     ReportTap,
     SignTap,
+    UnlockTap,
     decode,
 )
 from bot.reports.common import Answer, Refused, request_of, run, send
 from bot.reports.files import export_answer
-from bot.reports.grades import OVERRIDE, confirm_grade, continue_override, grade_tap, start_override
+from bot.reports.grades import (
+    GRADING_KINDS,
+    confirm_grade,
+    continue_grading,
+    decide_tap,
+    grade_tap,
+    start_override,
+    unlock_tap,
+)
 from bot.reports.ledger import close_tap, continue_rectification, ledger_tap, start_rectification
 from bot.reports.publish import publish_tap, sign_tap
 from bot.reports.tallies import coverage_tap, tally_tap
@@ -50,6 +60,10 @@ def _dispatch(session: Session, update: Update, context: Context, tap: ReportTap
             return sign_tap(session, update, context, org_id, capacity)
         case CloseTap(item_id=item_id):
             return close_tap(session, update, context, item_id)
+        case DecideTap():
+            return decide_tap(session, update, context, tap)
+        case UnlockTap(org_id=org_id):
+            return unlock_tap(session, update, context, org_id)
 
 
 def tap_answer(session: Session, update: Update, context: Context, data: str) -> Answer:
@@ -85,14 +99,14 @@ def pending_text_answer(
     pending = pending_for(session, person_id=who.person_id, now=services(context).now())
     if pending is None:
         return None
-    action = "grade.override" if pending.kind == OVERRIDE else "rectify.add"
+    action = f"grade.{pending.kind}" if pending.kind in GRADING_KINDS else "rectify.add"
     try:
         request = request_of(session, update, context, action)
     except Refused as refused:
         clear_pending(session, person_id=who.person_id)
         return refused.answer
-    if pending.kind == OVERRIDE:
-        return continue_override(session, request, pending.data, text)
+    if pending.kind in GRADING_KINDS:
+        return continue_grading(session, request, pending.kind, pending.data, text)
     return continue_rectification(session, request, pending.data, text)
 
 
