@@ -37,8 +37,8 @@ from surveys.audiences import masses_count, satisfaction_audience
 from surveys.categories import Audience, Category, Phase, Role, graded
 from surveys.deadlines import parse_phase_time as phase_time
 from surveys.errors import RuleError
-from surveys.instruments import bundled_instruments
 from surveys.grading import inspection_sheet
+from surveys.instruments import bundled_instruments
 from surveys.options import RoundOptions, check_options, parse_option_pairs
 
 # --- Errors --------------------------------------------------------------------------------
@@ -219,7 +219,9 @@ def resolve_sample(
     except RuleError as error:
         raise RoundError(error.code, **error.params) from None
     rows = session.exec(select(Organization.id, Organization.name, Organization.category)).all()
-    pool = {name: org_id for org_id, name, category in rows if scoped.grades(Category(category), org_id)}
+    pool = {
+        name: org_id for org_id, name, category in rows if scoped.grades(Category(category), org_id)
+    }
     if names:
         unknown = [name.strip() for name in names if name.strip() not in pool]
         if unknown:

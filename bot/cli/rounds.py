@@ -19,9 +19,9 @@ from storage.rounds import (
     resolve_sample,
     round_phases,
 )
+from storage.types import utcnow
 from surveys.options import parse_categories
 from surveys.review import RoundKind
-from storage.types import utcnow
 
 # --- round -----------------------------------------------------------------------------------
 
