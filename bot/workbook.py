@@ -39,6 +39,8 @@ from storage.reports import (
     round_name,
     submitted_forms,
 )
+from storage.review import round_regrade
+from storage.roster import masses_are_representatives_of
 from storage.tallies import (
     SELF_EVALUATION,
     BranchTally,
@@ -189,7 +191,15 @@ def _item_header(item: Item, locale: str) -> str:
 # --- 满意度测评汇总表 -------------------------------------------------------------------------
 
 
+def _masses_basis(counted: bool, representatives: bool | None, locale: str) -> str | None:
+    """What the masses count is: 群众代表, or 全体职工 where there is no 职代会."""
+    if not counted or representatives is None:
+        return None
+    return t(f"export.masses_basis.{'representatives' if representatives else 'staff'}", locale)
+
+
 def _satisfaction_sheet(
+    session: Session,
     workbook: Workbook,
     tally: RoundTally,
     instrument: Instrument,
@@ -205,6 +215,7 @@ def _satisfaction_sheet(
         Column(h("members_target")),
         Column(h("members_respondents")),
         Column(h("masses_target")),
+        Column(t("export.col.masses_basis", locale)),
         Column(h("masses_respondents")),
         Column(h("ballots")),
         *(Column(f"{item.id.upper()} {option.text.get(locale)}") for item, option in pairs),
@@ -219,6 +230,10 @@ def _satisfaction_sheet(
         Column(h("leader_signed_at"), WHEN),
     ]
     rows = []
+    # Without a 职代会 the masses are all staff: say so per row (docs/rules.md §7, seed 000 二.2).
+    representatives = masses_are_representatives_of(
+        session, org_ids=[b.org_id for b in tally.branches]
+    )
     for branch in _by_name(tally.branches):
         members = branch.coverage.get(Audience.MEMBERS)
         masses = branch.coverage.get(Audience.MASSES)
@@ -237,6 +252,7 @@ def _satisfaction_sheet(
                 members.denominator if members else None,
                 members.respondents if members else None,
                 masses.denominator if masses else None,
+                _masses_basis(masses is not None, representatives.get(branch.org_id), locale),
                 masses.respondents if masses else None,
                 branch.ballots,
                 *((dist[item.id][option.id] if dist else None) for item, option in pairs),
@@ -380,10 +396,26 @@ def _grading_sheet(
         Column(h("decided_by")),
         Column(h("decided_at"), WHEN),
     ]
+    # A quarterly re-grading shows the previous grade and the movement (docs/rules.md §11).
+    moves = {row.org_id: row for row in round_regrade(session, round_id=tally.round_id) or []}
+    if moves:
+        columns += [
+            Column(t("export.col.previous_grade", locale)),
+            Column(t("export.col.movement", locale)),
+        ]
     rows = []
     for branch in tally.branches:
         proposal = branch.proposal
         decision = decisions.get(branch.org_id)
+        move = moves.get(branch.org_id)
+        extra = []
+        if moves:
+            extra = [
+                _grade(move.previous.value if move and move.previous else None, locale),
+                t(f"regrade.movement.{move.movement.value}", locale)
+                if move and move.movement
+                else None,
+            ]
         rows.append(
             [
                 proposal.rank if proposal else None,
@@ -404,6 +436,7 @@ def _grading_sheet(
                 decision.reason if decision else None,
                 deciders.get(decision.decided_by) if decision and decision.decided_by else None,
                 _local(decision.decided_at, zone) if decision else None,
+                *extra,
             ]
         )
     _write_sheet(workbook, t("export.sheet.grading", locale), columns, rows, frozen_columns=2)
@@ -479,7 +512,7 @@ def build_workbook(
     _self_evaluation_detail(session, workbook, tally, self_form, zone, locale)
     signed = signatures(session, round_id=round_id, org_ids=[b.org_id for b in tally.branches])
     satisfaction = satisfaction_instrument(session, round_id)
-    _satisfaction_sheet(workbook, tally, satisfaction, signed, zone, locale)
+    _satisfaction_sheet(session, workbook, tally, satisfaction, signed, zone, locale)
     lines = inspection_lines(session=session, round_id=round_id)
     forms = {
         instrument_id: pinned_instrument(

@@ -7,7 +7,7 @@ deleting a person or a branch would lose the answers attached to them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +16,8 @@ import pandas as pd
 from sqlmodel import Session, col, select
 
 from storage.models import Organization, Person, PersonRole
-from surveys.categories import Role
+from surveys.audiences import masses_are_representatives
+from surveys.categories import Category, Role
 from surveys.roster import (
     OrgRow,
     PersonRow,
@@ -310,3 +311,19 @@ def import_roster(
     """Read, check and apply roster files; the caller's transaction makes it all or nothing."""
     organizations, people = read_roster_files(paths)
     return apply_roster(session, check_roster(organizations, people), now=now, dry_run=dry_run)
+
+
+def masses_are_representatives_of(session: Session, *, org_ids: Iterable[int]) -> dict[int, bool]:
+    """Per branch: whether its masses are representatives (else all staff, no 职代会)."""
+    wanted = list(org_ids)
+    if not wanted:
+        return {}
+    rows = session.exec(
+        select(Organization.id, Organization.category, Organization.has_workers_congress).where(
+            col(Organization.id).in_(wanted)
+        )
+    ).all()
+    return {
+        org_id: masses_are_representatives(Category(category), has_workers_congress=congress)
+        for org_id, category, congress in rows
+    }

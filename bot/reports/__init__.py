@@ -1,9 +1,9 @@
 """Reports and decisions for organizers, secretaries and inspectors, one module per feature.
 
 Commands: /tally /coverage /rank (``tallies``), /grades (``grades``), /publish and the
-sign-offs (``publish``), /rectify (``ledger``), /veto /members_only (``flags``), /export
-/chart (``files``). Buttons carry typed taps (``bot.report_callbacks``), dispatched in
-``taps``; what every feature shares is in ``common``.
+sign-offs (``publish``), /report /review /finalize (``review``), /rectify (``ledger``), /veto
+/members_only (``flags``), /export /chart (``files``). Buttons carry typed taps
+(``bot.report_callbacks``), dispatched in ``taps``; what every feature shares is in ``common``.
 
 Steps that wait for typed text (an override's reason, the fields of a ledger line) keep
 their state in the database (``storage.pending``). Their handlers come from
@@ -22,10 +22,13 @@ from bot.reports.flags import members_only_command, veto_command
 from bot.reports.grades import grades_command
 from bot.reports.ledger import rectify_command
 from bot.reports.publish import publish_command
+from bot.reports.review import finalize_command, report_command, review_command
 from bot.reports.tallies import coverage_command, rank_command, tally_command
 from bot.reports.taps import on_cancel, on_pending_text, on_tap
 
-_VIEWERS = frozenset({"organizer", "secretary", "inspector"})
+_VIEWERS = frozenset(
+    {"organizer", "secretary", "inspector", "work_group_leader", "county_reviewer"}
+)
 COMMANDS = (
     MenuCommand("tally", "report.command.tally", roles=_VIEWERS),
     MenuCommand("coverage", "report.command.coverage", roles=_VIEWERS),
@@ -37,6 +40,9 @@ COMMANDS = (
     MenuCommand("rectify", "report.command.rectify", roles=frozenset({"organizer", "secretary"})),
     MenuCommand("veto", "report.command.veto", roles=frozenset({"organizer"})),
     MenuCommand("members_only", "report.command.members_only", roles=frozenset({"organizer"})),
+    MenuCommand("report", "review.command.report", roles=frozenset({"organizer"})),
+    MenuCommand("finalize", "review.command.finalize", roles=frozenset({"organizer"})),
+    MenuCommand("review", "review.command.review", roles=frozenset({"county_reviewer"})),
 )
 
 
@@ -53,6 +59,9 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("rectify", rectify_command, filters=PRIVATE),
         CommandHandler("veto", veto_command, filters=PRIVATE),
         CommandHandler("members_only", members_only_command, filters=PRIVATE),
+        CommandHandler("report", report_command, filters=PRIVATE),
+        CommandHandler("review", review_command, filters=PRIVATE),
+        CommandHandler("finalize", finalize_command, filters=PRIVATE),
         CallbackQueryHandler(on_tap, pattern=CALLBACK_PATTERN),
     ]
 
