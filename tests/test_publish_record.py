@@ -16,7 +16,7 @@ from storage.models import Announcement, AuditLog, Organization, PersonRole, Rou
 from storage.tallies import round_tally
 from tests.factories import cast_ballot
 from tests.test_bot_reports import INSPECTOR, ORGANIZER, REFUSED, SECRETARY, phone_of
-from tests.test_bot_reports import town as town  # noqa: PLC0414 (the fixture)
+from tests.test_bot_reports import town as town  # the fixture
 
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness
