@@ -10,6 +10,7 @@ from bot.cli.env import EXIT_OK, CliEnv, database
 from storage.db import Session, transaction
 from storage.lookups import assignment_counts
 from storage.rounds import (
+    RoundError,
     close_round,
     create_round,
     list_rounds,
@@ -20,6 +21,7 @@ from storage.rounds import (
     round_phases,
 )
 from storage.types import utcnow
+from surveys.errors import RuleError
 from surveys.options import parse_categories
 from surveys.review import RoundKind
 
@@ -57,7 +59,10 @@ def add_scope_arguments(creating: argparse.ArgumentParser, h: Callable[[str], st
 def _scope_options(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
     """The round's scope and kind from the command's flags, over any --option."""
     if args.categories:
-        options["categories"] = parse_categories(args.categories)
+        try:
+            options["categories"] = parse_categories(args.categories)
+        except RuleError as error:
+            raise RoundError(error.code, **error.params) from None
     if args.kind == "quarterly":
         options["kind"] = RoundKind.QUARTERLY_REGRADE.value
     if args.institution_sheet:
