@@ -214,7 +214,8 @@ def _satisfaction_sheet(
         Column(h("org")),
         Column(h("members_target")),
         Column(h("members_respondents")),
-        Column(h("masses_target")),
+        # Representatives, or all staff without a 职代会: a neutral header and the basis per row.
+        Column(t("export.col.masses_count", locale)),
         Column(t("export.col.masses_basis", locale)),
         Column(h("masses_respondents")),
         Column(h("ballots")),
