@@ -9,6 +9,7 @@ and approved grades are made final (/finalize). Every step is a row of history a
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from openpyxl import load_workbook
@@ -156,3 +157,38 @@ async def test_each_step_belongs_to_its_role(town: BotHarness) -> None:
     for command in ("/report", "/review", "/finalize"):
         assert REFUSED in (await member.send(command)).text, command
     assert _states(town) == {"village": ReviewState.DECIDED}
+
+
+async def test_a_quarterly_round_shows_each_two_new_branch_moving(town: BotHarness) -> None:
+    # Issue 9 point 7 (docs/rules.md §11): the previous grade, the new one and 晋位/降级.
+    from storage.rounds import close_round, create_round, open_round
+    from surveys.categories import Phase
+
+    organizer = phone_of(town, "organizer", ORGANIZER)
+    assert "不是季度重新评定" in (await organizer.send("/regrade")).text
+    _decide(town, "enterprise", "average")
+    now = town.clock()
+    with transaction(town.engine) as session:
+        close_round(session, round_id=town.world.round_id, now=now)
+        quarterly = create_round(
+            session,
+            name="2026年第一季度重新评定",
+            deadlines={Phase.SATISFACTION: now + timedelta(days=7)},
+            options={"kind": "quarterly_regrade"},
+            now=now,
+        )
+        assert quarterly.id is not None
+        open_round(session, round_id=quarterly.id, now=now)
+        session.add(
+            GradeDecision(
+                round_id=quarterly.id,
+                org_id=town.world.orgs["enterprise"],
+                proposed_grade="good",
+                final_grade="good",
+                locked=True,
+                decided_at=now,
+            )
+        )
+    shown = await organizer.send("/regrade")
+    assert "东方机械厂党支部：一般 → 好（晋位）" in shown.text
+    assert "红星村" not in shown.text, "villages are not re-graded quarterly"

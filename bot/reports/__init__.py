@@ -22,7 +22,7 @@ from bot.reports.flags import members_only_command, veto_command
 from bot.reports.grades import grades_command
 from bot.reports.ledger import rectify_command
 from bot.reports.publish import publish_command
-from bot.reports.review import finalize_command, report_command, review_command
+from bot.reports.review import finalize_command, regrade_command, report_command, review_command
 from bot.reports.tallies import coverage_command, rank_command, tally_command
 from bot.reports.taps import on_cancel, on_pending_text, on_tap
 
@@ -43,6 +43,7 @@ COMMANDS = (
     MenuCommand("report", "review.command.report", roles=frozenset({"organizer"})),
     MenuCommand("finalize", "review.command.finalize", roles=frozenset({"organizer"})),
     MenuCommand("review", "review.command.review", roles=frozenset({"county_reviewer"})),
+    MenuCommand("regrade", "review.command.regrade", roles=_VIEWERS),
 )
 
 
@@ -62,6 +63,7 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("report", report_command, filters=PRIVATE),
         CommandHandler("review", review_command, filters=PRIVATE),
         CommandHandler("finalize", finalize_command, filters=PRIVATE),
+        CommandHandler("regrade", regrade_command, filters=PRIVATE),
         CallbackQueryHandler(on_tap, pattern=CALLBACK_PATTERN),
     ]
 

@@ -7,6 +7,8 @@
   approves, ``/review 退回 <branch> <reason>`` returns one with its reason; the committee's
   organizers are told, and the grade can be decided again.
 * ``/finalize`` (组织员): approved grades become final (正式确定).
+* ``/regrade``: in a quarterly re-grading (docs/rules.md §11), each 两新 branch's previous
+  grade, its new one and the movement (晋位/降级/持平); unsampled branches carry theirs forward.
 
 Each step is checked by ``surveys.review`` and audited by ``storage.review``.
 """
@@ -23,7 +25,7 @@ from bot.reports.common import Answer, Request, args_of, match_branch, organizer
 from bot.workbook import build_workbook
 from storage.db import Session
 from storage.reports import org_names
-from storage.review import ReviewStatus, review, review_statuses
+from storage.review import ReviewStatus, review, review_statuses, round_regrade
 from surveys.i18n import t
 from surveys.review import ReviewAction, ReviewError, ReviewState
 
@@ -186,3 +188,38 @@ def finalize_answer(session: Session, update: Update, context: Context) -> Answe
 async def finalize_command(update: Update, context: Context) -> None:
     """/finalize."""
     await run(update, context, lambda session: finalize_answer(session, update, context))
+
+
+# --- /regrade (季度重新评定) -------------------------------------------------------------------
+
+
+def regrade_answer(session: Session, update: Update, context: Context) -> Answer:
+    """/regrade: a quarterly round's 两新 branches, previous grade, new grade, movement (§11)."""
+    request = request_of(session, update, context, "review.regrade")
+    rows = round_regrade(session, round_id=request.round_id)
+    if rows is None:
+        return Answer.text(t("regrade.not_quarterly", request.locale))
+    visible = [row for row in rows if request.scope.can_see(row.org_id)]
+    names = org_names(session=session, org_ids=[row.org_id for row in visible])
+    lines = [t("regrade.title", request.locale, round=views.esc(request.round_name))]
+    dash = t("regrade.none", request.locale)
+    for row in sorted(visible, key=lambda r: names.get(r.org_id, "")):
+        key = "regrade.line" if row.sampled else "regrade.line_carried"
+        lines.append(
+            t(
+                key,
+                request.locale,
+                name=views.esc(names.get(row.org_id, "")),
+                previous=t(f"grade.{row.previous.value}", request.locale) if row.previous else dash,
+                current=t(f"grade.{row.current.value}", request.locale) if row.current else dash,
+                movement=t(f"regrade.movement.{row.movement.value}", request.locale)
+                if row.movement
+                else dash,
+            )
+        )
+    return Answer.text("\n".join(lines))
+
+
+async def regrade_command(update: Update, context: Context) -> None:
+    """/regrade."""
+    await run(update, context, lambda session: regrade_answer(session, update, context))
