@@ -40,7 +40,7 @@ from storage.reports import (
     submitted_forms,
 )
 from storage.review import round_regrade
-from storage.roster import masses_are_representatives_of
+from storage.roster import masses_basis
 from storage.tallies import (
     SELF_EVALUATION,
     BranchTally,
@@ -191,11 +191,11 @@ def _item_header(item: Item, locale: str) -> str:
 # --- 满意度测评汇总表 -------------------------------------------------------------------------
 
 
-def _masses_basis(counted: bool, representatives: bool | None, locale: str) -> str | None:
-    """What the masses count is: 群众代表, or 全体职工 where there is no 职代会."""
-    if not counted or representatives is None:
+def _masses_basis(counted: bool, basis: str | None, locale: str) -> str | None:
+    """What the masses count is: 村(居)民代表, 职工代表, or all staff without a 职代会."""
+    if not counted or basis is None:
         return None
-    return t(f"export.masses_basis.{'representatives' if representatives else 'staff'}", locale)
+    return t(f"export.masses_basis.{basis}", locale)
 
 
 def _satisfaction_sheet(
@@ -232,9 +232,7 @@ def _satisfaction_sheet(
     ]
     rows = []
     # Without a 职代会 the masses are all staff: say so per row (docs/rules.md §7, seed 000 二.2).
-    representatives = masses_are_representatives_of(
-        session, org_ids=[b.org_id for b in tally.branches]
-    )
+    bases = masses_basis(session, org_ids=[b.org_id for b in tally.branches])
     for branch in _by_name(tally.branches):
         members = branch.coverage.get(Audience.MEMBERS)
         masses = branch.coverage.get(Audience.MASSES)
@@ -253,7 +251,7 @@ def _satisfaction_sheet(
                 members.denominator if members else None,
                 members.respondents if members else None,
                 masses.denominator if masses else None,
-                _masses_basis(masses is not None, representatives.get(branch.org_id), locale),
+                _masses_basis(masses is not None, bases.get(branch.org_id), locale),
                 masses.respondents if masses else None,
                 branch.ballots,
                 *((dist[item.id][option.id] if dist else None) for item, option in pairs),

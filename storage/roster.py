@@ -16,7 +16,7 @@ import pandas as pd
 from sqlmodel import Session, col, select
 
 from storage.models import Organization, Person, PersonRole
-from surveys.audiences import masses_are_representatives
+from surveys.audiences import REPRESENTATIVE_MASSES
 from surveys.categories import Category, Role
 from surveys.roster import (
     OrgRow,
@@ -313,8 +313,9 @@ def import_roster(
     return apply_roster(session, check_roster(organizations, people), now=now, dry_run=dry_run)
 
 
-def masses_are_representatives_of(session: Session, *, org_ids: Iterable[int]) -> dict[int, bool]:
-    """Per branch: whether its masses are representatives (else all staff, no 职代会)."""
+def masses_basis(session: Session, *, org_ids: Iterable[int]) -> dict[int, str]:
+    """Per branch, who its masses count is (docs/rules.md §13): ``residents`` (村(居)民代表),
+    ``workers`` (职工代表, with a 职代会) or ``staff`` (all staff, no 职代会)."""
     wanted = list(org_ids)
     if not wanted:
         return {}
@@ -323,7 +324,10 @@ def masses_are_representatives_of(session: Session, *, org_ids: Iterable[int]) -
             col(Organization.id).in_(wanted)
         )
     ).all()
-    return {
-        org_id: masses_are_representatives(Category(category), has_workers_congress=congress)
-        for org_id, category, congress in rows
-    }
+    found: dict[int, str] = {}
+    for org_id, category, congress in rows:
+        if Category(category) in REPRESENTATIVE_MASSES:
+            found[org_id] = "residents"
+        else:
+            found[org_id] = "workers" if congress else "staff"
+    return found

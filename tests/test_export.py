@@ -209,4 +209,4 @@ def test_units_without_a_workers_congress_say_their_masses_are_all_staff(
     }
     assert rows["甲企业党支部"]["群众口径"] == "全体职工（无职代会）"
     assert rows["甲企业党支部"]["群众人数"] == 50
-    assert rows["东村党支部"]["群众口径"] == "群众代表"
+    assert rows["东村党支部"]["群众口径"] == "村(居)民代表"
