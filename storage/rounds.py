@@ -1,6 +1,6 @@
 """Rounds (测评轮次): creation with pinned instruments and deadlines, assignments, invitations.
 
-Assignments follow the roster (DOMAIN §2): members and mass representatives answer the
+Assignments follow the roster (docs/rules.md §1, §3): members and mass representatives answer the
 satisfaction survey about their branch, committee members the self-evaluation, inspectors
 the inspection sheet of each branch they cover, organizers the superior scoring of each
 branch in scope. Someone listed under the township committee (党委) covers every graded
