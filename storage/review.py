@@ -211,6 +211,36 @@ def _tell_committee(
         enqueue(session, message=message, now=now)
 
 
+def tell_reviewers(
+    session: Session, *, round_id: int, org_ids: Collection[int], now: datetime
+) -> int:
+    """Queue a notice of newly reported grades to each county reviewer who reviews them."""
+    rows = session.exec(
+        select(PersonRole.person_id, TelegramAccount.chat_id, TelegramAccount.language)
+        .join(TelegramAccount, TelegramAccount.person_id == PersonRole.person_id)  # type: ignore[arg-type]
+        .where(PersonRole.role == Role.COUNTY_REVIEWER.value)
+    ).all()
+    told = 0
+    for person_id, chat_id, language in sorted(set(rows)):
+        mine = set(org_ids) & set(
+            branches_in_scope(session, person_id=person_id, role=Role.COUNTY_REVIEWER)
+        )
+        if not mine:
+            continue
+        text = t("review.reported_notice", language or "zh_CN", count=len(mine))
+        message = NewMessage(
+            round_id=round_id,
+            person_id=person_id,
+            chat_id=chat_id,
+            kind="review_reported",
+            slot=now.isoformat(),
+            payload={"text": text},
+            not_before=now,
+        )
+        told += enqueue(session, message=message, now=now)
+    return told
+
+
 # --- Quarterly re-grading (docs/rules.md §11) ------------------------------------------------
 
 

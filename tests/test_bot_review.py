@@ -85,6 +85,7 @@ async def test_a_grade_goes_from_decided_to_final_through_a_return(town: BotHarn
     organizer = phone_of(town, "organizer", ORGANIZER)
     _decide(town, "village", "good")
     _decide(town, "enterprise", "poor")
+    reviewer = _reviewer(town)
 
     report = await organizer.send("/report")
     assert "已上报 2 个支部" in report.text
@@ -94,8 +95,11 @@ async def test_a_grade_goes_from_decided_to_final_through_a_return(town: BotHarn
     reported = sorted(str(row[1]) for row in grading.iter_rows(min_row=2, values_only=True))
     assert reported == ["东方机械厂党支部", "红星村党支部"], "the 附件4 of the reported grades"
     assert _states(town) == {"village": ReviewState.REPORTED, "enterprise": ReviewState.REPORTED}
-
-    reviewer = _reviewer(town)
+    with Session(town.engine) as session:
+        told = session.exec(select(OutboxMessage).where(OutboxMessage.kind == "review_reported"))
+        assert [(m.chat_id, m.payload["text"]) for m in told.all()] == [
+            (REVIEWER, "镇党委上报了 2 个支部的等次，请发送 /review 审核。")
+        ]
     waiting = await reviewer.send("/review")
     assert "红星村党支部" in waiting.text and "已上报" in waiting.text
     assert "需要写明原因" in (await reviewer.send("/review 退回 红星村")).text

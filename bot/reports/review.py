@@ -25,7 +25,7 @@ from bot.reports.common import Answer, Request, args_of, match_branch, organizer
 from bot.workbook import build_workbook
 from storage.db import Session
 from storage.reports import org_names
-from storage.review import ReviewStatus, review, review_statuses, round_regrade
+from storage.review import ReviewStatus, review, review_statuses, round_regrade, tell_reviewers
 from surveys.i18n import t
 from surveys.review import ReviewAction, ReviewError, ReviewState
 
@@ -78,6 +78,7 @@ def report_answer(session: Session, update: Update, context: Context) -> Answer:
         _step(session, request, org_id, ReviewAction.REPORT)
         reported.append(org_id)
     undecided = len(mine) - len(statuses)
+    tell_reviewers(session, round_id=request.round_id, org_ids=reported, now=request.now)
     if not reported:
         return Answer.text(t("review.nothing_to_report", request.locale, undecided=undecided))
     workbook = build_workbook(
