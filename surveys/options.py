@@ -276,7 +276,9 @@ def _set_option(options: dict[str, Any], key: str, text: str) -> None:
         options[key] = _clock_text(key, text)
     elif key == "categories":
         options[key] = parse_categories(text)
-    elif key == "institution_sheet" and text.strip() in set(InstitutionSheet):
+    elif key == "institution_sheet":
+        if text.strip() not in set(InstitutionSheet):
+            raise OptionError("bad_option", key=key, value=text)
         options[key] = text.strip()
     else:
         raise OptionError("unknown_option", key=key)
