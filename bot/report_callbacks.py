@@ -7,7 +7,9 @@ Shapes (all ``rp:``-prefixed, far below Telegram's 64-byte limit):
   publish sheet (``p``) or ledger (``r``); confirm its proposal (``g``) or add a ledger line
   (``ra``).
 * ``rp:o:<org>:<grade>`` — override the proposal with another grade.
-* ``rp:s:<org>:<s|l>`` — sign the summary as secretary (``s``) or work-group leader (``l``).
+* ``rp:s:<org>:<s|l>[:<digest>]`` — sign the announced tally as secretary (``s``) or work-group
+  leader (``l``): without a digest it asks to confirm, with the first 16 hex digits of the
+  record's digest it signs that record (docs/rules.md §10).
 * ``rp:k:<item>`` — close (销号) a ledger line.
 * ``rp:dg:<org>:<grade>:<step>`` — a step of deciding a grade (docs/rules.md §8): see the
   effect first (``a``), lock (``l``), give a reason and lock (``r``), ask for an exception
@@ -82,6 +84,7 @@ class SignTap:
 
     org_id: int
     capacity: Capacity
+    digest: str | None = None  # the record confirmed; None: ask to confirm first
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,8 @@ def encode(tap: ReportTap) -> str:
             body = f"{view.value}:{org_id}"
         case OverrideTap(org_id=org_id, grade=grade):
             body = f"o:{org_id}:{grade.value}"
-        case SignTap(org_id=org_id, capacity=capacity):
-            body = f"s:{org_id}:{capacity.value}"
+        case SignTap(org_id=org_id, capacity=capacity, digest=digest):
+            body = f"s:{org_id}:{capacity.value}" + (f":{digest}" if digest else "")
         case CloseTap(item_id=item_id):
             body = f"k:{item_id}"
         case DecideTap(org_id=org_id, grade=grade, step=step):
@@ -159,7 +162,9 @@ _CAPACITIES = "|".join(capacity.value for capacity in Capacity)
 _EXPORT = re.compile(r"^rp:x$")
 _BRANCH = re.compile(rf"^rp:(?P<view>{_VIEWS}):(?P<org>{_ID})$")
 _OVERRIDE = re.compile(rf"^rp:o:(?P<org>{_ID}):(?P<grade>{_GRADES})$")
-_SIGN = re.compile(rf"^rp:s:(?P<org>{_ID}):(?P<capacity>{_CAPACITIES})$")
+_SIGN = re.compile(
+    rf"^rp:s:(?P<org>{_ID}):(?P<capacity>{_CAPACITIES})(?::(?P<digest>[0-9a-f]{{16}}))?$"
+)
 _CLOSE = re.compile(rf"^rp:k:(?P<item>{_ID})$")
 _STEPS = "|".join(step.value for step in DecideStep)
 _DECIDE = re.compile(rf"^rp:dg:(?P<org>{_ID}):(?P<grade>{_GRADES}):(?P<step>{_STEPS})$")
@@ -177,7 +182,7 @@ def decode(data: str | None) -> ReportTap:
     if match := _OVERRIDE.match(data):
         return OverrideTap(int(match["org"]), Grade(match["grade"]))
     if match := _SIGN.match(data):
-        return SignTap(int(match["org"]), Capacity(match["capacity"]))
+        return SignTap(int(match["org"]), Capacity(match["capacity"]), match["digest"])
     if match := _CLOSE.match(data):
         return CloseTap(int(match["item"]))
     if match := _DECIDE.match(data):

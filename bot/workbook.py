@@ -39,6 +39,8 @@ from storage.reports import (
     round_name,
     submitted_forms,
 )
+from storage.review import round_regrade
+from storage.roster import masses_basis
 from storage.tallies import (
     SELF_EVALUATION,
     BranchTally,
@@ -198,7 +200,15 @@ def _item_header(item: Item, locale: str) -> str:
 # --- 满意度测评汇总表 -------------------------------------------------------------------------
 
 
+def _masses_basis(counted: bool, basis: str | None, locale: str) -> str | None:
+    """What the masses count is: 村(居)民代表, 职工代表, or all staff without a 职代会."""
+    if not counted or basis is None:
+        return None
+    return t(f"export.masses_basis.{basis}", locale)
+
+
 def _satisfaction_sheet(
+    session: Session,
     workbook: Workbook,
     tally: RoundTally,
     instrument: Instrument,
@@ -213,7 +223,9 @@ def _satisfaction_sheet(
         Column(h("org")),
         Column(h("members_target")),
         Column(h("members_respondents")),
-        Column(h("masses_target")),
+        # Representatives, or all staff without a 职代会: a neutral header and the basis per row.
+        Column(t("export.col.masses_count", locale)),
+        Column(t("export.col.masses_basis", locale)),
         Column(h("masses_respondents")),
         Column(h("ballots")),
         *(Column(f"{item.id.upper()} {option.text.get(locale)}") for item, option in pairs),
@@ -228,6 +240,8 @@ def _satisfaction_sheet(
         Column(h("leader_signed_at"), WHEN),
     ]
     rows = []
+    # Without a 职代会 the masses are all staff: say so per row (docs/rules.md §7, seed 000 二.2).
+    bases = masses_basis(session, org_ids=[b.org_id for b in tally.branches])
     for branch in _by_name(tally.branches):
         members = branch.coverage.get(Audience.MEMBERS)
         masses = branch.coverage.get(Audience.MASSES)
@@ -246,6 +260,7 @@ def _satisfaction_sheet(
                 members.denominator if members else None,
                 members.respondents if members else None,
                 masses.denominator if masses else None,
+                _masses_basis(masses is not None, bases.get(branch.org_id), locale),
                 masses.respondents if masses else None,
                 branch.ballots,
                 *((dist[item.id][option.id] if dist else None) for item, option in pairs),
@@ -389,10 +404,26 @@ def _grading_sheet(
         Column(h("decided_by")),
         Column(h("decided_at"), WHEN),
     ]
+    # A quarterly re-grading shows the previous grade and the movement (docs/rules.md §11).
+    moves = {row.org_id: row for row in round_regrade(session, round_id=tally.round_id) or []}
+    if moves:
+        columns += [
+            Column(t("export.col.previous_grade", locale)),
+            Column(t("export.col.movement", locale)),
+        ]
     rows = []
     for branch in tally.branches:
         proposal = branch.proposal
         decision = decisions.get(branch.org_id)
+        move = moves.get(branch.org_id)
+        extra = []
+        if moves:
+            extra = [
+                _grade(move.previous.value if move and move.previous else None, locale),
+                t(f"regrade.movement.{move.movement.value}", locale)
+                if move and move.movement
+                else None,
+            ]
         rows.append(
             [
                 proposal.rank if proposal else None,
@@ -413,6 +444,7 @@ def _grading_sheet(
                 decision.reason if decision else None,
                 deciders.get(decision.decided_by) if decision and decision.decided_by else None,
                 _local(decision.decided_at, zone) if decision else None,
+                *extra,
             ]
         )
     _write_sheet(workbook, t("export.sheet.grading", locale), columns, rows, frozen_columns=2)
@@ -488,7 +520,7 @@ def build_workbook(
     _self_evaluation_detail(session, workbook, tally, self_form, zone, locale)
     signed = signatures(session, round_id=round_id, org_ids=[b.org_id for b in tally.branches])
     satisfaction = satisfaction_instrument(session, round_id)
-    _satisfaction_sheet(workbook, tally, satisfaction, signed, zone, locale)
+    _satisfaction_sheet(session, workbook, tally, satisfaction, signed, zone, locale)
     lines = inspection_lines(session=session, round_id=round_id)
     forms = {
         instrument_id: pinned_instrument(

@@ -22,6 +22,7 @@ from storage import audit
 from storage.decisions import preview
 from storage.models import (
     GradeDecision,
+    LedgerCheck,
     Organization,
     Person,
     PersonRole,
@@ -32,6 +33,7 @@ from storage.models import (
 )
 from storage.tallies import round_tally
 from surveys.i18n import t
+from surveys.review import ReviewError, close_item
 from surveys.rules import Grade
 from surveys.vetoes import parse_veto_condition
 
@@ -58,7 +60,11 @@ def _audit(
     at: datetime,
 ) -> None:
     audit.record(
-        session=session, action=action, at=at, actor_person_id=person_id, target=target,
+        session=session,
+        action=action,
+        at=at,
+        actor_person_id=person_id,
+        target=target,
         detail=detail,
     )
 
@@ -334,14 +340,37 @@ def ledger(
 
 
 def close_rectification(
-    session: Session, *, item_id: int, person_id: int | None, now: datetime
+    session: Session,
+    *,
+    item_id: int,
+    person_id: int | None,
+    now: datetime,
+    note: str | None = None,
+    roles: Collection[str] | None = None,
 ) -> RectificationItem:
-    """Close (销号) a ledger line; closing twice is refused."""
+    """Close (销号) a ledger line; closing twice is refused.
+
+    From the bot ``roles`` and ``note`` are given: only the township closes, after checking,
+    and says what it checked (逐项验收销号, docs/rules.md §12); the check is kept.
+    """
     item = session.get(RectificationItem, item_id)
     if item is None:
         raise GradingError("not_found")
     if item.closed_at is not None:
         raise GradingError("already_closed")
+    if roles is not None:
+        try:
+            closure = close_item(
+                item_id, person_id=person_id or 0, roles=roles, note=note or "", closed_at=now
+            )
+        except ReviewError as error:
+            raise GradingError(error.code) from None
+        if person_id is not None:
+            session.add(
+                LedgerCheck(
+                    item_id=item_id, note=closure.note[:500], checked_by=person_id, checked_at=now
+                )
+            )
     item.closed_at, item.closed_by = now, person_id
     session.add(item)
     _audit(
@@ -350,10 +379,28 @@ def close_rectification(
         person_id=person_id,
         action="rectify.close",
         target=f"org:{item.org_id}",
-        detail={"item_id": item.id},
+        detail={"item_id": item.id, "note": note},
     )
     session.flush()
     return item
+
+
+def ledger_checks(session: Session, *, item_ids: Collection[int]) -> dict[int, LedgerCheck]:
+    """The township's check of each closed line, by item id."""
+    if not item_ids:
+        return {}
+    rows = session.exec(select(LedgerCheck).where(col(LedgerCheck.item_id).in_(list(item_ids))))
+    return {row.item_id: row for row in rows.all()}
+
+
+def key_problems(session: Session, *, round_id: int, org_id: int) -> int:
+    """How many key problems (ledger lines) a branch has listed in this round (§12)."""
+    rows = session.exec(
+        select(RectificationItem.id).where(
+            RectificationItem.round_id == round_id, RectificationItem.org_id == org_id
+        )
+    ).all()
+    return len(rows)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from surveys.categories import (
     RoundStatus,
     SignRole,
 )
+from surveys.review import ReviewAction, ReviewState
 from surveys.rules import Grade
 
 SQLModel.metadata.naming_convention = {
@@ -551,3 +552,56 @@ class DecisionExceptionRow(SQLModel, table=True):
     requested_at: datetime = _created()
     confirmed_by: int | None = Field(default=None, foreign_key="person.id")
     confirmed_at: datetime | None = _when()
+
+
+# --- Grading records: announced tally, county review, ledger checks (g2b, issue 9) ---------
+# docs/rules.md §9 (county review), §10 (the announced tally), §12 (整改台账).
+
+
+class Announcement(SQLModel, table=True):
+    """The tally as announced at /publish (``surveys.review.AnnouncedTally``), frozen.
+
+    The sign-offs of the same (round, branch) sign this record, named by ``digest``; once
+    one is signed, later ballots change the live tally and never this row.
+    """
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    digest: str = Field(max_length=64)
+    record: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    announced_by: int | None = Field(default=None, foreign_key="person.id")
+    announced_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class ReviewEvent(SQLModel, table=True):
+    """One step of a grade's county review (上报, 审核通过, 退回, 重新评定, 正式确定).
+
+    The latest step of a (round, branch) is its state; the rows are its history.
+    """
+
+    __tablename__ = "review_event"
+    __table_args__ = (
+        CheckConstraint(_one_of("action", ReviewAction), name="action"),
+        CheckConstraint(_one_of("after", ReviewState), name="after"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    round_id: int = Field(foreign_key="round.id", index=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", index=True)
+    action: str = Field(max_length=20)
+    after: str = Field(max_length=20)
+    grade: str | None = Field(default=None, max_length=20)
+    reason: str | None = Field(default=None, max_length=500)
+    person_id: int = Field(foreign_key="person.id")
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class LedgerCheck(SQLModel, table=True):
+    """The township's check of a ledger line before closing it (逐项验收销号, seed 003)."""
+
+    __tablename__ = "ledger_check"
+
+    item_id: int = Field(foreign_key="rectification_item.id", primary_key=True, ondelete="CASCADE")
+    note: str = Field(max_length=500)
+    checked_by: int = Field(foreign_key="person.id")
+    checked_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -7,7 +7,7 @@ deleting a person or a branch would lose the answers attached to them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +16,8 @@ import pandas as pd
 from sqlmodel import Session, col, select
 
 from storage.models import Organization, Person, PersonRole
-from surveys.categories import Role
+from surveys.audiences import REPRESENTATIVE_MASSES
+from surveys.categories import Category, Role
 from surveys.roster import (
     OrgRow,
     PersonRow,
@@ -310,3 +311,23 @@ def import_roster(
     """Read, check and apply roster files; the caller's transaction makes it all or nothing."""
     organizations, people = read_roster_files(paths)
     return apply_roster(session, check_roster(organizations, people), now=now, dry_run=dry_run)
+
+
+def masses_basis(session: Session, *, org_ids: Iterable[int]) -> dict[int, str]:
+    """Per branch, who its masses count is (docs/rules.md §13): ``residents`` (村(居)民代表),
+    ``workers`` (职工代表, with a 职代会) or ``staff`` (all staff, no 职代会)."""
+    wanted = list(org_ids)
+    if not wanted:
+        return {}
+    rows = session.exec(
+        select(Organization.id, Organization.category, Organization.has_workers_congress).where(
+            col(Organization.id).in_(wanted)
+        )
+    ).all()
+    found: dict[int, str] = {}
+    for org_id, category, congress in rows:
+        if Category(category) in REPRESENTATIVE_MASSES:
+            found[org_id] = "residents"
+        else:
+            found[org_id] = "workers" if congress else "staff"
+    return found

@@ -1,19 +1,22 @@
 """Rounds (测评轮次): creation with pinned instruments and deadlines, assignments, invitations.
 
-Assignments follow the roster (DOMAIN §2): members and mass representatives answer the
+Assignments follow the roster (docs/rules.md §1, §3): members and mass representatives answer the
 satisfaction survey about their branch, committee members the self-evaluation, inspectors
 the inspection sheet of each branch they cover, organizers the superior scoring of each
 branch in scope. Someone listed under the township committee (党委) covers every graded
 branch under it.
 
-Round options are validated and documented in ``surveys.options`` (``RoundOptions``).
+Round options are validated and documented in ``surveys.options`` (``RoundOptions``). A round
+scoped to some categories, or a quarterly re-grading by sample, assigns only the branches it
+grades (``RoundOptions.grades``, docs/rules.md §2 and §11).
 """
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -32,11 +35,12 @@ from storage.models import (
     RoundPhase,
 )
 from surveys.audiences import masses_count, satisfaction_audience
-from surveys.categories import Audience, Category, Phase, Role, graded, inspection_sheet_for
+from surveys.categories import Audience, Category, Phase, Role, graded
 from surveys.deadlines import parse_phase_time as phase_time
 from surveys.errors import RuleError
+from surveys.grading import inspection_sheet
 from surveys.instruments import bundled_instruments
-from surveys.options import check_options, parse_option_pairs
+from surveys.options import RoundOptions, check_options, parse_option_pairs
 
 # --- Errors --------------------------------------------------------------------------------
 
@@ -199,6 +203,36 @@ def create_round(
     return round_
 
 
+def resolve_sample(
+    session: Session,
+    options: Mapping[str, Any],
+    *,
+    size: int | None,
+    names: Sequence[str],
+    seed: str,
+) -> list[int]:
+    """Branch ids a round samples: those named, else ``size`` drawn from its scope (抽检).
+
+    The draw is seeded with the round's name, so the same command gives the same sample.
+    """
+    try:
+        scoped = check_options({k: v for k, v in options.items() if k != "sample"})
+    except RuleError as error:
+        raise RoundError(error.code, **error.params) from None
+    rows = session.exec(select(Organization.id, Organization.name, Organization.category)).all()
+    pool = {
+        name: org_id for org_id, name, category in rows if scoped.grades(Category(category), org_id)
+    }
+    if names:
+        unknown = [name.strip() for name in names if name.strip() not in pool]
+        if unknown:
+            raise RoundError("sample_unknown", names="、".join(unknown))
+        return sorted({pool[name.strip()] for name in names})
+    if size is None or size < 1 or size > len(pool):
+        raise RoundError("sample_size", size=size, available=len(pool))
+    return sorted(random.Random(seed).sample(sorted(pool.values()), size))
+
+
 def open_round(session: Session, *, round_id: int, now: datetime) -> Round:
     """Open a draft round; refused while another round is open or once it is closed."""
     # PostgreSQL: lock every round so two organizers opening rounds at once take turns and
@@ -273,16 +307,28 @@ def _graded_under(orgs: Mapping[int, _Org], org_id: int) -> list[int]:
     return sorted(found)
 
 
-def _wanted_assignments(session: Session, phases: set[str]) -> dict[AssignmentKey, Audience]:
-    """Every assignment the roster asks for in the given phases, with its audience."""
-    orgs = _organizations(session)
+def _wanted_assignments(
+    session: Session, phases: set[str], options: RoundOptions
+) -> dict[AssignmentKey, Audience]:
+    """Every assignment the roster asks for in the given phases, with its audience.
+
+    Only the branches the round grades (its scope and sample) get assignments.
+    """
+    every = _organizations(session)
+    orgs = {
+        org_id: org
+        for org_id, org in every.items()
+        if not graded(org.category) or options.grades(org.category, org_id)
+    }
     wanted: dict[AssignmentKey, Audience] = {}
     roles = session.exec(select(PersonRole.person_id, PersonRole.org_id, PersonRole.role)).all()
     by_person: dict[tuple[int, int], set[str]] = defaultdict(set)
     for person_id, org_id, role in roles:
         by_person[(person_id, org_id)].add(role)
     for (person_id, org_id), held in by_person.items():
-        org = orgs[org_id]
+        org = orgs.get(org_id)
+        if org is None:  # a branch out of the round's scope
+            continue
         if graded(org.category) and Phase.SATISFACTION in phases:
             audience = satisfaction_audience({Role(role) for role in held})
             if audience is not None:
@@ -291,8 +337,9 @@ def _wanted_assignments(session: Session, phases: set[str]) -> dict[AssignmentKe
             wanted[(person_id, "self_evaluation", org_id)] = Audience.COMMITTEE
         if Role.INSPECTOR in held and Phase.INSPECTION in phases:
             for branch in _graded_under(orgs, org_id):
-                sheet = inspection_sheet_for(orgs[branch].category)
-                wanted[(person_id, sheet, branch)] = Audience.INSPECTORS
+                sheet = inspection_sheet(orgs[branch].category, options.institution_sheet)
+                if sheet is not None:  # 机关事业单位: per the round's option (§3.5)
+                    wanted[(person_id, sheet, branch)] = Audience.INSPECTORS
         if Role.ORGANIZER in held and Phase.SUPERIOR_SCORING in phases:
             for branch in _graded_under(orgs, org_id):
                 wanted[(person_id, "superior_scoring", branch)] = Audience.ORGANIZERS
@@ -313,7 +360,8 @@ def sync_assignments(session: Session, round_id: int) -> int:
         )
     ).all()
     instruments = {instrument_id for instrument_id, _ in pinned}
-    wanted = _wanted_assignments(session, {phase for _, phase in pinned})
+    options = RoundOptions.from_json(round_.options)
+    wanted = _wanted_assignments(session, {phase for _, phase in pinned}, options)
     have = set(
         session.exec(
             select(Assignment.person_id, Assignment.instrument_id, Assignment.org_id).where(

@@ -2,7 +2,8 @@
 
 Organizer: every graded branch under the organization they organize (under the 党委: all its
 branches; under a branch: that branch). Secretary: their own branch. Inspector: the branches
-they are assigned to inspect in the round. Members and masses see no reports at all.
+they are assigned to inspect in the round. 工作组组长 and county reviewers: the branches under the
+organization the roster lists them in. Members and masses see no reports at all.
 """
 
 from __future__ import annotations
@@ -25,11 +26,19 @@ class Scope:
     organizer_orgs: frozenset[int] = frozenset()
     secretary_orgs: frozenset[int] = frozenset()
     inspector_orgs: frozenset[int] = frozenset()
+    leader_orgs: frozenset[int] = frozenset()  # 工作组组长 (docs/rules.md §10)
+    reviewer_orgs: frozenset[int] = frozenset()  # 县委组织部 (docs/rules.md §9)
 
     @property
     def visible_orgs(self) -> frozenset[int]:
         """Every branch this person may see."""
-        return self.organizer_orgs | self.secretary_orgs | self.inspector_orgs
+        return (
+            self.organizer_orgs
+            | self.secretary_orgs
+            | self.inspector_orgs
+            | self.leader_orgs
+            | self.reviewer_orgs
+        )
 
     @property
     def empty(self) -> bool:
@@ -50,8 +59,12 @@ class Scope:
         return org_id in self.organizer_orgs
 
     def leads_work_group_of(self, org_id: int) -> bool:
-        """Whether the person may sign as 工作组组长: an organizer or an assigned inspector."""
-        return org_id in self.organizer_orgs or org_id in self.inspector_orgs
+        """Whether the person may sign as 工作组组长: only the roster's 工作组组长 of the branch."""
+        return org_id in self.leader_orgs
+
+    def reviews(self, org_id: int) -> bool:
+        """Whether the person reviews this branch's grade for the county (审核)."""
+        return org_id in self.reviewer_orgs
 
     def is_secretary_of(self, org_id: int) -> bool:
         """Whether the person is the branch's secretary."""
@@ -87,4 +100,10 @@ def scope_for(session: Session, *, person_id: int | None, round_id: int) -> Scop
             branches_in_scope(session, person_id=person_id, role=Role.SECRETARY)
         ),
         inspector_orgs=_inspected(session, person_id, round_id),
+        leader_orgs=frozenset(
+            branches_in_scope(session, person_id=person_id, role=Role.WORK_GROUP_LEADER)
+        ),
+        reviewer_orgs=frozenset(
+            branches_in_scope(session, person_id=person_id, role=Role.COUNTY_REVIEWER)
+        ),
     )

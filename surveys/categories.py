@@ -28,6 +28,10 @@ class Role(StrEnum):
     SECRETARY = "secretary"  # 书记
     INSPECTOR = "inspector"  # 工作组
     ORGANIZER = "organizer"  # 组织员
+    # The two signers/reviewers the seeds name (docs/rules.md §9, §10): only the 工作组组长
+    # signs the announced tally as leader; the county reviewer approves or returns grades.
+    WORK_GROUP_LEADER = "work_group_leader"  # 工作组组长 (seed 000 一.5)
+    COUNTY_REVIEWER = "county_reviewer"  # 县委组织部审核 (seed 001 六)
 
 
 class Audience(StrEnum):
@@ -108,6 +112,14 @@ _ROLE_NAMES: dict[str, Role] = {
     "觀摩打分人員": Role.INSPECTOR,
     "检查组": Role.INSPECTOR,
     "檢查組": Role.INSPECTOR,
+    "工作组组长": Role.WORK_GROUP_LEADER,
+    "工作組組長": Role.WORK_GROUP_LEADER,
+    "组长": Role.WORK_GROUP_LEADER,
+    "組長": Role.WORK_GROUP_LEADER,
+    "县委组织部": Role.COUNTY_REVIEWER,
+    "縣委組織部": Role.COUNTY_REVIEWER,
+    "审核员": Role.COUNTY_REVIEWER,
+    "審核員": Role.COUNTY_REVIEWER,
     "组织员": Role.ORGANIZER,
     "組織員": Role.ORGANIZER,
     "组织干事": Role.ORGANIZER,

@@ -15,6 +15,14 @@ Keys, their JSON form, and the default when absent (the constants below):
 * ``quiet_hours``: {"start": "21:00", "end": "08:00"} — local time, no reminders; false (written
   by ``quiet_hours=off``) reminds at any hour
 * ``interim_time``: "18:00" — local time of day for interim results to secretaries
+* ``categories``: ["village", "community"] — the categories the round grades (its scope,
+  docs/rules.md §2); absent: every graded category
+* ``kind``: "annual" | "quarterly_regrade" — a quarterly re-grading of 两新 organizations
+  (docs/rules.md §11, seed 002); default "annual"
+* ``sample``: [org ids] — the branches a quarterly re-grading samples; the others carry
+  their previous grade forward; absent: every branch in scope
+* ``institution_sheet``: "none" | "village" | "two_new" — the inspection sheet of 机关事业单位
+  (docs/rules.md §3.5); default "none": the seeds give them none
 """
 
 from __future__ import annotations
@@ -28,7 +36,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
+from surveys.categories import Category, parse_category
 from surveys.errors import RuleError
+from surveys.grading import DEFAULT_INSTITUTION_SHEET, InstitutionSheet, in_scope
+from surveys.review import REGRADE_CATEGORIES, RoundKind
 from surveys.rules import (
     DEFAULT_COMPOSITE_WEIGHTS,
     DEFAULT_GOOD_SHARE,
@@ -116,6 +127,10 @@ class RoundOptions(BaseModel):
     small_group_threshold: PositiveInt = DEFAULT_SMALL_GROUP_THRESHOLD
     quiet_hours: QuietHours | None = DEFAULT_QUIET_HOURS
     interim_time: time = DEFAULT_INTERIM_TIME
+    categories: tuple[Category, ...] | None = None
+    kind: RoundKind = RoundKind.ANNUAL
+    sample: tuple[int, ...] | None = None
+    institution_sheet: InstitutionSheet = DEFAULT_INSTITUTION_SHEET
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any] | None) -> RoundOptions:
@@ -155,6 +170,29 @@ class RoundOptions(BaseModel):
     @classmethod
     def _interim_time(cls, value: Any) -> time:
         return value if isinstance(value, time) else _clock(value)
+
+    @field_validator("categories")
+    @classmethod
+    def _graded_categories(cls, value: tuple[Category, ...] | None) -> tuple[Category, ...] | None:
+        if value is not None and not all(in_scope(category, None) for category in value):
+            raise ValueError("only graded categories can be in a round's scope")
+        if value is not None and not value:
+            raise ValueError("at least one category")
+        return value
+
+    @property
+    def scope(self) -> frozenset[Category] | None:
+        """The categories the round grades; a quarterly re-grading grades 两新 only (§11)."""
+        if self.kind is RoundKind.QUARTERLY_REGRADE:
+            chosen = set(self.categories or REGRADE_CATEGORIES)
+            return frozenset(chosen & REGRADE_CATEGORIES)
+        return None if self.categories is None else frozenset(self.categories)
+
+    def grades(self, category: Category, org_id: int) -> bool:
+        """Whether the round grades this branch: in scope, and sampled when it samples."""
+        if not in_scope(category, self.scope):
+            return False
+        return self.sample is None or org_id in self.sample
 
     @property
     def composite_weights(self) -> dict[str, Decimal]:
@@ -236,8 +274,33 @@ def _set_option(options: dict[str, Any], key: str, text: str) -> None:
         options[key] = {"start": _clock_text(key, start), "end": _clock_text(key, end)}
     elif key == "interim_time":
         options[key] = _clock_text(key, text)
+    elif key == "categories":
+        options[key] = parse_categories(text)
+    elif key == "institution_sheet":
+        if text.strip() not in set(InstitutionSheet):
+            raise OptionError("bad_option", key=key, value=text)
+        options[key] = text.strip()
     else:
         raise OptionError("unknown_option", key=key)
+
+
+def parse_categories(text: str) -> list[str]:
+    """Categories written "村,社区" (or English values), graded ones only, order kept."""
+    found: list[str] = []
+    for part in re.split(r"[,，、\s]+", text.strip()):
+        if not part:
+            continue
+        try:
+            category = parse_category(part)
+        except ValueError:
+            raise OptionError("bad_option", key="categories", value=text) from None
+        if not in_scope(category, None):
+            raise OptionError("bad_option", key="categories", value=text)
+        if category.value not in found:
+            found.append(category.value)
+    if not found:
+        raise OptionError("bad_option", key="categories", value=text)
+    return found
 
 
 def parse_option_pairs(pairs: Iterable[str]) -> dict[str, Any]:

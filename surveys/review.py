@@ -3,10 +3,8 @@
 Pure rules as data and small functions; storage persists the states and audits each step.
 Sections refer to ``docs/rules.md``.
 
-Roles: ``GradingRole`` adds the two roles the seeds name that ``surveys.categories.Role``
-does not have yet (工作组组长, the county reviewer). Their values are what the wiring phase
-adds to ``Role`` (and to the roles CHECK constraint, with a migration); until then storage can
-keep them in its own table or in ``SignOff.role``, which already uses ``work_group_leader``.
+Roles: ``GradingRole`` names the two roles of the grading process (工作组组长, the county
+reviewer); its values are the ``surveys.categories.Role`` values a roster gives them.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from surveys.rules import GRADE_ORDER, Grade
 
 
 class GradingRole(StrEnum):
-    """Roles of the grading process beyond ``Role`` (values are future ``Role`` values)."""
+    """Roles of the grading process; the values are ``Role`` values (roster roles)."""
 
     WORK_GROUP_LEADER = "work_group_leader"  # 工作组组长 (seed 000 一.5: 镇工作组领导签字)
     COUNTY_REVIEWER = "county_reviewer"  # 县委组织部审核 (seed 001 六)

@@ -511,12 +511,26 @@ async def test_the_secretary_announces_and_both_sign(town: BotHarness) -> None:
     assert "当场公布" in shown.text and "满意率 80.0%" in shown.text
     assert "支部书记：未签字" in shown.text
     assert secretary.buttons == ["✍ 支部书记签字"]
-    signed = await secretary.tap("✍ 支部书记签字")
+    asked = await secretary.tap("✍ 支部书记签字")
+    assert "确认以支部书记身份签字" in asked.text, "signing asks first"
+    signed = await secretary.tap("✅ 确认签字")
     assert "支部书记：李书记（2026-03-02 09:00 签字）" in signed.text
+    # An assigned inspector is not the 工作组组长: only the roster's leader signs as leader.
     inspector = phone_of(town, "inspector", INSPECTOR)
+    await inspector.send("/publish 红星村")
+    assert inspector.buttons == []
+    with transaction(town.engine) as session:
+        session.add(
+            PersonRole(
+                person_id=town.world.people["inspector"],
+                org_id=town.world.orgs["committee"],
+                role="work_group_leader",
+            )
+        )
     await inspector.send("/publish 红星村")
     assert inspector.buttons == ["✍ 工作组组长签字"]
     await inspector.tap("✍ 工作组组长签字")
+    await inspector.tap("✅ 确认签字")
     with Session(town.engine) as session:
         roles = sorted(row.role for row in session.exec(select(SignOff)).all())
     assert roles == ["secretary", "work_group_leader"]
@@ -540,7 +554,11 @@ async def test_the_secretary_keeps_the_ledger_step_by_step(town: BotHarness) -> 
     assert "责任人" in (await phone.send("4月30日")).text
     added = await phone.send("李书记")
     assert "已加入整改台账" in added.text and "三会一课记录不全" in added.text
-    closed = await phone.tap("销号 1")
+    assert "销号 1" not in phone.buttons, "a branch does not close its own lines"
+    organizer = phone_of(town, "organizer", ORGANIZER)
+    await organizer.send("/rectify 红星村")
+    assert "验收意见" in (await organizer.tap("销号 1")).text
+    closed = await organizer.send("查看了补齐的会议记录")
     assert "已销号" in closed.text
     with Session(town.engine) as session:
         item = session.exec(select(RectificationItem)).one()

@@ -294,8 +294,9 @@ def test_the_township_grades_through_separate_processes_as_in_production(
         # An inspector scores two branches, one after the other.
         lin = RemotePhone(fake_server, INSPECTOR, "林德明")
         register_by_link(lin, tokens["林德明"])
-        todo = lin.send("/surveys", contains="已评 0/6 个支部")
-        assert "6 个支部" in todo.text
+        # Five of the six: the school (机关事业单位) is not inspected by default (docs/rules.md).
+        todo = lin.send("/surveys", contains="已评 0/5 个支部")
+        assert "5 个支部" in todo.text
         lin.tap(lin.buttons[0], contains="董浜村")
         inspect_branch(lin, "董浜村")
         listing = lin.tap("📋 评下一个支部", contains="杜桥村")

@@ -183,3 +183,37 @@ def test_the_english_workbook_has_english_headers(engine: Engine, tmp_path: Path
     assert "Rectification ledger" in book.sheetnames
     assert book["Satisfaction summary"]["A1"].value == "Party organization"
     assert book["Self-evaluation"]["B1"].value == "Leader of the party organization (20)"
+
+
+def test_units_without_a_workers_congress_say_their_masses_are_all_staff(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # Issue 9 point 13: the staff count of a unit without 职代会 is not "群众代表人数".
+    from tests.factories import add_open_round, add_org, add_person, assign
+
+    with transaction(engine) as session:
+        town = add_org(session, "测试镇党委", "committee")
+        village = add_org(
+            session, "东村党支部", "village", parent_id=town.id, members=3, representatives=20
+        )
+        firm = add_org(
+            session, "甲企业党支部", "enterprise", parent_id=town.id, members=2, staff=50
+        )
+        round_ = add_open_round(session)
+        for org in (village, firm):
+            member = add_person(session, f"{org.name}党员", org, "member")
+            assign(session, round_, member, org, "satisfaction", "members")
+        round_id = round_.id
+    with Session(engine) as session:
+        path = write_workbook(session, round_id=round_id, path=tmp_path)  # type: ignore[arg-type]
+    sheet = load_workbook(path)["党员群众满意度测评汇总表"]
+    headers = [cell.value for cell in sheet[1]]
+    assert headers[3:5] == ["群众人数", "群众口径"]
+    assert "群众代表人数" not in headers
+    rows = {
+        row[0]: dict(zip(headers, row, strict=True))
+        for row in sheet.iter_rows(min_row=2, values_only=True)
+    }
+    assert rows["甲企业党支部"]["群众口径"] == "全体职工（无职代会）"
+    assert rows["甲企业党支部"]["群众人数"] == 50
+    assert rows["东村党支部"]["群众口径"] == "村(居)民代表"

@@ -74,7 +74,8 @@ def test_each_role_sees_its_own_branches(engine: Engine) -> None:
         assert not east_secretary.organizes(ids["east"])
         assert east_secretary.keeps_ledger_of(ids["east"])
         inspector = scope_for(session, person_id=ids["inspector_1"], round_id=ids["round"])
-        assert inspector.leads_work_group_of(ids["east"])
+        # Inspecting a branch does not make one its 工作组组长 (a roster role of its own).
+        assert not inspector.leads_work_group_of(ids["east"])
         assert not inspector.leads_work_group_of(ids["west"])
 
 

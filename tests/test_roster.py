@@ -364,3 +364,25 @@ def test_the_example_roster_imports_cleanly_from_xlsx_and_from_csv(engine: Engin
     assert from_xlsx.ok and from_csv.ok
     assert from_xlsx.organizations.created == from_csv.organizations.created
     assert from_xlsx.people.created == from_csv.people.created
+
+
+def test_the_work_group_leader_and_the_county_reviewer_are_roster_roles(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # Issue 9 points 8 and 9 (docs/rules.md §9, §10): roles of their own, in the roster.
+    people = [
+        *PEOPLE,
+        ["林组长", "13800000010", "测试镇党委", "工作组、工作组组长"],
+        ["县审核", "13800000011", "测试镇党委", "县委组织部"],
+    ]
+    orgs = write_csv(tmp_path / "orgs.csv", [ORG_HEADER, *ORGS])
+    report = run_import(
+        engine, [orgs, write_csv(tmp_path / "people.csv", [PEOPLE_HEADER, *people])]
+    )
+    assert report.ok, report.problems
+    with transaction(engine) as session:
+        held = session.exec(
+            select(Person.name, PersonRole.role).join(PersonRole, PersonRole.person_id == Person.id)
+        ).all()
+    assert ("林组长", "work_group_leader") in held and ("林组长", "inspector") in held
+    assert ("县审核", "county_reviewer") in held

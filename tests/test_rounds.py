@@ -364,3 +364,30 @@ def test_roles_are_not_assigned_for_the_committee_row(township: Engine):
             session.exec(select(Assignment.org_id).where(Assignment.round_id == round_id)).all()
         )
     assert township_id not in branch_ids
+
+
+def test_a_rounds_scope_kind_and_sample_are_typed_options() -> None:
+    # docs/rules.md §2.4, §3.5, §11: one reader for the scope of a round.
+    from surveys.categories import Category
+    from surveys.grading import InstitutionSheet
+    from surveys.options import OptionError, RoundOptions, parse_option_pairs
+    from surveys.review import RoundKind
+
+    raw = parse_option_pairs(["categories=村，社区", "institution_sheet=two_new"])
+    assert raw == {"categories": ["village", "community"], "institution_sheet": "two_new"}
+    options = RoundOptions.from_json(raw)
+    assert options.scope == {Category.VILLAGE, Category.COMMUNITY}
+    assert options.institution_sheet is InstitutionSheet.TWO_NEW
+    assert options.grades(Category.VILLAGE, 1) and not options.grades(Category.ENTERPRISE, 2)
+    assert not options.grades(Category.COMMITTEE, 3)
+    quarterly = RoundOptions.from_json(
+        {"kind": "quarterly_regrade", "categories": ["village", "enterprise"], "sample": [7]}
+    )
+    assert quarterly.kind is RoundKind.QUARTERLY_REGRADE
+    assert quarterly.scope == {Category.ENTERPRISE}, "a re-grading grades 两新 only"
+    assert quarterly.grades(Category.ENTERPRISE, 7) and not quarterly.grades(Category.ENTERPRISE, 8)
+    assert RoundOptions.from_json({}).scope is None
+    for bad in ("categories=党委", "categories=", "institution_sheet=hospital"):
+        with pytest.raises(OptionError) as error:
+            parse_option_pairs([bad])
+        assert error.value.code == "bad_option", bad

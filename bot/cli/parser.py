@@ -9,7 +9,13 @@ from bot.cli.env import Parser
 from bot.cli.export import cmd_export
 from bot.cli.invite import cmd_invite
 from bot.cli.roster import cmd_import, cmd_init
-from bot.cli.rounds import cmd_round_close, cmd_round_create, cmd_round_list, cmd_round_open
+from bot.cli.rounds import (
+    add_scope_arguments,
+    cmd_round_close,
+    cmd_round_create,
+    cmd_round_list,
+    cmd_round_open,
+)
 from bot.cli.running import cmd_jobs, cmd_remind, cmd_run
 from bot.cli.surveys import cmd_surveys_check, cmd_surveys_show
 from bot.cli.unbind import cmd_unbind
@@ -51,6 +57,7 @@ def build_parser(locale: str) -> argparse.ArgumentParser:
     )
     creating.add_argument("--open", action="store_true", help=h("open_now"))
     creating.add_argument("--option", action="append", metavar="KEY=VALUE", help=h("option"))
+    add_scope_arguments(creating, h)
     creating.set_defaults(handler=cmd_round_create)
     rounds.add_parser("list", help=h("round_list")).set_defaults(handler=cmd_round_list)
     for name, handler in (("open", cmd_round_open), ("close", cmd_round_close)):

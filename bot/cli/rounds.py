@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from bot.cli.env import EXIT_OK, CliEnv, database
 from storage.db import Session, transaction
 from storage.lookups import assignment_counts
 from storage.rounds import (
+    RoundError,
     close_round,
     create_round,
     list_rounds,
     open_round,
     parse_options,
     parse_phase_time,
+    resolve_sample,
     round_phases,
 )
 from storage.types import utcnow
+from surveys.errors import RuleError
+from surveys.options import parse_categories
+from surveys.review import RoundKind
 
 # --- round -----------------------------------------------------------------------------------
 
@@ -36,14 +43,46 @@ def _deadline_lines(session: Session, round_id: int, env: CliEnv) -> None:
             )
 
 
+def add_scope_arguments(creating: argparse.ArgumentParser, h: Callable[[str], str]) -> None:
+    """--categories, --kind, --sample, --branches, --institution-sheet (docs/rules.md §2, §11)."""
+    creating.add_argument("--categories", metavar="村,社区", help=h("categories"))
+    creating.add_argument(
+        "--kind", choices=["annual", "quarterly"], default="annual", help=h("kind")
+    )
+    creating.add_argument("--sample", type=int, metavar="N", help=h("sample"))
+    creating.add_argument("--branches", metavar="NAME,NAME", help=h("branches"))
+    creating.add_argument(
+        "--institution-sheet", choices=["none", "village", "two_new"], help=h("institution_sheet")
+    )
+
+
+def _scope_options(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+    """The round's scope and kind from the command's flags, over any --option."""
+    if args.categories:
+        try:
+            options["categories"] = parse_categories(args.categories)
+        except RuleError as error:
+            raise RoundError(error.code, **error.params) from None
+    if args.kind == "quarterly":
+        options["kind"] = RoundKind.QUARTERLY_REGRADE.value
+    if args.institution_sheet:
+        options["institution_sheet"] = args.institution_sheet
+    return options
+
+
 def cmd_round_create(args: argparse.Namespace, env: CliEnv) -> int:
-    """Create a round (and open it with --open)."""
+    """Create a round (and open it with --open); a quarterly one re-grades 两新 by sample."""
     zone = env.settings.zone
     deadlines = dict(parse_phase_time(text, zone) for text in args.deadline)
     opens_at = dict(parse_phase_time(text, zone) for text in args.opens or [])
-    options = parse_options(args.option or [])
+    options = _scope_options(args, parse_options(args.option or []))
     now = utcnow()
     with database(env) as engine, transaction(engine) as session:
+        names = [n for n in (args.branches or "").replace("，", ",").split(",") if n.strip()]
+        if args.sample is not None or names:
+            options["sample"] = resolve_sample(
+                session, options, size=args.sample, names=names, seed=args.name
+            )
         round_ = create_round(
             session,
             name=args.name,

@@ -1,10 +1,10 @@
 """Reports and decisions for organizers, secretaries and inspectors, one module per feature.
 
 Commands: /tally /coverage /rank (``tallies``), /grades (``grades``), /publish and the
-sign-offs (``publish``), /rectify (``ledger``), /veto /members_only /rerun /waive
-(``flags``), /export
-/chart (``files``). Buttons carry typed taps (``bot.report_callbacks``), dispatched in
-``taps``; what every feature shares is in ``common``.
+sign-offs (``publish``), /report /review /finalize /regrade (``review``), /rectify (``ledger``),
+/veto /members_only /rerun /waive (``flags``), /export /chart (``files``). Buttons carry typed
+taps (``bot.report_callbacks``), dispatched in ``taps``; what every feature shares is in
+``common``.
 
 Steps that wait for typed text (an override's reason, the fields of a ledger line) keep
 their state in the database (``storage.pending``). Their handlers come from
@@ -23,10 +23,13 @@ from bot.reports.flags import members_only_command, rerun_command, veto_command,
 from bot.reports.grades import grades_command
 from bot.reports.ledger import rectify_command
 from bot.reports.publish import publish_command
+from bot.reports.review import finalize_command, regrade_command, report_command, review_command
 from bot.reports.tallies import coverage_command, rank_command, tally_command
 from bot.reports.taps import on_cancel, on_pending_text, on_tap
 
-_VIEWERS = frozenset({"organizer", "secretary", "inspector"})
+_VIEWERS = frozenset(
+    {"organizer", "secretary", "inspector", "work_group_leader", "county_reviewer"}
+)
 COMMANDS = (
     MenuCommand("tally", "report.command.tally", roles=_VIEWERS),
     MenuCommand("coverage", "report.command.coverage", roles=_VIEWERS),
@@ -40,6 +43,10 @@ COMMANDS = (
     MenuCommand("members_only", "report.command.members_only", roles=frozenset({"organizer"})),
     MenuCommand("rerun", "grading.command.rerun", roles=frozenset({"organizer"})),
     MenuCommand("waive", "grading.command.waive", roles=frozenset({"organizer"})),
+    MenuCommand("report", "review.command.report", roles=frozenset({"organizer"})),
+    MenuCommand("finalize", "review.command.finalize", roles=frozenset({"organizer"})),
+    MenuCommand("review", "review.command.review", roles=frozenset({"county_reviewer"})),
+    MenuCommand("regrade", "review.command.regrade", roles=_VIEWERS),
 )
 
 
@@ -58,6 +65,10 @@ def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
         CommandHandler("members_only", members_only_command, filters=PRIVATE),
         CommandHandler("rerun", rerun_command, filters=PRIVATE),
         CommandHandler("waive", waive_command, filters=PRIVATE),
+        CommandHandler("report", report_command, filters=PRIVATE),
+        CommandHandler("review", review_command, filters=PRIVATE),
+        CommandHandler("finalize", finalize_command, filters=PRIVATE),
+        CommandHandler("regrade", regrade_command, filters=PRIVATE),
         CallbackQueryHandler(on_tap, pattern=CALLBACK_PATTERN),
     ]
 

@@ -56,8 +56,8 @@ def _dispatch(session: Session, update: Update, context: Context, tap: ReportTap
             return _BRANCH_TAPS[view](session, update, context, org_id)
         case OverrideTap(org_id=org_id, grade=grade):
             return start_override(session, update, context, org_id, grade)
-        case SignTap(org_id=org_id, capacity=capacity):
-            return sign_tap(session, update, context, org_id, capacity)
+        case SignTap(org_id=org_id, capacity=capacity, digest=digest):
+            return sign_tap(session, update, context, org_id, capacity, digest)
         case CloseTap(item_id=item_id):
             return close_tap(session, update, context, item_id)
         case DecideTap():
