@@ -49,6 +49,7 @@ from storage.tallies import (
 from surveys.categories import Audience
 from surveys.i18n import t
 from surveys.instruments import Instrument, Item
+from surveys.text import safe_row
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PERCENT = "0.00%"
@@ -93,7 +94,8 @@ def _write_sheet(
         cell.alignment = Alignment(wrap_text=True, vertical="center")
     widths = [_text_width(column.header) for column in columns]
     for row in rows:
-        sheet.append(row)
+        # Roster names and typed reasons are text, never formulas (issue 10, item 1).
+        sheet.append(safe_row(row))
         for index, value in enumerate(row):
             if value is not None:
                 widths[index] = max(widths[index], _text_width(value))
