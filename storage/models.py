@@ -483,3 +483,9 @@ class PendingInput(SQLModel, table=True):
     kind: str = Field(max_length=30)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+# --- Hardening (issue 10): no schema of its own ------------------------------------------------
+# Importing the width guard with the models installs it before any session flushes: every
+# string longer than its column is refused on SQLite as on PostgreSQL (storage.widths).
+import storage.widths  # noqa: E402, F401

@@ -18,7 +18,7 @@ from storage.models import Answer, Person
 from tests.factories import build_scored_township
 
 NOW = datetime(2027, 3, 20, 2, 30, tzinfo=UTC)
-HOSTILE = ["=HYPERLINK(\"http://x\",\"y\")", "=1+2", "+1", "-1+1", "@SUM(A1)", "\tx", "\rx"]
+HOSTILE = ['=HYPERLINK("http://x","y")', "=1+2", "+1", "-1+1", "@SUM(A1)", "\tx", "\rx"]
 
 
 def _assert_text(value: object, cell_type: str, original: str) -> None:
@@ -66,7 +66,9 @@ def test_hostile_names_and_reasons_are_text_in_the_export(engine: Engine, tmp_pa
 
 def _rows() -> list[InviteRow]:
     return [
-        InviteRow(name=name, phone="13800000001", org="-村", roles="+", link="https://t.me/b?start=x")
+        InviteRow(
+            name=name, phone="13800000001", org="-村", roles="+", link="https://t.me/b?start=x"
+        )
         for name in HOSTILE
     ]
 

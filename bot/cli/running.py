@@ -36,10 +36,23 @@ def cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     return EXIT_OK
 
 
+def _redact_token(env: CliEnv) -> None:
+    """Blank the bot token out of every log record, as ``ceping run`` does (issue 10, item 9).
+
+    The jobs send through the Bot API too, and httpx logs request URLs that carry the token.
+    """
+    from bot.app import install_token_redaction
+
+    token = env.settings.bot_token
+    if token is not None and token.get_secret_value().strip():
+        install_token_redaction(token.get_secret_value())
+
+
 def cmd_jobs(args: argparse.Namespace, env: CliEnv) -> int:
     """Run the scheduled jobs (reminders, interim results, outbox)."""
     from jobs.runner import run_jobs
 
+    _redact_token(env)
     with database(env):
         pass
     run_jobs(env.settings)
@@ -50,6 +63,7 @@ def cmd_remind(args: argparse.Namespace, env: CliEnv) -> int:
     """Queue reminders now (--force: also in quiet hours)."""
     from jobs.runner import remind_now
 
+    _redact_token(env)
     with database(env):
         pass
     count = remind_now(env.settings, force=args.force)

@@ -14,7 +14,16 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 
 from bot import report_views as views
-from bot.common import Actor, Context, Viewer, audit, in_transaction, services, viewer_in
+from bot.common import (
+    Actor,
+    Context,
+    Viewer,
+    audit,
+    in_transaction,
+    send_long,
+    services,
+    viewer_in,
+)
 from bot.report_callbacks import BranchTap, BranchView, ReportTap, encode
 from storage.db import Session
 from storage.grading import GradingError
@@ -52,9 +61,11 @@ async def send(update: Update, context: Context, answer: Answer) -> None:
         await query.answer(answer.toast, show_alert=answer.alert)
     for index, text in enumerate(answer.texts):
         last = index == len(answer.texts) - 1
-        await context.bot.send_message(
-            chat_id=chat.id,
-            text=text,
+        # Split within Telegram's limit on line boundaries (bot.common.send_long).
+        await send_long(
+            context,
+            chat.id,
+            text,
             parse_mode=ParseMode.HTML,
             reply_markup=answer.markup if last else None,
         )
