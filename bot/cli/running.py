@@ -6,6 +6,7 @@ The bot and the jobs are imported when used: ``ceping import`` needs neither.
 from __future__ import annotations
 
 import argparse
+import logging
 
 from telegram.error import InvalidToken, NetworkError
 
@@ -14,12 +15,46 @@ from bot.cli.env import EXIT_OK, CliEnv, CliError, database
 # --- The bot, the jobs and the export (imported when used: `ceping import` needs none) --------
 
 
+log = logging.getLogger("ceping")
+
+# What PTB and APScheduler log while stopping: four lines, and with Telegram a traceback
+# from the last getUpdates, which only marks fetched updates read (PTB suppresses the
+# error itself). A stop is one line of ours instead (issue 10, item 10).
+_STOP_NOISE = {
+    ("telegram.ext.Application", "Application is stopping. This might take a moment."),
+    ("telegram.ext.Application", "Application.stop() complete"),
+    ("apscheduler.scheduler", "Scheduler has been shut down"),
+}
+_FINAL_GET_UPDATES = "Error while calling `get_updates` one more time"
+
+
+class QuietStop(logging.Filter):
+    """Drops the stop chatter and the final getUpdates traceback from the operator's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.name == "telegram.ext.Updater" and message.startswith(_FINAL_GET_UPDATES):
+            return False
+        return (record.name, message) not in _STOP_NOISE
+
+
+def install_quiet_stop() -> None:
+    """Configure the bot's logging now, with QuietStop on every handler of the root logger."""
+    from bot.app import configure_logging
+
+    configure_logging()
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, QuietStop) for f in handler.filters):
+            handler.addFilter(QuietStop())
+
+
 def cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     """Run the Telegram bot (long polling, or a webhook with --webhook-url)."""
     from bot.app import WebhookUnavailable, run
 
     with database(env):
         pass
+    install_quiet_stop()
     options = {"webhook_url": args.webhook_url, "listen": args.listen, "port": args.port}
     try:
         run(
@@ -33,6 +68,7 @@ def cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
         raise CliError("cli.run.unreachable", url=env.settings.bot_api_url) from None
     except WebhookUnavailable as error:
         raise CliError("cli.run.refused", detail=str(error)) from None
+    log.info("the bot stopped")
     return EXIT_OK
 
 
