@@ -24,6 +24,7 @@ _STOP_NOISE = {
     ("telegram.ext.Application", "Application is stopping. This might take a moment."),
     ("telegram.ext.Application", "Application.stop() complete"),
     ("apscheduler.scheduler", "Scheduler has been shut down"),
+    ("apscheduler.scheduler", "Paused scheduler job processing"),
 }
 _FINAL_GET_UPDATES = "Error while calling `get_updates` one more time"
 
@@ -39,13 +40,12 @@ class QuietStop(logging.Filter):
 
 
 def install_quiet_stop() -> None:
-    """Configure the bot's logging now, with QuietStop on every handler of the root logger."""
-    from bot.app import configure_logging
-
-    configure_logging()
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, QuietStop) for f in handler.filters):
-            handler.addFilter(QuietStop())
+    """Put QuietStop on the loggers that speak while stopping (a logger's filters see every
+    record logged on it, whatever handlers the bot configures later)."""
+    for name in {name for name, _ in _STOP_NOISE} | {"telegram.ext.Updater"}:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QuietStop) for f in logger.filters):
+            logger.addFilter(QuietStop())
 
 
 def cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
