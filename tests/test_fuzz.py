@@ -20,6 +20,7 @@ import string
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, SQLModel, col
 
@@ -28,6 +29,9 @@ from storage.models import AuditLog
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness
     from tests.fakebot import Phone, Reply
+
+# 10,000 updates take two to four minutes on the 2-core machine: past the suite's 120 s.
+pytestmark = pytest.mark.timeout(900)
 
 UPDATES = int(__import__("os").environ.get("CEPING_FUZZ_UPDATES", "10000"))
 SEED = 20261129
