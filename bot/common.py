@@ -31,7 +31,7 @@ from telegram import (
     Update,
 )
 from telegram.error import TelegramError
-from telegram.ext import CallbackContext, filters
+from telegram.ext import ApplicationHandlerStop, CallbackContext, filters
 
 from storage import audit as audit_log
 from storage.db import Session, transaction
@@ -39,7 +39,9 @@ from storage.models import AuditLog, TelegramAccount
 from storage.registration import find_account, organization_name, person_by_id, roles_of
 from storage.runtime import SERVICES_KEY, Services
 from storage.types import utcnow
+from storage.widths import TextTooLong
 from surveys.i18n import normalize_locale, t
+from surveys.text import split_message
 
 T = TypeVar("T")
 Context = CallbackContext[Any, Any, Any, Any]
@@ -71,7 +73,36 @@ async def in_transaction(context: Context, work: Callable[[Session], T]) -> T:
         with transaction(engine) as session:
             return work(session)
 
-    return await asyncio.to_thread(run)
+    try:
+        return await asyncio.to_thread(run)
+    except TextTooLong as too_long:
+        await refuse_long_text(context, too_long)
+        raise ApplicationHandlerStop from None
+
+
+async def refuse_long_text(context: Context, too_long: TextTooLong) -> None:
+    """Typed text longer than its column: nothing was written; say so politely.
+
+    The width guard (storage.widths) refused the flush, so the transaction rolled back;
+    the handler stops here, on SQLite as on PostgreSQL (issue 10, item 7).
+    """
+    log.info("refused a text longer than %s.%s", too_long.table, too_long.column)
+    chat_id = getattr(context, "_chat_id", None)  # PTB keeps the update's chat here
+    if chat_id is None:
+        return
+    user_id = getattr(context, "_user_id", None)
+    locale = await asyncio.to_thread(_locale_of_user, context, user_id)
+    text = t("hardening.text_too_long", locale, length=too_long.length, limit=too_long.limit)
+    await context.bot.send_message(chat_id=chat_id, text=text)
+
+
+def _locale_of_user(context: Context, user_id: int | None) -> str:
+    """The reply language of a Telegram user, read in a transaction of its own."""
+    if user_id is None:
+        return normalize_locale(None)
+    with transaction(services(context).engine) as session:
+        account = find_account(session, telegram_user_id=user_id)
+        return account.language if account is not None and account.language else "zh_CN"
 
 
 def locale_of(update: Update | None, account: TelegramAccount | None) -> str:
@@ -155,6 +186,9 @@ async def send_text(
 
     Someone not registered gets the phone button with every reply that brings no keyboard
     of its own: whatever they typed or followed, the way forward is on screen (issue 14).
+    A text longer than Telegram's 4,096 characters (a list of 400 names) goes as several
+    messages cut on line boundaries (issue 10, item 6); the keyboard rides on the last one,
+    which is returned.
     """
     chat = update.effective_chat
     assert chat is not None, "replies go to the chat the update came from"
@@ -162,7 +196,28 @@ async def send_text(
         who = await viewer(update, context)
         if not who.registered:
             reply_markup = contact_keyboard(who.locale)
-    return await context.bot.send_message(chat_id=chat.id, text=text, reply_markup=reply_markup)
+    return await send_long(context, chat.id, text, reply_markup=reply_markup)
+
+
+async def send_long(
+    context: Context,
+    chat_id: int,
+    text: str,
+    *,
+    reply_markup: ReplyMarkup | None = None,
+    parse_mode: str | None = None,
+) -> Message:
+    """Send ``text`` as one message, or as several within Telegram's limit, cut on lines.
+
+    The one sending rule for every reply built from a list; the keyboard goes on the last
+    part, and the last message is returned.
+    """
+    *first, last = split_message(text) or [text]
+    for part in first:
+        await context.bot.send_message(chat_id=chat_id, text=part, parse_mode=parse_mode)
+    return await context.bot.send_message(
+        chat_id=chat_id, text=last, reply_markup=reply_markup, parse_mode=parse_mode
+    )
 
 
 def join_list(items: Iterable[str], locale: str) -> str:

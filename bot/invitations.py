@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from surveys.i18n import t
+from surveys.text import safe_row
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def write_invitations_xlsx(path: Path, rows: Sequence[InviteRow], locale: str) -
     for letter, width in zip("ABCDEF", (12, 14, 24, 20, 60, 18), strict=True):
         sheet.column_dimensions[letter].width = width
     for index, row in enumerate(rows, start=2):
-        sheet.append([row.name, row.phone, row.org, row.roles, row.link])
+        sheet.append(safe_row([row.name, row.phone, row.org, row.roles, row.link]))
         image = Image(io.BytesIO(qr_png(row.link)))
         image.width = image.height = 110
         sheet.add_image(image, f"F{index}")
@@ -74,5 +75,5 @@ def write_invitations_csv(path: Path, rows: Sequence[InviteRow], locale: str) ->
         for index, row in enumerate(rows, start=1):
             picture = f"{index:04d}_{row.phone or 'x'}.png"
             (folder / picture).write_bytes(qr_png(row.link))
-            writer.writerow([row.name, row.phone, row.org, row.roles, row.link, picture])
+            writer.writerow(safe_row([row.name, row.phone, row.org, row.roles, row.link, picture]))
     return folder

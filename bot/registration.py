@@ -71,7 +71,13 @@ REFUSAL_KEYS = {
     BindOutcome.USED: "registration.token_used",
     BindOutcome.BRANCH_FULL: "registration.branch_full",
     BindOutcome.UNKNOWN_PHONE: "registration.phone_unknown",
+    BindOutcome.CONTACT_MISMATCH: "hardening.contact_mismatch",
 }
+# A used link names nobody (issue 10, item 4): whoever holds it learns nothing of its owner.
+LINK_REFUSAL_KEYS = {**REFUSAL_KEYS, BindOutcome.PERSON_TAKEN: "hardening.link_taken"}
+
+PENDING_LINK_KEY = "ceping.pending_link"
+"""user_data key of a privileged person's link waiting for the matching contact."""
 
 
 def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
@@ -122,6 +128,20 @@ async def start_with_token(update: Update, context: Context, token: str) -> None
         return bind_by_invitation(session, token=token, who=identity, now=now)
 
     result = await bind_with_retry(update, context, bind, action="register.link")
+    user_data = context.user_data if context.user_data is not None else {}
+    user_data.pop(PENDING_LINK_KEY, None)
+    if result.outcome is BindOutcome.NEEDS_CONTACT:
+        # The link alone is not enough for 组织员, 工作组 and 书记: ask for the contact.
+        user_data[PENDING_LINK_KEY] = token
+        locale = (await in_transaction(context, lambda session: viewer_in(session, update))).locale
+        await reply(
+            update,
+            context,
+            "hardening.link_needs_contact",
+            locale=locale,
+            reply_markup=contact_keyboard(locale),
+        )
+        return
     await answer_binding(update, context, result, token=token)
 
 
@@ -136,6 +156,11 @@ async def contact_shared(update: Update, context: Context) -> None:
         return
     phone = normalize_phone(contact.phone_number)
     identity = identity_of(update)
+    user_data = context.user_data if context.user_data is not None else {}
+    token = user_data.pop(PENDING_LINK_KEY, None)
+    if token is not None:
+        await bind_link_with_contact(update, context, token, phone)
+        return
 
     def bind(session: Session) -> BindResult:
         if phone is None:  # not a mainland mobile number, so not on any roster
@@ -144,6 +169,19 @@ async def contact_shared(update: Update, context: Context) -> None:
 
     result = await bind_with_retry(update, context, bind, action="register.contact")
     await answer_binding(update, context, result, phone=phone or contact.phone_number)
+
+
+async def bind_link_with_contact(
+    update: Update, context: Context, token: str, phone: str | None
+) -> None:
+    """A privileged person's link, now with the sender's own contact: bind if it matches."""
+    identity, now = identity_of(update), services(context).now()
+
+    def bind(session: Session) -> BindResult:
+        return bind_by_invitation(session, token=token, who=identity, now=now, phone=phone or "")
+
+    result = await bind_with_retry(update, context, bind, action="register.link_contact")
+    await answer_binding(update, context, result, token=token, phone=phone or "-")
 
 
 async def membership_changed(update: Update, context: Context) -> None:
@@ -239,10 +277,11 @@ async def answer_binding(
         await reply(update, context, "registration.welcome_back", locale=who.locale, name=who.name)
         await show_todo(update, context, who)
     else:
+        keys = LINK_REFUSAL_KEYS if token else REFUSAL_KEYS
         await reply(
             update,
             context,
-            REFUSAL_KEYS[result.outcome],
+            keys.get(result.outcome, "registration.token_unknown"),
             locale=who.locale,
             reply_markup=remove_keyboard() if phone else None,
             name=who.name,

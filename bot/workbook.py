@@ -52,6 +52,7 @@ from surveys.categories import Audience
 from surveys.grading import display_score
 from surveys.i18n import t
 from surveys.instruments import Instrument, Item
+from surveys.text import safe_row
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PERCENT = "0.00%"
@@ -103,7 +104,9 @@ def _write_sheet(
         cell.alignment = Alignment(wrap_text=True, vertical="center")
     widths = [_text_width(column.header) for column in columns]
     for raw in rows:
-        row = [_shown(value, column) for value, column in zip(raw, columns, strict=True)]
+        shown = [_shown(value, column) for value, column in zip(raw, columns, strict=True)]
+        # Roster names and typed reasons are text, never formulas (issue 10, item 1).
+        row = safe_row(shown)
         sheet.append(row)
         for index, value in enumerate(row):
             if value is not None:

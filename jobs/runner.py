@@ -191,7 +191,22 @@ async def stop(application: Application) -> None:  # type: ignore[type-arg]
     """Stop the jobs (bot/app.py's post_shutdown); unsent rows stay in the outbox."""
     running: RunningJobs | None = application.bot_data.pop(JOBS_KEY, None)
     if running is not None and running.scheduler.running:
+        await _finish_running_jobs(running.scheduler)
         running.scheduler.shutdown(wait=False)
+
+
+async def _finish_running_jobs(scheduler: AsyncIOScheduler, timeout: float = 10.0) -> None:
+    """Let a job that is running finish before the scheduler stops (issue 10, item 10).
+
+    ``shutdown(wait=False)`` cancels a job in flight (a delivery reading the outbox), which
+    then logged "Task was destroyed but it is pending" and a traceback on every stop that
+    happened to meet one. Pausing stops new runs; the running one is awaited first.
+    """
+    scheduler.pause()
+    executor = scheduler._lookup_executor("default")  # APScheduler 3 has no public API
+    pending = [f for f in getattr(executor, "_pending_futures", ()) if not f.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
 
 
 def runner_of(application: Application) -> JobRunner | None:  # type: ignore[type-arg]

@@ -605,3 +605,9 @@ class LedgerCheck(SQLModel, table=True):
     note: str = Field(max_length=500)
     checked_by: int = Field(foreign_key="person.id")
     checked_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+# --- Hardening (issue 10): no schema of its own ------------------------------------------------
+# Importing the width guard with the models installs it before any session flushes: every
+# string longer than its column is refused on SQLite as on PostgreSQL (storage.widths).
+import storage.widths  # noqa: E402, F401

@@ -34,10 +34,15 @@ from storage.rounds import (
     InvitationExpired,
     InvitationUnknown,
     InvitationUsed,
+    branch_link_capacity,
+    branch_seats_taken,
+    find_invitation,
+    lock_branch,
     redeem_invitation,
 )
 from surveys.categories import Audience, Phase, Role
 from surveys.i18n import t
+from surveys.privileges import needs_phone_match, phones_match
 from surveys.roster import normalize_phone
 
 
@@ -53,6 +58,8 @@ class BindOutcome(StrEnum):
     USED = "used"
     BRANCH_FULL = "branch_full"
     UNKNOWN_PHONE = "unknown_phone"
+    NEEDS_CONTACT = "needs_contact"  # a privileged person's link: the contact must follow
+    CONTACT_MISMATCH = "contact_mismatch"  # the contact shared after the link is not theirs
 
 
 _REDEEM_REFUSALS: dict[type[InvitationError], BindOutcome] = {
@@ -109,18 +116,29 @@ def account_of_person(session: Session, *, person_id: int) -> TelegramAccount | 
 
 
 def bind_by_invitation(
-    session: Session, *, token: str, who: TelegramIdentity, now: datetime
+    session: Session,
+    *,
+    token: str,
+    who: TelegramIdentity,
+    now: datetime,
+    phone: str | None = None,
 ) -> BindResult:
-    """Bind by a deep-link token: a personal invitation, or a branch link for the masses."""
-    invitation = session.get(Invitation, token)
+    """Bind by a deep-link token: a personal invitation, or a branch link for the masses.
+
+    ``phone`` is the sender's own normalised number when they shared their contact after
+    opening the link; a privileged person (``surveys.privileges``) is bound only with it.
+    """
+    invitation = find_invitation(session, token=token)
     if invitation is None:
         return BindResult(BindOutcome.UNKNOWN_TOKEN)
     refusal = _refuse_bound_account(session, who=who, invitation=invitation)
     if refusal is not None:
         return refusal
     if invitation.kind == "personal":
-        return _bind_personal(session, invitation=invitation, who=who, now=now)
-    return _bind_branch(session, invitation=invitation, who=who, now=now)
+        return _bind_personal(
+            session, invitation=invitation, token=token, who=who, now=now, phone=phone
+        )
+    return _bind_branch(session, invitation=invitation, token=token, who=who, now=now)
 
 
 def bind_by_phone(session: Session, *, phone: str, who: TelegramIdentity) -> BindResult:
@@ -178,9 +196,12 @@ def organization_name(session: Session, *, org_id: int | None) -> str:
 
 
 def branch_capacity(session: Session, *, token: str) -> int:
-    """How many people a branch link admits (its max uses)."""
-    invitation = session.get(Invitation, token)
-    return invitation.max_uses if invitation is not None else 0
+    """How many mass representatives the branch of a branch link admits in its round."""
+    invitation = find_invitation(session, token=token)
+    if invitation is None or invitation.org_id is None:
+        return 0
+    org = session.get(Organization, invitation.org_id)
+    return branch_link_capacity(org) if org is not None else 0
 
 
 def add_mass_assignments(
@@ -222,32 +243,72 @@ def _refuse_bound_account(
 
 
 def _bind_personal(
-    session: Session, *, invitation: Invitation, who: TelegramIdentity, now: datetime
+    session: Session,
+    *,
+    invitation: Invitation,
+    token: str,
+    who: TelegramIdentity,
+    now: datetime,
+    phone: str | None,
 ) -> BindResult:
-    """Bind to the invited person, using up the single-use token."""
+    """Bind to the invited person, using up the single-use token.
+
+    A privileged person's link is checked without being used up until the shared contact
+    matches the roster phone: a forwarded link then neither binds nor spends the token.
+    """
     assert invitation.person_id is not None  # the table's CHECK guarantees it
     person_id = invitation.person_id
     if account_of_person(session, person_id=person_id) is not None:
         return BindResult(BindOutcome.PERSON_TAKEN, person_id=person_id)
-    refused = _redeem(session, token=invitation.token, now=now)
+    person = session.get(Person, person_id)
+    org_id = person.org_id if person is not None else None
+    if needs_phone_match(roles_of(session, person_id=person_id)):
+        usable = _usable(invitation, now=now)
+        if usable is not None:
+            return BindResult(usable, person_id=person_id)
+        if phone is None:
+            return BindResult(BindOutcome.NEEDS_CONTACT, person_id=person_id, org_id=org_id)
+        if not phones_match(person.phone if person else None, phone):
+            return BindResult(BindOutcome.CONTACT_MISMATCH, person_id=person_id)
+        # (bound_via stays "invitation": the audit row's action, register.link_contact, says
+        # that the contact was checked as well)
+    refused = _redeem(session, token=token, now=now)
     if refused is not None:
         return BindResult(refused, person_id=person_id)
     _add_account(session, person_id=person_id, who=who, via="invitation")
-    person = session.get(Person, person_id)
-    org_id = person.org_id if person is not None else None
     return BindResult(BindOutcome.BOUND, person_id=person_id, org_id=org_id, via="invitation")
 
 
+def _usable(invitation: Invitation, *, now: datetime) -> BindOutcome | None:
+    """Why a personal invitation cannot be used now, read without using it."""
+    if invitation.expires_at <= now:
+        return BindOutcome.EXPIRED
+    if invitation.uses >= invitation.max_uses:
+        return BindOutcome.USED
+    return None
+
+
 def _bind_branch(
-    session: Session, *, invitation: Invitation, who: TelegramIdentity, now: datetime
+    session: Session, *, invitation: Invitation, token: str, who: TelegramIdentity, now: datetime
 ) -> BindResult:
-    """Create an anonymous mass participant of the branch, capped by the token's uses."""
+    """Create an anonymous mass participant of the branch, capped per branch and round.
+
+    Every link of the branch for the round shares its seats (issue 10, item 3): reissuing
+    a link must not double the branch's anonymous ballots.
+    """
     assert invitation.org_id is not None  # the table's CHECK guarantees it
     org_id = invitation.org_id
-    refused = _redeem(session, token=invitation.token, now=now)
+    org = lock_branch(session, org_id=org_id)
+    if org is None:
+        return BindResult(BindOutcome.UNKNOWN_TOKEN)
+    taken = branch_seats_taken(session, org_id=org_id, round_id=invitation.round_id)
+    if taken >= branch_link_capacity(org):
+        return BindResult(BindOutcome.BRANCH_FULL, org_id=org_id)
+    refused = _redeem(session, token=token, now=now)
     if refused is not None:
         return BindResult(refused, org_id=org_id)
-    person = Person(name=_mass_name(invitation.uses), org_id=org_id, anonymous=True)
+    number = branch_seats_taken(session, org_id=org_id, round_id=invitation.round_id)
+    person = Person(name=_mass_name(number), org_id=org_id, anonymous=True)
     session.add(person)
     session.flush()
     assert person.id is not None

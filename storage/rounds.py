@@ -25,6 +25,7 @@ from sqlalchemy import and_, func, update
 from sqlmodel import Session, col, select
 
 from storage.ballots import fold_after_commit
+from storage.links import IssuedLink, token_digest
 from storage.models import (
     Assignment,
     Invitation,
@@ -426,10 +427,11 @@ def _new_token() -> str:
 
 def create_invitation(
     session: Session, *, person_id: int, round_id: int | None, now: datetime, days: int
-) -> Invitation:
-    """A personal, single-use deep-link token valid for ``days``."""
+) -> IssuedLink:
+    """A personal, single-use deep-link token valid for ``days`` (stored as its hash)."""
+    token = _new_token()
     invitation = Invitation(
-        token=_new_token(),
+        token=token_digest(token),
         kind="personal",
         person_id=person_id,
         round_id=round_id,
@@ -439,29 +441,34 @@ def create_invitation(
     )
     session.add(invitation)
     session.flush()
-    return invitation
+    return IssuedLink(token, invitation)
 
 
 def invitation_for(
     session: Session, *, person_id: int, round_id: int | None, now: datetime, days: int
-) -> Invitation:
-    """The person's unused, unexpired invitation for the round, or a new one.
+) -> IssuedLink:
+    """A fresh invitation for the person and round; their earlier unused ones expire now.
 
-    Printing invitations twice then hands out the same QR codes, not a second set.
+    Only a hash of each token is stored, so an earlier link cannot be printed again:
+    printing invitations twice hands out new QR codes and the older sheet stops working,
+    which leaves one valid personal link per person at a time.
     """
-    existing = session.exec(
-        select(Invitation)
+    session.exec(
+        update(Invitation)
         .where(
-            Invitation.kind == "personal",
-            Invitation.person_id == person_id,
-            Invitation.round_id == round_id,
-            Invitation.uses < Invitation.max_uses,
-            Invitation.expires_at > now,
+            and_(
+                col(Invitation.kind) == "personal",
+                col(Invitation.person_id) == person_id,
+                col(Invitation.round_id) == round_id
+                if round_id is not None
+                else col(Invitation.round_id).is_(None),
+                col(Invitation.uses) < col(Invitation.max_uses),
+                col(Invitation.expires_at) > now,
+            )
         )
-        .order_by(col(Invitation.expires_at).desc())
-    ).first()
-    if existing is not None:
-        return existing
+        .values(expires_at=now)
+        .execution_options(synchronize_session=False)
+    )
     return create_invitation(session, person_id=person_id, round_id=round_id, now=now, days=days)
 
 
@@ -477,16 +484,21 @@ def branch_link_capacity(org: Organization) -> int:
 
 def create_branch_link(
     session: Session, *, org_id: int, round_id: int | None, now: datetime, days: int
-) -> Invitation:
-    """A branch token for mass representatives, usable as many times as the branch has them."""
+) -> IssuedLink:
+    """A branch token for mass representatives (stored as its hash).
+
+    The seats belong to the branch and round, not to the link: every link of the branch for
+    the round draws on the same ``branch_link_capacity`` (see :func:`branch_seats_taken`).
+    """
     org = session.get(Organization, org_id)
     if org is None:
         raise RoundError("unknown_branch", id=org_id)
     capacity = branch_link_capacity(org)
     if not graded(Category(org.category)) or capacity < 1:
         raise RoundError("no_branch_link", name=org.name)
+    token = _new_token()
     invitation = Invitation(
-        token=_new_token(),
+        token=token_digest(token),
         kind="branch",
         org_id=org_id,
         round_id=round_id,
@@ -496,27 +508,47 @@ def create_branch_link(
     )
     session.add(invitation)
     session.flush()
-    return invitation
+    return IssuedLink(token, invitation)
 
 
 def branch_link_for(
     session: Session, *, org_id: int, round_id: int | None, now: datetime, days: int
-) -> Invitation:
-    """The branch's unexpired link for the round that still has seats, or a new one."""
-    existing = session.exec(
-        select(Invitation)
-        .where(
-            Invitation.kind == "branch",
-            Invitation.org_id == org_id,
-            Invitation.round_id == round_id,
-            Invitation.uses < Invitation.max_uses,
-            Invitation.expires_at > now,
-        )
-        .order_by(col(Invitation.expires_at).desc())
-    ).first()
-    if existing is not None:
-        return existing
+) -> IssuedLink:
+    """A new branch link for the round (an earlier one cannot be shown again: only its hash
+    is stored); earlier links keep working, and all of them share the branch's seats."""
     return create_branch_link(session, org_id=org_id, round_id=round_id, now=now, days=days)
+
+
+def branch_seats_taken(session: Session, *, org_id: int, round_id: int | None) -> int:
+    """Mass representatives a branch admitted for a round, across every link it was given."""
+    round_match = (
+        col(Invitation.round_id) == round_id
+        if round_id is not None
+        else col(Invitation.round_id).is_(None)
+    )
+    total = session.exec(
+        select(func.coalesce(func.sum(Invitation.uses), 0)).where(
+            Invitation.kind == "branch", Invitation.org_id == org_id, round_match
+        )
+    ).one()
+    return int(total)
+
+
+def lock_branch(session: Session, *, org_id: int) -> Organization | None:
+    """The branch row, locked until commit on PostgreSQL so two newcomers count seats in turn.
+
+    (SQLite has one writer at a time, so it needs no lock.)
+    """
+    return session.exec(
+        select(Organization).where(Organization.id == org_id).with_for_update()
+    ).first()
+
+
+def find_invitation(session: Session, *, token: str) -> Invitation | None:
+    """The invitation a user's token stands for (looked up by its hash)."""
+    if not token or len(token) > 64:
+        return None
+    return session.get(Invitation, token_digest(token))
 
 
 def redeem_invitation(session: Session, *, token: str, now: datetime) -> Invitation:
@@ -527,11 +559,12 @@ def redeem_invitation(session: Session, *, token: str, now: datetime) -> Invitat
     """
     if not token or len(token) > 64:
         raise InvitationUnknown(token)
+    digest = token_digest(token)
     claimed = session.exec(
         update(Invitation)
         .where(
             and_(
-                col(Invitation.token) == token,
+                col(Invitation.token) == digest,
                 col(Invitation.uses) < col(Invitation.max_uses),
                 col(Invitation.expires_at) > now,
             )
@@ -541,7 +574,7 @@ def redeem_invitation(session: Session, *, token: str, now: datetime) -> Invitat
     )
     invitation = session.exec(
         select(Invitation)
-        .where(Invitation.token == token)
+        .where(Invitation.token == digest)
         .execution_options(populate_existing=True)
     ).one_or_none()
     if invitation is None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from surveys.categories import Category, Role, parse_category, parse_role
+from surveys.text import forbidden_characters
 
 # Canonical column keys and every header that means them (compared trimmed and case-folded).
 ORG_HEADERS: Mapping[str, tuple[str, ...]] = {
@@ -239,9 +240,23 @@ def _required_text(sheet: _Sheet, row: int, cells: dict[str, str], key: str, lim
     return value
 
 
+def _check_characters(sheet: _Sheet, row: int, cells: dict[str, str]) -> None:
+    """No control or format character (Unicode Cc, Cf) in any cell (issue 10, item 5).
+
+    ``张\u202e三`` shows as another name in every report; the problem's value names the
+    characters (U+202E) so the report itself is not disguised by them.
+    """
+    for key, value in cells.items():
+        found = forbidden_characters(value)
+        if found:
+            shown = "".join(f"<U+{ord(c):04X}>" if f"U+{ord(c):04X}" in found else c for c in value)
+            sheet.problem(row, key, shown, "control_characters")
+
+
 def _read_org(sheet: _Sheet, row: int, cells: dict[str, str]) -> OrgRow | None:
     """One organization row, or None after recording its problems."""
     before = len(sheet.problems)
+    _check_characters(sheet, row, cells)
     name = _required_text(sheet, row, cells, "name", MAX_ORG_NAME)
     category: Category | None = None
     if not cells.get("category"):
@@ -277,6 +292,7 @@ def _read_person(
 ) -> PersonRow | None:
     """One person row, or None after recording its problems (org_names None: not checked)."""
     before = len(sheet.problems)
+    _check_characters(sheet, row, cells)
     name = _required_text(sheet, row, cells, "name", MAX_PERSON_NAME)
     phone = normalize_phone(cells.get("phone"))
     if phone is None:

@@ -34,6 +34,19 @@ def neutralize_cell(value: str) -> str:
     return value
 
 
+def safe_cell(value: object) -> object:
+    """A value ready for a spreadsheet or CSV cell: text neutralised, numbers and dates as-is.
+
+    The one rule every writer of roster or typed text into a cell applies (issue 10, item 1).
+    """
+    return neutralize_cell(value) if isinstance(value, str) else value
+
+
+def safe_row(values: Iterable[object]) -> list[object]:
+    """A whole row through :func:`safe_cell`."""
+    return [safe_cell(value) for value in values]
+
+
 def forbidden_characters(text: str, *, multiline: bool = False) -> list[str]:
     """The control and format characters in ``text``, as ``U+XXXX`` names, in order."""
     allowed = _LINE_BREAKS if multiline else frozenset()

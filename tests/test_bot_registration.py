@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, func, select
 
+from storage.links import token_digest
 from storage.models import Assignment, AuditLog, Invitation, Person, PersonRole, TelegramAccount
 from surveys.i18n import t
 
@@ -51,7 +52,7 @@ async def test_a_member_opens_her_personal_link_and_is_told_who_she_is(bot: BotH
         assert account.bound_via == "invitation"
         assert account.chat_id == 1001
         assert account.language == "zh_CN"
-        invitation = session.get(Invitation, bot.world.tokens["member"])
+        invitation = session.get(Invitation, token_digest(bot.world.tokens["member"]))
         assert invitation is not None and invitation.uses == 1
         (row,) = audit_rows(session, "register.link")
         assert (row.outcome, row.actor_telegram_id) == ("ok", 1001)
@@ -136,7 +137,7 @@ async def test_five_villagers_tapping_the_branch_link_at_once_fill_exactly_two_p
     assert sum(full in r.text for r in replies) == 3
     with bot.session() as session:
         assert accounts(session) == 2
-        invitation = session.get(Invitation, bot.world.branch_token)
+        invitation = session.get(Invitation, token_digest(bot.world.branch_token))
         assert invitation is not None and invitation.uses == 2
 
 
@@ -177,15 +178,17 @@ async def test_a_link_used_up_earlier_is_explained(bot: BotHarness) -> None:
         assert account_of(session, 1009) is None
 
 
-async def test_someone_else_opening_a_link_already_registered_is_told_who_holds_it(
+async def test_someone_else_opening_a_link_already_registered_learns_no_name(
     bot: BotHarness,
 ) -> None:
+    # Issue 10, item 4: the second use of a personal link named its owner.
     token = bot.world.tokens["member"]
     await bot.phone(1001).send(f"/start {token}")
 
     reply = await bot.phone(1009).send(f"/start {token}")
 
-    assert t("registration.person_taken", name="张党员") in reply.text
+    assert reply.text == t("hardening.link_taken")
+    assert "张党员" not in reply.text
     with bot.session() as session:
         assert account_of(session, 1009) is None
         outcomes = [r.outcome for r in audit_rows(session, "register.link")]
@@ -200,7 +203,7 @@ async def test_an_expired_link_is_explained_and_binds_nobody(bot: BotHarness) ->
     assert t("registration.token_expired") in reply.text
     with bot.session() as session:
         assert account_of(session, 1001) is None
-        invitation = session.get(Invitation, bot.world.tokens["member"])
+        invitation = session.get(Invitation, token_digest(bot.world.tokens["member"]))
         assert invitation is not None and invitation.uses == 0
 
 
@@ -254,7 +257,7 @@ async def test_a_registered_account_cannot_take_a_second_persons_link(bot: BotHa
     with bot.session() as session:
         account = account_of(session, 1001)
         assert account is not None and account.person_id == bot.world.people["member"]
-        invitation = session.get(Invitation, bot.world.tokens["secretary"])
+        invitation = session.get(Invitation, token_digest(bot.world.tokens["secretary"]))
         assert invitation is not None and invitation.uses == 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import re
 import sys
 import types
@@ -62,7 +63,7 @@ def test_init_is_safe_to_run_twice(cli: pytest.MonkeyPatch, capsys: pytest.Captu
     second = run(capsys, "init")
 
     assert first[0] == second[0] == 0
-    assert second[1] == first[1] and "0005" in first[1][0]
+    assert second[1] == first[1] and "0006" in first[1][0]
 
 
 def test_commands_refuse_a_database_that_was_not_initialised(
@@ -237,7 +238,7 @@ def test_invite_writes_a_workbook_with_links_and_qr_codes(
     assert len(sheet._images) == 9  # one QR code per person
 
 
-def test_invite_again_hands_out_the_same_unused_links(
+def test_invite_again_replaces_the_unused_links(
     cli: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ):
     imported(capsys)
@@ -248,7 +249,10 @@ def test_invite_again_hands_out_the_same_unused_links(
         with (tmp_path / name).open(encoding="utf-8-sig") as handle:
             return [row[4] for row in csv.reader(handle)][1:]
 
-    assert links("a.csv") == links("b.csv")
+    # Only a hash of each token is stored (issue 10, item 8): a second sheet carries new
+    # links, and the first sheet's unused ones stop working.
+    first, second = links("a.csv"), links("b.csv")
+    assert len(first) == len(second) and not set(first) & set(second)
 
 
 def test_invite_csv_for_one_branch_and_role_with_png_files(
@@ -378,7 +382,8 @@ def test_invite_branch_links_one_per_branch_with_its_seats(
         ("西社区党支部", t("cli.invite.seats", left=15, total=15)),
         ("明星企业党支部", t("cli.invite.seats", left=50, total=50)),
     ]
-    assert [row[4] for row in rows(out_file)] == [row[4] for row in rows(tmp_path / "again.csv")]
+    # A new sheet carries new links (only hashes are stored); all share the branch's seats.
+    assert [row[3] for row in rows(out_file)] == [row[3] for row in rows(tmp_path / "again.csv")]
 
 
 def fake_module(cli: pytest.MonkeyPatch, name: str, **functions: object) -> None:
@@ -485,3 +490,32 @@ def test_invite_skips_people_already_on_telegram_unless_asked(
     assert out[0] == t("cli.invite.skipped_registered", count=1)
     assert out[1] == t("cli.invite.written", count=8, path="a.csv")
     assert out_all[0] == t("cli.invite.written", count=9, path="b.csv")
+
+
+@pytest.mark.parametrize("command", [["jobs"], ["remind"]])
+def test_jobs_and_remind_never_log_the_token(
+    cli: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    command: list[str],
+):
+    # Issue 10, item 9: only `ceping run` installed the redactor.
+    secret = f"654321:JOBS-{command[0]}-token-never-logged"
+    cli.setenv("CEPING_BOT_TOKEN", secret)
+    settings.cache_clear()
+    log = logging.getLogger("httpx")
+
+    def run_jobs(settings: object) -> None:
+        log.warning("POST https://api.telegram.org/bot%s/sendMessage", secret)
+
+    def remind_now(settings: object, force: bool = False) -> int:
+        log.warning("POST https://api.telegram.org/bot%s/sendMessage", secret)
+        return 0
+
+    fake_module(cli, "jobs.runner", run_jobs=run_jobs, remind_now=remind_now)
+    with caplog.at_level(logging.WARNING, logger="httpx"):
+        code, _, _ = run(capsys, *command)
+
+    assert code == 0
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages and all(secret not in m and "token-never" not in m for m in messages)

@@ -185,8 +185,17 @@ def prepare_round(workdir: Path, env: dict[str, str]) -> dict[str, str]:
     return {name: link.removeprefix(prefix) for name, link in links.items()}
 
 
-def register_by_link(phone: RemotePhone, token: str) -> Reply:
-    """/start <token>: the confirmation, then the to-do list."""
+def register_by_link(phone: RemotePhone, token: str, roster_phone: str | None = None) -> Reply:
+    """/start <token>: the confirmation, then the to-do list.
+
+    组织员, 工作组 and 书记 (``roster_phone`` given) are asked for their contact after the
+    link, and share it (surveys.privileges).
+    """
+    if roster_phone is not None:
+        phone.send(f"/start {token}")
+        reply = phone.share_contact(roster_phone, shown=2)
+        assert phone.name in reply.text
+        return reply
     reply = phone.send(f"/start {token}", shown=2)
     assert phone.name in reply.text
     return reply
@@ -293,7 +302,7 @@ def test_the_township_grades_through_separate_processes_as_in_production(
 
         # An inspector scores two branches, one after the other.
         lin = RemotePhone(fake_server, INSPECTOR, "林德明")
-        register_by_link(lin, tokens["林德明"])
+        register_by_link(lin, tokens["林德明"], "8613912340016")
         # Five of the six: the school (机关事业单位) is not inspected by default (docs/rules.md).
         todo = lin.send("/surveys", contains="已评 0/5 个支部")
         assert "5 个支部" in todo.text
@@ -305,7 +314,7 @@ def test_the_township_grades_through_separate_processes_as_in_production(
 
         # The organizer reads the tally, the ranking, the workbook and the charts.
         zheng = RemotePhone(fake_server, ORGANIZER, "郑宏伟")
-        register_by_link(zheng, tokens["郑宏伟"])
+        register_by_link(zheng, tokens["郑宏伟"], "8613912340018")
         tally = zheng.send("/tally")
         rows = table_rows(tally.text)
         assert len(rows) == 6, tally.text  # every branch of the township

@@ -207,6 +207,24 @@ def test_a_bad_phone_is_reported_with_its_excel_row(engine: Engine, tmp_path: Pa
     assert counts(engine) == (0, 0, 0)
 
 
+def test_control_and_bidi_characters_are_refused_with_the_row(engine: Engine, tmp_path: Path):
+    # Issue 10, item 5: 张\u202e三 was imported and showed as another name in every report.
+    orgs = [*ORGS, ["西村\u200b党支部", "村", "10", "10", "", "", "测试镇党委"]]
+    people = [*PEOPLE, ["张\u202e三", "13800000004", "东村党支部", "党员\x7f"]]
+
+    report = run_import(engine, [roster_xlsx(tmp_path, orgs=orgs, people=people)])
+
+    assert problem_codes(report) == [
+        ("组织", 5, "name", "control_characters"),
+        ("人员", 6, "name", "control_characters"),
+        ("人员", 6, "roles", "control_characters"),
+        ("人员", 6, "roles", "unknown_role"),
+    ]
+    shown = [p.value for p in report.problems][:3]
+    assert shown == ["西村<U+200B>党支部", "张<U+202E>三", "党员<U+007F>"]
+    assert counts(engine) == (0, 0, 0)
+
+
 def test_an_unknown_organization_or_parent(engine: Engine, tmp_path: Path):
     orgs = [*ORGS, ["西村党支部", "村", "10", "10", "", "", "某某镇党委"]]
     people = [*PEOPLE, ["赵六", "13800000004", "北村党支部", "党员"]]

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from storage.db import transaction
+from storage.links import token_digest
 from storage.models import (
     Assignment,
     Invitation,
@@ -303,7 +304,7 @@ def test_an_invitation_expires(township: Engine):
     with transaction(township) as session, pytest.raises(InvitationExpired):
         redeem_invitation(session, token=token, now=NOW + timedelta(days=7))
     with transaction(township) as session:
-        unused = session.get(Invitation, token)
+        unused = session.get(Invitation, token_digest(token))
     assert unused is not None and unused.uses == 0
 
 
@@ -346,7 +347,7 @@ def test_concurrent_redeems_never_exceed_the_cap(township: Engine):
     for thread in threads:
         thread.join()
     with transaction(township) as session:
-        stored = session.get(Invitation, link.token)
+        stored = session.get(Invitation, token_digest(link.token))
     assert Counter(outcomes) == {"ok": cap, "full": attempts - cap}
     assert stored is not None and stored.uses == cap
 

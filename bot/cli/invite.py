@@ -21,6 +21,7 @@ from storage.reports import org_names
 from storage.rounds import (
     branch_link_capacity,
     branch_link_for,
+    branch_seats_taken,
     current_round,
     get_round,
     invitation_for,
@@ -140,7 +141,10 @@ def _branch_link_rows(session: Session, args: argparse.Namespace, env: CliEnv) -
             now=now,
             days=env.settings.invitation_days,
         )
-        seats = env.text("cli.invite.seats", left=link.max_uses - link.uses, total=link.max_uses)
+        # Seats belong to the branch and round, across every link it was given.
+        capacity = branch_link_capacity(org)
+        taken = branch_seats_taken(session, org_id=org.id, round_id=round_id)  # type: ignore[arg-type]
+        seats = env.text("cli.invite.seats", left=max(capacity - taken, 0), total=capacity)
         url = f"https://t.me/{username}?start={link.token}"
         rows.append(
             InviteRow(

@@ -32,6 +32,17 @@ def cmd_surveys_check(args: argparse.Namespace, env: CliEnv) -> int:
                 file=sys.stderr,
             )
         raise CliError("cli.surveys.rejected", count=len(error.problems)) from None
+    # Answers must fit their columns too (issue 10, item 7).
+    from storage.widths import instrument_width_problems
+
+    too_wide = instrument_width_problems(instrument)
+    for message in too_wide:
+        print(
+            env.text("cli.surveys.problem", path=args.file, where="max_length", message=message),
+            file=sys.stderr,
+        )
+    if too_wide:
+        raise CliError("cli.surveys.rejected", count=len(too_wide))
     env.say(
         "cli.surveys.ok",
         path=args.file,

@@ -21,6 +21,7 @@ from bot.common import (
     audit,
     contact_keyboard,
     in_transaction,
+    send_long,
     services,
     viewer_in,
 )
@@ -62,9 +63,11 @@ async def send(update: Update, context: Context, answer: Answer) -> None:
         await query.answer(answer.toast, show_alert=answer.alert)
     for index, text in enumerate(answer.texts):
         last = index == len(answer.texts) - 1
-        await context.bot.send_message(
-            chat_id=chat.id,
-            text=text,
+        # Split within Telegram's limit on line boundaries (bot.common.send_long).
+        await send_long(
+            context,
+            chat.id,
+            text,
             parse_mode=ParseMode.HTML,
             reply_markup=answer.markup if last else None,
         )

@@ -1,7 +1,7 @@
 """the sealed satisfaction ballot box (issue 8)
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-29
 
 Drafts keep their JSON column: sealed values are JSON strings in it (storage.sealing), and

@@ -1,7 +1,7 @@
 """grading wiring: 补测 re-runs, participation waivers, decision exceptions
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-29
 """
 

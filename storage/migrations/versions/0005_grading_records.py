@@ -1,7 +1,7 @@
 """grading records: 工作组组长 and county reviewer roles, announced tally, county review, ledger checks
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-11-29
 """
 
