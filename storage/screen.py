@@ -19,13 +19,12 @@ from decimal import Decimal
 from sqlalchemy import case, func
 from sqlmodel import Session, select
 
+from storage.announcements import announced
 from storage.grading import Signature, signatures
 from storage.models import (
     Assignment,
     Organization,
     Round,
-    SatisfactionBallots,
-    SatisfactionTally,
 )
 from storage.participation import target_overrides
 from storage.registration import find_account
@@ -36,7 +35,6 @@ from surveys.categories import Audience, Category
 from surveys.instruments import Instrument
 from surveys.options import RoundOptions
 from surveys.rules import Coverage, OrgProfile, coverage_for, targets_for
-from surveys.scoring import summarize_satisfaction
 
 SCREEN_AUDIENCES = (Audience.MEMBERS, Audience.MASSES)
 """The two audiences of the 党员群众测评 the screen counts."""
@@ -49,6 +47,7 @@ class Announcement:
     ballots: int
     threshold: int
     small_group: bool
+    published: bool = True
     satisfaction_rate: Decimal | None = None
     awareness_rate: Decimal | None = None
     participation_rate: Decimal | None = None
@@ -117,34 +116,28 @@ def branch_coverage(session: Session, round_: Round, org: Organization) -> dict[
 def announcement(
     session: Session, round_: Round, org_id: int, instrument: Instrument
 ) -> Announcement:
-    """The branch's announced satisfaction tally.
+    """The branch's satisfaction tally as /publish stored it (当场统计并公布).
 
-    /publish is a view today, not a stored record, so this is the current state; when a
-    stored /publish snapshot exists, this is the one function to switch to reading it.
+    Before the first /publish the page shows participation only; after it, the record as
+    announced and signed: later ballots change the live tally, never this (docs/rules.md §10).
     """
     assert round_.id is not None
     threshold = RoundOptions.from_json(round_.options).small_group_threshold
-    row = session.get(SatisfactionBallots, (round_.id, org_id))
-    ballots = row.ballots if row is not None else 0
-    if ballots < threshold:
-        return Announcement(ballots=ballots, threshold=threshold, small_group=True)
-    counters = session.exec(
-        select(
-            SatisfactionTally.item_id, SatisfactionTally.option_id, SatisfactionTally.count
-        ).where(SatisfactionTally.round_id == round_.id, SatisfactionTally.org_id == org_id)
-    ).all()
-    summary = summarize_satisfaction(
-        instrument, ballots, {(item, option): int(count) for item, option, count in counters}
-    )
+    record = announced(session, round_id=round_.id, org_id=org_id)
+    if record is None:
+        return Announcement(ballots=0, threshold=threshold, small_group=True, published=False)
+    rates = record.rates
+    if rates is None:  # below the threshold when announced: the numbers stay hidden (§7)
+        return Announcement(ballots=record.ballots, threshold=threshold, small_group=True)
     return Announcement(
-        ballots=ballots,
+        ballots=record.ballots,
         threshold=threshold,
         small_group=False,
-        satisfaction_rate=summary.satisfaction_rate,
-        awareness_rate=summary.awareness_rate,
-        participation_rate=summary.participation_rate,
-        score=summary.score,
-        distribution=summary.distribution,
+        satisfaction_rate=rates.get("satisfaction"),
+        awareness_rate=rates.get("awareness"),
+        participation_rate=rates.get("participation"),
+        score=record.satisfaction_score,
+        distribution=record.distribution,
     )
 
 

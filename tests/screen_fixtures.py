@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 from bot.screen.auth import sign_init_data
 from bot.screen.web import ScreenService
+from storage.announcements import announce, snapshot
 from storage.db import transaction
 from storage.models import SatisfactionBallots, SatisfactionTally
+from storage.tallies import round_tally
 from surveys.instruments import get_instrument
 from tests.fakebot import Phone
 
@@ -54,7 +56,7 @@ async def answer_satisfaction(phone: Phone) -> None:
     assert "提交成功" in thanks.text, thanks.texts
 
 
-def seed_ballots(bot: BotHarness, ballots: int) -> None:
+def seed_ballots(bot: BotHarness, ballots: int, *, publish: bool = True) -> None:
     """The village's counters as if ``ballots`` people chose 满意 everywhere."""
     village, round_id = bot.world.orgs["village"], bot.world.round_id
     with transaction(bot.engine) as session:
@@ -70,3 +72,19 @@ def seed_ballots(bot: BotHarness, ballots: int) -> None:
                         count=ballots,
                     )
                 )
+    if publish:
+        publish_village(bot)
+
+
+def publish_village(bot: BotHarness) -> None:
+    """What /publish stores for the village now (the announced record the screen shows)."""
+    village, round_id, now = bot.world.orgs["village"], bot.world.round_id, bot.clock.now
+    with transaction(bot.engine) as session:
+        tally = round_tally(
+            session, round_id=round_id, org_ids=[village], distribution=True, now=now
+        )
+        branch = tally.branch(village)
+        assert branch is not None
+        announce(
+            session, tally=snapshot(branch, round_id=round_id, now=now), person_id=None, now=now
+        )

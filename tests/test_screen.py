@@ -179,6 +179,14 @@ async def test_publish_carries_the_mini_app_button_of_its_branch(bot: BotHarness
     assert button["web_app"]["url"] == f"{PUBLIC_URL}/screen/?b={village}"
 
 
+async def test_tally_of_a_branch_carries_the_mini_app_button(bot: BotHarness) -> None:
+    phone = await bot.register(SECRETARY, "secretary")
+    reply = await phone.send("/tally")
+    assert reply.last is not None
+    button = next(b for row in inline_rows(reply.last) for b in row if "web_app" in b)
+    assert button["web_app"]["url"] == f"{PUBLIC_URL}/screen/?b={bot.world.orgs['village']}"
+
+
 async def test_screen_is_refused_to_a_member_and_names_no_branch_outside_scope(
     bot: BotHarness,
 ) -> None:
@@ -213,7 +221,15 @@ async def test_below_the_threshold_the_screen_shows_participation_only(
 ) -> None:
     seed_ballots(bot, 4)
     note = (await _village_data(bot, web))["announcement"]
-    assert note == {"ballots": 4, "threshold": 5, "small_group": True}
+    assert note == {"ballots": 4, "threshold": 5, "small_group": True, "published": True}
+
+
+async def test_before_publish_the_screen_shows_participation_only(
+    bot: BotHarness, web: httpx.AsyncClient
+) -> None:
+    seed_ballots(bot, 5, publish=False)
+    note = (await _village_data(bot, web))["announcement"]
+    assert note["published"] is False and "rates" not in note and "items" not in note
 
 
 async def test_at_the_threshold_the_screen_shows_rates_and_counts(

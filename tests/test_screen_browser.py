@@ -153,7 +153,7 @@ async def test_a_phone_submitting_moves_the_number_within_two_seconds_without_co
     # One ballot is below the small-group threshold: no rates, no per-option count at all.
     assert await page.locator(".option-count").count() == 0
     assert await page.locator(".rate").count() == 0
-    assert "不足 5 份" in await page.inner_text("#tally")
+    assert "当场公布" in await page.inner_text("#tally")  # no numbers before /publish
     shot = tmp_path / "screen-after-a-ballot.png"
     await page.evaluate("document.fonts.ready")
     await page.screenshot(path=str(shot), full_page=True)

@@ -20,12 +20,15 @@ from bot.reports.common import (
     run,
     seen_branch,
 )
+from bot.screen import mini_app_button
 from storage.db import Session
 from storage.instruments import pinned_instrument
 from storage.participation import non_respondents
+from storage.rounds import get_round
 from storage.tallies import RoundTally, round_tally
-from surveys.categories import inspection_sheet_for
+from surveys.grading import inspection_sheet
 from surveys.i18n import t
+from surveys.options import RoundOptions
 
 # --- /tally -----------------------------------------------------------------------------------
 
@@ -49,7 +52,8 @@ def _branch_detail(session: Session, request: Request, org_id: int) -> Answer:
     branch = tally.branch(org_id)
     if branch is None:
         return Answer.text(t("report.branch_not_in_round", request.locale))
-    inspection = inspection_sheet_for(branch.category)
+    options = RoundOptions.from_json(get_round(session, request.round_id).options)
+    inspection = inspection_sheet(branch.category, options.institution_sheet)
     text = views.branch_tally_text(
         branch,
         tally,
@@ -57,11 +61,14 @@ def _branch_detail(session: Session, request: Request, org_id: int) -> Answer:
         self_instrument=pinned_instrument(
             session=session, round_id=request.round_id, instrument_id="self_evaluation"
         ),
-        inspection_instrument=pinned_instrument(
+        inspection_instrument=None
+        if inspection is None
+        else pinned_instrument(
             session=session, round_id=request.round_id, instrument_id=inspection
         ),
     )
-    return Answer.text(text)
+    screen = mini_app_button(org_id, request.locale)  # the meeting screen (issue 13)
+    return Answer.text(text, keyboard([screen], per_row=1) if screen is not None else None)
 
 
 def visible_tally(session: Session, request: Request) -> RoundTally:

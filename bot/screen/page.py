@@ -173,6 +173,10 @@ const COLORS = ['#3ecf8e', '#9be38c', '#f2c14e', '#ef5b5b', '#b58cf2'];
 function renderTally(note) {
   const box = $('tally');
   box.replaceChildren();
+  if (!note.published) {
+    box.append(el('p', 'small-group', tr('not_published', {})));
+    return;
+  }
   if (note.small_group) {
     const counts = {ballots: note.ballots, threshold: note.threshold};
     box.append(el('p', 'small-group', tr('small_group', counts)));

@@ -221,6 +221,7 @@ def screen_payload(screen: BranchScreen, locale: str, zone: tzinfo) -> dict[str,
         "ballots": note.ballots,
         "threshold": note.threshold,
         "small_group": note.small_group,
+        "published": note.published,
     }
     if not note.small_group:
         announced["rates"] = {
