@@ -1,6 +1,6 @@
 """All tables, with their constraints next to the fields.
 
-Anonymity of the satisfaction survey (DOMAIN §7, issue 8; docs/anonymity.md)
+Anonymity of the satisfaction survey (docs/rules.md §7; docs/anonymity.md)
 ------------------------------------------------------------------------------
 Whoever reads the database — every column, PostgreSQL's ``xmin``/``ctid`` and dead tuples,
 SQLite's row ids and WAL — must not learn one person's choices or suggestion:

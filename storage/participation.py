@@ -1,6 +1,6 @@
 """Participation (参与面) of every branch of a round against its targets, in one SQL pass.
 
-Denominators come from the roster counts (DOMAIN §6): someone who never registered
+Denominators come from the roster counts (docs/rules.md §6): someone who never registered
 with the bot has simply not responded. Respondents are counted from submitted
 assignments, grouped by branch and audience in the database.
 """
