@@ -34,6 +34,8 @@ from surveys.roster import OrgRow, PersonRow, Roster
 TOWNSHIP = "董浜镇党委"
 ROUND_NAME = "2027年度基层党组织分类定级"
 DEFAULT_SEED = 2027
+REVIEWER = "县委组织部审核员"
+REVIEWER_PHONE = "13900009999"
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"  # noqa: E501
 _GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉萍红娥建国建华志强海燕国平春梅文军德明小红金凤永明桂兰淑珍晓东卫东丽娟宏伟雪梅建军玉兰国庆"  # noqa: E501
@@ -188,6 +190,11 @@ def demo_roster(rng: random.Random) -> Roster:
     for roles in township_staff:
         name, phone = names.person()
         people.append(PersonRow(name, phone, TOWNSHIP, roles, len(people) + 2))
+    # 县委组织部's reviewer (docs/rules.md §9), named without the generator so the township's
+    # random answers stay those of the seed.
+    people.append(
+        PersonRow(REVIEWER, REVIEWER_PHONE, TOWNSHIP, (Role.COUNTY_REVIEWER,), len(people) + 2)
+    )
     return Roster(organizations=orgs, people=people)
 
 
@@ -353,6 +360,7 @@ class DemoDecision:
     name: str
     proposed: str
     final: str
+    review_states: tuple[str, ...] = ()  # the county review, step by step (docs/rules.md §9)
 
 
 def decide_one(engine: Engine, *, round_id: int, now: datetime) -> DemoDecision | None:
@@ -375,7 +383,32 @@ def decide_one(engine: Engine, *, round_id: int, now: datetime) -> DemoDecision 
                 session, round_id=round_id, org_id=branch.org_id, person_id=organizer, now=now
             )
             assert decision.final_grade is not None
+            states = _through_review(session, round_id, branch.org_id, organizer, now)
             return DemoDecision(
-                branch.org_id, branch.name, decision.proposed_grade, decision.final_grade
+                branch.org_id, branch.name, decision.proposed_grade, decision.final_grade, states
             )
     return None
+
+
+def _through_review(
+    session: Session, round_id: int, org_id: int, organizer: int | None, now: datetime
+) -> tuple[str, ...]:
+    """上报 by the organizer, 审核通过 by the county reviewer, 正式确定 by the organizer."""
+    from storage.review import review
+    from surveys.review import ReviewAction
+
+    reviewer = first_person_with_role(session=session, role=Role.COUNTY_REVIEWER.value)
+    if organizer is None or reviewer is None:
+        return ()
+    steps = (
+        (ReviewAction.REPORT, organizer),
+        (ReviewAction.APPROVE, reviewer),
+        (ReviewAction.FINALIZE, organizer),
+    )
+    return tuple(
+        review(
+            session, round_id=round_id, org_id=org_id, action=action, person_id=person, now=now
+        ).state.value
+        for action, person in steps
+    )
+

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.cli import main
 from bot.demo import PLANS, TOWNSHIP
@@ -20,6 +20,7 @@ from storage.models import (
     GradeDecision,
     Organization,
     Response,
+    ReviewEvent,
     SatisfactionBallots,
     Veto,
 )
@@ -128,6 +129,17 @@ def test_the_demo_takes_one_branch_from_proposal_to_a_locked_decision(
         line.startswith(t("grading.cli.decision", name="", proposed="", grade="")[:4])
         for line in lines
     )
+
+
+
+def test_the_demo_takes_that_branch_through_the_county_review_to_final(
+    demo: tuple[int, list[str], Path],
+):
+    _, lines, path = demo
+    with Session(make_engine(f"sqlite:///{path}")) as session:
+        steps = session.exec(select(ReviewEvent.action).order_by(col(ReviewEvent.id))).all()
+    assert list(steps) == ["report", "approve", "finalize"]
+    assert any(line.endswith("已评定 → 已上报 → 审核通过 → 正式确定") for line in lines)
 
 
 def test_the_demo_database_holds_the_round_without_revealing_who_answered_what(

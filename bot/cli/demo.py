@@ -60,6 +60,9 @@ def cmd_demo(args: argparse.Namespace, env: CliEnv) -> int:
                 proposed=env.text(f"grade.{decided.proposed}"),
                 grade=env.text(f"grade.{decided.final}"),
             )
+            if decided.review_states:
+                states = [env.text(f"review.state.{state}") for state in decided.review_states]
+                env.say("grading.cli.review_path", name=decided.name, path=" → ".join(states))
     if path is not None:
         env.say("cli.demo.done", path=str(path))
     return EXIT_OK
