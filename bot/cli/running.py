@@ -17,10 +17,20 @@ from bot.cli.env import EXIT_OK, CliEnv, CliError, database
 def cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     """Run the Telegram bot (long polling, or a webhook with --webhook-url)."""
     from bot.app import WebhookUnavailable, run
+    from bot.workers import WorkersRefused, check_workers
 
+    try:  # refused before anything else: no database, no network
+        check_workers(env.settings, args.workers or 1, args.webhook_url)
+    except WorkersRefused as error:
+        raise CliError("cli.run.refused", detail=str(error)) from None
     with database(env):
         pass
-    options = {"webhook_url": args.webhook_url, "listen": args.listen, "port": args.port}
+    options = {
+        "webhook_url": args.webhook_url,
+        "listen": args.listen,
+        "port": args.port,
+        "workers": args.workers,
+    }
     try:
         run(
             env.settings,
@@ -31,7 +41,7 @@ def cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     except NetworkError:
         # The URL is the base without the token (the token is appended per request).
         raise CliError("cli.run.unreachable", url=env.settings.bot_api_url) from None
-    except WebhookUnavailable as error:
+    except (WebhookUnavailable, WorkersRefused) as error:
         raise CliError("cli.run.refused", detail=str(error)) from None
     return EXIT_OK
 
