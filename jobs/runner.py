@@ -46,7 +46,7 @@ DELIVER_EVERY = timedelta(seconds=5)
 def enqueue_all(engine: Engine, messages: list[NewMessage], *, now: datetime) -> int:
     """Insert the messages (each once, by dedup key); how many were new."""
     with transaction(engine) as session:
-        return sum(outbox.enqueue(session, message=m, now=now) for m in messages)
+        return outbox.enqueue_many(session, messages=messages, now=now)
 
 
 def enqueue_due(engine: Engine, *, now: datetime, zone: tzinfo) -> int:

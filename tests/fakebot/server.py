@@ -64,6 +64,8 @@ class FakeBotApi(BotMethods):
             "username": username,
         }
         self.allow_multiple_pollers = False
+        self.open_chats = False
+        """Whether a private chat nobody wrote from yet counts as open (benches' fan-out)."""
         self.privacy_mode = True
         self.log: list[CallRecord] = []
         self.webhook: JSON = {}
