@@ -176,7 +176,7 @@ def measure(fake: Fake, env: dict[str, str], workdir: Path, workers: int, args: 
         sent = fake.count("sendMessage")
         push(fake, args.people, WARM_UP, 0)
         fake.wait_for("sendMessage", sent + WARM_UP)
-        pids = descendants(process.pid)
+        pids = [process.pid, *descendants(process.pid)]
         before_cpu, since = cpu_seconds(pids), fake.control("GET", "stats")["log_size"]
         delivered_before = len(fake.control("GET", "webhook")["delivered"])
         start = time.perf_counter()

@@ -217,15 +217,16 @@ def run(
     listen: str = "127.0.0.1",
     port: int = 8443,
     secret_token: str | None = None,
-    workers: int = 1,
+    workers: int | None = None,
 ) -> None:
     """Run the bot until Ctrl-C: long polling, or a webhook when webhook_url is given.
 
-    ``workers`` > 1 (webhook mode on PostgreSQL only) runs that many processes on one port:
-    bot/workers.py. Refused otherwise with WorkersRefused, before anything starts.
+    ``workers`` (webhook mode; above 1 on PostgreSQL only) runs that many worker processes
+    on one port: bot/workers.py. Refused otherwise with WorkersRefused, before anything
+    starts. Without it, webhook mode is one process as before.
     """
-    check_workers(settings, workers, webhook_url)
-    if webhook_url is not None and workers > 1:
+    check_workers(settings, workers or 1, webhook_url)
+    if webhook_url is not None and workers is not None:
         configure_logging()
         secret = secret_token or secrets.token_urlsafe(32)  # the same in every worker
         install_token_redaction(secret)
