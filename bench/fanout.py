@@ -8,7 +8,8 @@ Three figures, each beside its baseline:
 1. **Planner.** ``jobs.planner.plan_manual`` (what ``/remind`` and ``ceping remind`` run)
    over a round where 50,000 reachable people each owe the satisfaction survey, then the
    enqueue into the outbox (one row per person, by dedup key).
-2. **Delivery ceiling.** The real ``jobs.delivery.Deliverer`` sends through the fake Bot API
+2. **Delivery ceiling.** The real ``jobs.delivery.Deliverer`` (with the running jobs'
+   policy: eight sends in flight) sends through the fake Bot API
    (``python -m tests.fakebot --open-chats`` in its own process) with the limit raised to
    2,000/s: messages per second and this process's CPU per message (the deliverer, and
    SQLite when it is the database; PostgreSQL's own CPU is its server's).
@@ -231,9 +232,16 @@ async def deliver(engine: Engine, base_url: str, *, rate: float, most: int, seco
 
     from jobs.delivery import Deliverer
     from jobs.limiter import OutboxLimiter
+    from jobs.runner import RUNNING_POLICY
 
     async with Bot(TOKEN, base_url=base_url) as bot:
-        deliverer = Deliverer(engine, bot, zone=ZONE, limiter=OutboxLimiter(per_second=rate))
+        deliverer = Deliverer(
+            engine,
+            bot,
+            zone=ZONE,
+            limiter=OutboxLimiter(per_second=rate),
+            policy=RUNNING_POLICY,  # as ceping run and ceping jobs deliver
+        )
         sent = 0
         start, cpu = time.perf_counter(), time.process_time()
         while sent < most and time.perf_counter() - start < seconds:

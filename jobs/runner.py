@@ -41,6 +41,8 @@ _LOGGER = logging.getLogger(__name__)
 JOBS_KEY = "ceping.jobs"
 PLAN_EVERY = timedelta(minutes=1)
 DELIVER_EVERY = timedelta(seconds=5)
+RUNNING_POLICY = DeliveryPolicy(concurrency=8)
+"""Eight sends in flight: a round trip of up to a quarter second still allows 30/s."""
 
 
 def enqueue_all(engine: Engine, messages: list[NewMessage], *, now: datetime) -> int:
@@ -104,7 +106,7 @@ class JobRunner:
             worker=worker,
             limiter=limiter,
             sleep=sleep,
-            policy=policy,
+            policy=policy or RUNNING_POLICY,
         )
 
     async def plan(self) -> int:
