@@ -127,7 +127,7 @@ async def measure_latency(
         try:
             upgrade(engine)
             if not args.no_county:
-                load_county(engine)
+                await asyncio.to_thread(load_county, url)
             meeting.seed(engine, args.phones, args.branches, meeting.FIRST_USER)
             settings = Settings(
                 _env_file=None,  # type: ignore[call-arg]
