@@ -225,7 +225,7 @@ def run(
     on one port: bot/workers.py. Refused otherwise with WorkersRefused, before anything
     starts. Without it, webhook mode is one process as before.
     """
-    check_workers(settings, workers or 1, webhook_url)
+    check_workers(settings, 1 if workers is None else workers, webhook_url)
     if webhook_url is not None and workers is not None:
         configure_logging()
         secret = secret_token or secrets.token_urlsafe(32)  # the same in every worker

@@ -85,6 +85,11 @@ def test_several_workers_are_refused_without_a_webhook(tmp_path: Path) -> None:
     assert t("run.workers_need_webhook", count=3) in said
 
 
+def test_no_workers_at_all_is_refused(tmp_path: Path) -> None:
+    said = refused(tmp_path, f"sqlite:///{tmp_path / 'ceping.db'}", "--workers", "0")
+    assert t("run.workers_invalid", count=0, most=64) in said
+
+
 def test_two_workers_answer_each_update_once_and_run_the_jobs_once(
     tmp_path: Path, fake_server: FakeServer
 ) -> None:

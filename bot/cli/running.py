@@ -20,7 +20,8 @@ def cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     from bot.workers import WorkersRefused, check_workers
 
     try:  # refused before anything else: no database, no network
-        check_workers(env.settings, args.workers or 1, args.webhook_url)
+        workers = 1 if args.workers is None else args.workers
+        check_workers(env.settings, workers, args.webhook_url)
     except WorkersRefused as error:
         raise CliError("cli.run.refused", detail=str(error)) from None
     with database(env):
