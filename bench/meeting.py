@@ -36,6 +36,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.latency import measure_latency, paced, print_latency
+
 PHONES = 200
 BRANCHES = 10
 FIRST_USER = 50_001
@@ -169,6 +171,10 @@ async def serve(phones: int, first_user: int) -> None:
             await asyncio.gather(*(open_list(api, screens, p) for p in people))
             print("ready", flush=True)
             await read_line()  # "go"
+            if command.startswith("paced"):
+                waits = await paced(api, screens, people, rng, float(command.split()[1]))
+                print("latency", " ".join(f"{w:.6f}" for w in waits), flush=True)
+                continue
             await asyncio.gather(*(answer(api, screens, p, rng, limit) for p in people))
             print("done", sum(p.taps for p in people), flush=True)
         screens.stopped = True
@@ -516,6 +522,7 @@ async def run(args: argparse.Namespace) -> None:
         before = await measure_noop(child, api)
         real = await measure_bot(args, child, api)
         after = await measure_noop(child, api)
+        latency = await measure_latency(args, child, api)
         await child.say("quit")
     finally:
         await child.close()
@@ -538,6 +545,7 @@ async def run(args: argparse.Namespace) -> None:
             f"  statements per tap:         {real.statements / taps:5.2f} "
             f"(+ {real.commits / taps:4.2f} commits; a batch counts once)"
         )
+    print_latency(latency, county=not args.no_county)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -549,6 +557,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--database",
         default=None,
         help="PostgreSQL server URL (a scratch database is made there); default: SQLite file",
+    )
+    parser.add_argument("--rate", type=float, default=100.0, help="taps per second, latency run")
+    parser.add_argument(
+        "--no-county", action="store_true", help="latency run without the county's data"
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)

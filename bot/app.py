@@ -42,6 +42,7 @@ from bot.common import (
     viewer_in,
     visible_commands,
 )
+from bot.workers import WorkerPlan, check_workers, run_workers
 from jobs import runner
 from storage.db import Engine, engine_for
 from storage.runtime import SERVICES_KEY, Services
@@ -215,8 +216,21 @@ def run(
     listen: str = "127.0.0.1",
     port: int = 8443,
     secret_token: str | None = None,
+    workers: int | None = None,
 ) -> None:
-    """Run the bot until Ctrl-C: long polling, or a webhook when webhook_url is given."""
+    """Run the bot until Ctrl-C: long polling, or a webhook when webhook_url is given.
+
+    ``workers`` (webhook mode; above 1 on PostgreSQL only) runs that many worker processes
+    on one port: bot/workers.py. Refused otherwise with WorkersRefused, before anything
+    starts. Without it, webhook mode is one process as before.
+    """
+    check_workers(settings, 1 if workers is None else workers, webhook_url)
+    if webhook_url is not None and workers is not None:
+        configure_logging()
+        secret = secret_token or secrets.token_urlsafe(32)  # the same in every worker
+        install_token_redaction(secret)
+        run_workers(WorkerPlan(settings, webhook_url, listen, port, secret, workers))
+        return
     if webhook_url is not None and importlib.util.find_spec("tornado") is None:
         raise WebhookUnavailable(t("run.webhook_unavailable", settings.locale))
     configure_logging()

@@ -42,12 +42,14 @@ _LOGGER = logging.getLogger(__name__)
 JOBS_KEY = "ceping.jobs"
 PLAN_EVERY = timedelta(minutes=1)
 DELIVER_EVERY = timedelta(seconds=5)
+RUNNING_POLICY = DeliveryPolicy(concurrency=8)
+"""Eight sends in flight: a round trip of up to a quarter second still allows 30/s."""
 
 
 def enqueue_all(engine: Engine, messages: list[NewMessage], *, now: datetime) -> int:
     """Insert the messages (each once, by dedup key); how many were new."""
     with transaction(engine) as session:
-        return sum(outbox.enqueue(session, message=m, now=now) for m in messages)
+        return outbox.enqueue_many(session, messages=messages, now=now)
 
 
 def enqueue_due(engine: Engine, *, now: datetime, zone: tzinfo) -> int:
@@ -105,7 +107,7 @@ class JobRunner:
             worker=worker,
             limiter=limiter,
             sleep=sleep,
-            policy=policy,
+            policy=policy or RUNNING_POLICY,
         )
 
     async def plan(self) -> int:

@@ -14,7 +14,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,6 +80,47 @@ def enqueue(session: Session, *, message: NewMessage, now: datetime) -> bool:
     # RETURNING tells reliably whether a row was inserted (rowcount does not on every driver).
     inserted = session.execute(statement.returning(OutboxMessage.__table__.c.id)).first()  # type: ignore[attr-defined]
     return inserted is not None
+
+
+ENQUEUE_CHUNK = 1000
+
+
+def enqueue_many(session: Session, *, messages: Sequence[NewMessage], now: datetime) -> int:
+    """Add the messages whose dedup key is new, in bulk; how many were added.
+
+    The same rule as :func:`enqueue` (ON CONFLICT DO NOTHING on the dedup key, so a second
+    planner adds nothing), sent as one executemany per chunk: a county's fifty thousand
+    reminders take seconds instead of a minute and a half of one statement each.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = OutboxMessage.__table__  # type: ignore[attr-defined]
+    statement = insert(table).on_conflict_do_nothing(index_elements=["dedup_key"])
+    statement = statement.returning(table.c.id)  # what was inserted, as enqueue() tells
+    added = 0
+    for start in range(0, len(messages), ENQUEUE_CHUNK):
+        rows = [_row(m, now) for m in messages[start : start + ENQUEUE_CHUNK]]
+        # executemany: SQLAlchemy batches the rows into multi-row statements itself.
+        added += len(session.execute(statement, rows).all())
+    return added
+
+
+def _row(message: NewMessage, now: datetime) -> dict[str, Any]:
+    """The outbox row of a new message, as column values."""
+    return {
+        "dedup_key": message.dedup_key,
+        "round_id": message.round_id,
+        "person_id": message.person_id,
+        "chat_id": message.chat_id,
+        "kind": message.kind,
+        "slot": message.slot,
+        "payload": dict(message.payload),
+        "status": PENDING,
+        "attempts": 0,
+        "not_before": message.not_before,
+        "expires_at": message.expires_at,
+        "created_at": now,
+    }
 
 
 def _claimable(now: datetime, lease: timedelta) -> Any:

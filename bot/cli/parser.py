@@ -94,6 +94,7 @@ def build_parser(locale: str) -> argparse.ArgumentParser:
     )
     running.add_argument("--listen", metavar="ADDRESS", help=h("listen"))
     running.add_argument("--port", type=int, metavar="PORT", help=h("port"))
+    running.add_argument("--workers", type=int, metavar="K", help=h("workers"))
     running.set_defaults(handler=cmd_run)
     commands.add_parser("jobs", help=h("jobs")).set_defaults(handler=cmd_jobs)
     reminding = commands.add_parser("remind", help=h("remind"))

@@ -51,11 +51,22 @@ def install_quiet_stop() -> None:
 def cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     """Run the Telegram bot (long polling, or a webhook with --webhook-url)."""
     from bot.app import WebhookUnavailable, run
+    from bot.workers import WorkersRefused, check_workers
 
+    try:  # refused before anything else: no database, no network
+        workers = 1 if args.workers is None else args.workers
+        check_workers(env.settings, workers, args.webhook_url)
+    except WorkersRefused as error:
+        raise CliError("cli.run.refused", detail=str(error)) from None
     with database(env):
         pass
     install_quiet_stop()
-    options = {"webhook_url": args.webhook_url, "listen": args.listen, "port": args.port}
+    options = {
+        "webhook_url": args.webhook_url,
+        "listen": args.listen,
+        "port": args.port,
+        "workers": args.workers,
+    }
     try:
         run(
             env.settings,
@@ -66,7 +77,7 @@ def cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     except NetworkError:
         # The URL is the base without the token (the token is appended per request).
         raise CliError("cli.run.unreachable", url=env.settings.bot_api_url) from None
-    except WebhookUnavailable as error:
+    except (WebhookUnavailable, WorkersRefused) as error:
         raise CliError("cli.run.refused", detail=str(error)) from None
     log.info("the bot stopped")
     return EXIT_OK

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +30,10 @@ from storage.settings import Settings
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WORKER_HEADER = "X-Ceping-Worker"
+"""Names the worker that took a webhook request, so an operator (and the tests) can see the
+kernel spreading requests over ``--workers K`` processes."""
+BACKLOG = 2048
 BOOTSTRAP_RETRIES = 5
 GRACE = 3
 """Seconds to let requests finish at shutdown: live feeds never end by themselves."""
@@ -56,8 +61,9 @@ def screen_service(application: AnyApplication, settings: Settings) -> ScreenSer
     )
 
 
-def webhook_route(application: AnyApplication, path: str, secret: str) -> Route:
+def webhook_route(application: AnyApplication, path: str, secret: str, worker: int = 0) -> Route:
     """Telegram's webhook: a request without the secret header is refused, never handled."""
+    headers = {WORKER_HEADER: str(worker)}
 
     async def receive(request: Request) -> Response:
         sent = request.headers.get(SECRET_HEADER, "")
@@ -68,7 +74,7 @@ def webhook_route(application: AnyApplication, path: str, secret: str) -> Route:
         except ValueError:
             return Response(status_code=400)
         await application.update_queue.put(update)
-        return Response()
+        return Response(headers=headers)
 
     return Route("/" + path.strip("/"), receive, methods=["POST"])
 
@@ -105,6 +111,20 @@ def bound_port(server: uvicorn.Server) -> int:
     return int(server.servers[0].sockets[0].getsockname()[1])
 
 
+def shared_socket(host: str, port: int, *, listening: bool = True) -> socket.socket:
+    """A TCP socket on host:port with SO_REUSEPORT, so several workers' sockets share the
+    port and the kernel spreads new connections over the ones that listen."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listening:
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    return sock
+
+
 def run(
     application: AnyApplication,
     settings: Settings,
@@ -113,10 +133,18 @@ def run(
     listen: str,
     port: int,
     secret_token: str,
+    worker: int = 0,
+    sockets: list[socket.socket] | None = None,
 ) -> None:
     """Run the bot with the screen until Ctrl-C (what ``ceping run`` does when the screen
-    is enabled by ``CEPING_PUBLIC_URL``)."""
-    asyncio.run(_serve(application, settings, webhook_url, listen, port, secret_token))
+    is enabled by ``CEPING_PUBLIC_URL``, and what each of ``--workers K`` runs).
+
+    Worker 0 is the primary: it alone registers the webhook, publishes the menus and runs
+    the scheduled jobs (the other workers answer updates only), so each happens once.
+    """
+    asyncio.run(
+        _serve(application, settings, webhook_url, listen, port, secret_token, worker, sockets)
+    )
 
 
 async def _serve(
@@ -126,11 +154,14 @@ async def _serve(
     listen: str,
     port: int,
     secret: str,
+    worker: int = 0,
+    sockets: list[socket.socket] | None = None,
 ) -> None:
     service = screen_service(application, settings)
     routes: list[Route] = []
+    primary = worker == 0
     if webhook_url is not None:
-        routes.append(webhook_route(application, urlparse(webhook_url).path, secret))
+        routes.append(webhook_route(application, urlparse(webhook_url).path, secret, worker))
     else:
         listen, port = screen_settings().screen_listen, screen_settings().screen_port
     config = uvicorn.Config(
@@ -143,23 +174,24 @@ async def _serve(
     )
     server = uvicorn.Server(config)
     async with application:
-        if application.post_init is not None:
-            await application.post_init(application)
+        if primary and application.post_init is not None:
+            await application.post_init(application)  # menus and jobs: once, in worker 0
         await application.start()
         if webhook_url is not None:
-            await application.bot.set_webhook(
-                url=webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES
-            )
+            if primary:  # one registration, whatever the number of workers
+                await application.bot.set_webhook(
+                    url=webhook_url, secret_token=secret, allowed_updates=Update.ALL_TYPES
+                )
         else:
             assert application.updater is not None
             await application.updater.start_polling(
                 allowed_updates=Update.ALL_TYPES, bootstrap_retries=BOOTSTRAP_RETRIES
             )
         try:
-            await server.serve()  # until Ctrl-C or SIGTERM (uvicorn handles both)
+            await server.serve(sockets)  # until Ctrl-C or SIGTERM (uvicorn handles both)
         finally:
             if application.updater is not None and application.updater.running:
                 await application.updater.stop()
             await application.stop()
-            if application.post_shutdown is not None:
+            if primary and application.post_shutdown is not None:
                 await application.post_shutdown(application)

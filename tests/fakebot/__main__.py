@@ -24,6 +24,11 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="let several getUpdates pollers coexist instead of answering 409",
     )
+    parser.add_argument(
+        "--open-chats",
+        action="store_true",
+        help="treat every private chat as open, as if each person had written to the bot",
+    )
     return parser.parse_args(argv)
 
 
@@ -34,6 +39,7 @@ async def _serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(signum, stop.set)
     api = FakeBotApi(token=args.token, username=args.username)
     api.allow_multiple_pollers = args.multiple_pollers
+    api.open_chats = args.open_chats
     await api.start(port=args.port)
     try:
         print(api.base_url, flush=True)

@@ -25,6 +25,7 @@ def add_control_routes(app: web.Application, api: FakeBotApi) -> None:
     "phone_number"?}; GET /_fake/reply?update_id=N&shown=1&contains=&photos=&documents=
     holds until the bot answered that update (see RemoteReplies);
     GET /_fake/requests?method=&since=; GET /_fake/stats; GET /_fake/chat/<id>;
+    GET /_fake/webhook: the webhook's URL and every update it took, with the worker;
     GET /_fake/wait?method=sendMessage&count=N&timeout=30 holds the request until the bot
     has made N such calls in total (408 on timeout).
     """
@@ -112,6 +113,16 @@ def add_control_routes(app: web.Application, api: FakeBotApi) -> None:
         }
         return web.json_response({"ok": True, "result": result})
 
+    async def webhook(request: web.Request) -> web.Response:
+        pusher = api.webhook_pusher
+        result = {
+            "url": api.webhook.get("url", ""),
+            "delivered": [[d.update_id, d.worker] for d in pusher.deliveries],
+            "per_worker": pusher.per_worker(),
+            "failures": pusher.failures,
+        }
+        return web.json_response({"ok": True, "result": result})
+
     async def chat(request: web.Request) -> web.Response:
         messages = api.chat(int(request.match_info["chat_id"]))
         return web.json_response({"ok": True, "result": messages}, dumps=dumps)
@@ -125,6 +136,7 @@ def add_control_routes(app: web.Application, api: FakeBotApi) -> None:
     app.router.add_get("/_fake/stats", stats)
     app.router.add_get("/_fake/wait", wait)
     app.router.add_get("/_fake/chat/{chat_id}", chat)
+    app.router.add_get("/_fake/webhook", webhook)
 
 
 def _remote_phone(api: FakeBotApi, body: JSON) -> Phone:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from tests.fakebot.phone import Phone
 from tests.fakebot.control import add_control_routes
 from tests.fakebot.methods import BotMethods
+from tests.fakebot.webhook import WebhookPusher
 
 # ---------------------------------------------------------------------------------------------
 # The fake server
@@ -63,6 +64,8 @@ class FakeBotApi(BotMethods):
             "username": username,
         }
         self.allow_multiple_pollers = False
+        self.open_chats = False
+        """Whether a private chat nobody wrote from yet counts as open (benches' fan-out)."""
         self.privacy_mode = True
         self.log: list[CallRecord] = []
         self.webhook: JSON = {}
@@ -91,6 +94,7 @@ class FakeBotApi(BotMethods):
         self._site: web.TCPSite | None = None
         self.port: int | None = None
         self._methods: dict[str, tuple[str, Handler]] = self._method_table()
+        self.webhook_pusher = WebhookPusher(self)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -112,6 +116,7 @@ class FakeBotApi(BotMethods):
 
     async def stop(self) -> None:
         """Close the server and its connections (open long polls are answered empty)."""
+        await self.webhook_pusher.stop()
         if self._runner:
             self._closing = True
             self._notify()
@@ -148,6 +153,14 @@ class FakeBotApi(BotMethods):
         """Wake every waiter (long polls, wait_for_request, phones)."""
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake every waiter (for the webhook pusher)."""
+        self._notify()
+
+    def changed_event(self) -> asyncio.Event:
+        """The event the next change sets."""
+        return self._changed
 
     async def wait_until(
         self, ready: Callable[[], Any], timeout: float, explain: Callable[[], str]
@@ -301,6 +314,11 @@ class FakeBotApi(BotMethods):
     def pending_updates(self) -> list[JSON]:
         """Updates not yet confirmed by a getUpdates offset."""
         return list(self._updates)
+
+    def confirm_update(self, update_id: int) -> None:
+        """Forget one update: the webhook answered it."""
+        self._updates = [u for u in self._updates if u["update_id"] != update_id]
+        self._notify()
 
     def _confirm(self, offset: int | None) -> None:
         """Forget updates below offset (negative: keep only the last -offset updates)."""

@@ -1,0 +1,167 @@
+"""bench.meeting's latency run: taps at a fixed rate, tap-to-screen time, the bot's memory.
+
+The phones (in the fake server's process) tap on an open-loop schedule, 100 taps a second
+by default, the next idle phone each time, until every survey is submitted; each tap's
+latency runs from its scheduled time to the edited screen. The bot serves a database that
+also holds bench.tally's county (1,000 branches, 50,000 respondents), and its resident
+memory (now and peak, from /proc/self/status) is printed beside the 200 MB target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import random
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.meeting import Child, Phone, Screens
+
+
+async def paced(
+    api: Any, screens: Screens, people: list[Phone], rng: random.Random, rate: float
+) -> list[float]:
+    """Taps on an open-loop schedule (rate per second, the next idle phone each time) until
+    every survey is submitted; each tap's seconds from its scheduled time to its new screen.
+
+    Measured from the schedule, not from when a phone got round to it, so a slow bot shows
+    as latency instead of silently lowering the rate.
+    """
+    from bench import meeting
+
+    loop = asyncio.get_running_loop()
+    idle = list(people)
+    busy: set[asyncio.Task[None]] = set()
+    waits: list[float] = []
+
+    async def one(phone: Phone, data: str, scheduled: float) -> None:
+        meeting.tap(api, phone.user_id, phone.screen or {}, data)
+        phone.screen = await screens.next(phone.user_id)
+        waits.append(loop.time() - scheduled)
+        idle.append(phone)
+
+    start, count = loop.time(), 0
+    while idle or busy:
+        scheduled = start + count / rate
+        await asyncio.sleep(max(0.0, scheduled - loop.time()))
+        while not idle and busy:  # every phone is waiting for the bot: the tap is late
+            await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
+        phone = idle.pop(0) if idle else None
+        data = meeting.pick(phone.screen, rng) if phone is not None and phone.screen else None
+        if phone is None or data is None:
+            continue  # that phone has submitted: it leaves the schedule
+        task = asyncio.create_task(one(phone, data, scheduled))
+        busy.add(task)
+        task.add_done_callback(busy.discard)
+        count += 1
+    return waits
+
+
+@dataclass
+class Latency:
+    """Tap-to-screen seconds at a fixed tap rate, and the bot process's memory."""
+
+    waits: list[float]
+    rate: float
+    rss_mb: float
+    peak_mb: float
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.waits)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+def memory_mb() -> tuple[float, float]:
+    """This process's resident memory now and at its peak (VmRSS, VmHWM), in MB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def load_county(url: str) -> None:
+    """bench.tally's county (1,000 branches, 50,000 respondents), its round then closed so
+    the meeting's round can open: the bot serves a county-sized database. Built in a child
+    process, so the memory the builder uses is not counted as the bot's."""
+    code = f"from bench.latency import build_closed_county; build_closed_county({url!r})"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def build_closed_county(url: str) -> None:
+    """The child's work for :func:`load_county`."""
+    from sqlalchemy import text
+
+    from bench.tally import build_county
+    from storage.db import make_engine
+
+    engine = make_engine(url)
+    build_county(engine, branches=1000, respondents=50_000)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE round SET status = 'closed'"))
+    engine.dispose()
+
+
+def reset_peak_memory() -> None:
+    """Start VmHWM afresh (Linux: 5 to clear_refs), so the peak is the bot's serving."""
+    gc.collect()
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+async def measure_latency(
+    args: argparse.Namespace, child: Child, api: tuple[str, str, str]
+) -> Latency:
+    """The real Application on a county-sized database, the phones tapping at args.rate/s."""
+    from bench import meeting
+    from bot.app import build_application
+    from storage.db import make_engine, upgrade
+    from storage.settings import Settings
+
+    base_url, base_file_url, token = api
+    with meeting.scratch_database(args.database) as url:
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+            if not args.no_county:
+                await asyncio.to_thread(load_county, url)
+            meeting.seed(engine, args.phones, args.branches, meeting.FIRST_USER)
+            settings = Settings(
+                _env_file=None,  # type: ignore[call-arg]
+                bot_token=token,  # type: ignore[arg-type]
+                bot_api_url=base_url,
+                bot_file_url=base_file_url,
+                database_url=url,
+            )
+            bot = build_application(
+                settings, engine, base_url=base_url, base_file_url=base_file_url
+            )
+            reset_peak_memory()
+            async with meeting.polling(bot):
+                await child.say(f"paced {args.rate}")
+                if (ready := await child.line()) != "ready":
+                    raise RuntimeError(f"unexpected {ready!r}")
+                await child.say("go")
+                line = await child.line()
+            waits = [float(w) for w in line.split()[1:]]
+            return Latency(waits, args.rate, *memory_mb())
+        finally:
+            engine.dispose()
+
+
+def print_latency(latency: Latency, *, county: bool) -> None:
+    """p50/p99 beside the 100 ms target, and the memory beside its 200 MB target."""
+    where = "a county-sized database (bench.tally's 1,000 branches)" if county else "the meeting"
+    print(
+        f"  latency at {latency.rate:.0f} taps/s:     "
+        f"p50 {latency.percentile(0.5) * 1000:5.1f} ms, "
+        f"p99 {latency.percentile(0.99) * 1000:5.1f} ms over {len(latency.waits)} taps "
+        f"(tap to edited screen, open loop; target p99 < 100 ms)"
+    )
+    print(
+        f"  bot process memory:         RSS {latency.rss_mb:5.0f} MB now, "
+        f"peak {latency.peak_mb:5.0f} MB serving {where} (target < 200 MB)"
+    )
