@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -510,12 +510,25 @@ def build_workbook(
     locale: str = "zh_CN",
     org_ids: Iterable[int] | None = None,
     zone: tzinfo = SHANGHAI,
+    now: datetime | None = None,
+    shows_proposal: Callable[[int], bool] | None = None,
 ) -> Workbook:
-    """The round's workbook in memory (only the given branches when org_ids is given)."""
+    """The round's workbook in memory (only the given branches when org_ids is given).
+
+    ``now`` judges the satisfaction deadlines (参与面未达标, docs/rules.md §6), as /tally does;
+    ``shows_proposal`` keeps an undecided proposal only for the branches it accepts, so a
+    secretary's export shows decided grades only, as their /tally does.
+    """
     name = round_name(session=session, round_id=round_id)
     if name is None:
         raise LookupError(f"round {round_id}")
-    tally = round_tally(session, round_id=round_id, org_ids=org_ids, distribution=True)
+    wanted = None if org_ids is None else list(org_ids)
+    tally = round_tally(session, round_id=round_id, org_ids=wanted, distribution=True, now=now)
+    if shows_proposal is not None:
+        branches = [
+            b if shows_proposal(b.org_id) else replace(b, proposal=None) for b in tally.branches
+        ]
+        tally = replace(tally, branches=branches)
     workbook = Workbook()
     workbook.remove(workbook.active)  # type: ignore[arg-type]
     self_form = pinned_instrument(session=session, round_id=round_id, instrument_id=SELF_EVALUATION)
@@ -546,11 +559,14 @@ def write_workbook(
     locale: str = "zh_CN",
     org_ids: Iterable[int] | None = None,
     zone: tzinfo = SHANGHAI,
+    now: datetime | None = None,
 ) -> Path:
     """Write the round's workbook to path (a directory gets a file named after the round)."""
     path = Path(path)
     if path.is_dir():
         name = round_name(session=session, round_id=round_id) or str(round_id)
         path = path / t("export.filename", locale, round=name)
-    build_workbook(session, round_id=round_id, locale=locale, org_ids=org_ids, zone=zone).save(path)
+    build_workbook(
+        session, round_id=round_id, locale=locale, org_ids=org_ids, zone=zone, now=now
+    ).save(path)
     return path

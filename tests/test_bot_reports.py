@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from openpyxl import load_workbook
@@ -37,6 +37,7 @@ from storage.models import (
 )
 from storage.responses import save_answer, submit
 from storage.tallies import round_tally
+from surveys.i18n import t
 from surveys.instruments import AnswerValue, get_instrument
 from tests.factories import build_scored_township as build_township
 from tests.factories import cast_ballot, points_for_total
@@ -492,6 +493,22 @@ async def test_export_sends_the_workbook_of_what_the_asker_may_see(town: BotHarn
         row[0] for row in book["党员群众满意度测评汇总表"].iter_rows(min_row=2, values_only=True)
     ]
     assert names == ["红星村党支部"], "a secretary's file holds their branch only"
+
+
+def _proposed_grades(town: BotHarness, document: dict[str, Any]) -> list[object]:
+    data = town.api.file_bytes(document["file_id"])  # type: ignore[attr-defined]
+    sheet = load_workbook(io.BytesIO(data))[t("export.sheet.grading")]
+    header = [cell.value for cell in sheet[1]]
+    column = header.index(t("export.col.proposed_grade"))
+    return [row[column] for row in sheet.iter_rows(min_row=2, values_only=True)]
+
+
+async def test_a_secretarys_export_shows_no_undecided_proposal(town: BotHarness) -> None:
+    organizer = phone_of(town, "organizer", ORGANIZER)
+    organizers = _proposed_grades(town, (await organizer.send("/export")).documents[0])
+    assert any(organizers), "the committee sees its proposals"
+    secretary = phone_of(town, "secretary", SECRETARY)
+    assert not any(_proposed_grades(town, (await secretary.send("/export")).documents[0]))
 
 
 async def test_charts_arrive_as_photos(town: BotHarness) -> None:

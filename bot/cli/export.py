@@ -8,6 +8,7 @@ from pathlib import Path
 from bot.cli.env import EXIT_OK, CliEnv, CliError, database
 from storage.db import transaction
 from storage.rounds import current_round, get_round, list_rounds
+from storage.types import utcnow
 
 
 def cmd_export(args: argparse.Namespace, env: CliEnv) -> int:
@@ -32,6 +33,7 @@ def cmd_export(args: argparse.Namespace, env: CliEnv) -> int:
             path=out,
             locale=env.locale,
             zone=env.settings.zone,
+            now=utcnow(),
         )
     env.say("cli.export.written", path=str(written))
     return EXIT_OK

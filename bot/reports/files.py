@@ -24,6 +24,8 @@ def export_answer(session: Session, update: Update, context: Context) -> Answer:
         locale=request.locale,
         org_ids=request.scope.visible_orgs,
         zone=request.zone,
+        now=request.now,
+        shows_proposal=request.scope.organizes,
     )
     buffer = io.BytesIO()
     workbook.save(buffer)

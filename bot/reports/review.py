@@ -87,6 +87,7 @@ def report_answer(session: Session, update: Update, context: Context) -> Answer:
         locale=request.locale,
         org_ids=frozenset(reported),
         zone=request.zone,
+        now=request.now,
     )
     buffer = io.BytesIO()
     workbook.save(buffer)
