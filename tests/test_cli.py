@@ -443,7 +443,7 @@ def test_export_writes_the_open_rounds_workbook(
     asked: list[tuple[int, Path, str]] = []
 
     def write_workbook(
-        session: Session, *, round_id: int, path: Path, locale: str, zone: object
+        session: Session, *, round_id: int, path: Path, locale: str, zone: object, now: object
     ) -> Path:
         asked.append((round_id, path, locale))
         return path
