@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.screen.auth import (
     Grant,
@@ -21,7 +21,7 @@ from bot.screen.auth import (
 )
 from bot.screen.settings import screen_settings
 from bot.screen.web import create_app
-from storage.models import Round
+from storage.models import AuditLog, Round
 from tests.fakebot.phone import inline_rows
 from tests.screen_fixtures import (
     PUBLIC_URL,
@@ -194,6 +194,12 @@ async def test_screen_is_refused_to_a_member_and_names_no_branch_outside_scope(
     assert "没有查看" in (await member.send("/screen 红星村")).text
     secretary = await bot.register(SECRETARY, "secretary")
     assert "没有找到" in (await secretary.send("/screen 东方机械厂")).text
+    with Session(bot.engine) as session:
+        refused = session.exec(
+            select(AuditLog).where(AuditLog.action == "screen", AuditLog.outcome == "refused")
+        ).all()
+    # Both refusals are on record, like every report command's, and name no branch.
+    assert len(refused) == 2 and all(row.target is None for row in refused)
 
 
 async def test_screen_without_a_public_url_says_the_screen_is_off(

@@ -15,7 +15,17 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update, WebAppI
 from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CommandHandler
 
-from bot.common import PRIVATE, Context, MenuCommand, in_transaction, services, viewer_in
+from bot.common import (
+    PRIVATE,
+    Actor,
+    Context,
+    MenuCommand,
+    Viewer,
+    audit,
+    in_transaction,
+    services,
+    viewer_in,
+)
 from bot.screen.auth import Grant, sign_grant
 from bot.screen.settings import screen_settings
 from storage.db import Session
@@ -67,6 +77,18 @@ def _match(names: dict[int, str], query: str) -> list[int]:
     )
 
 
+def _refused(session: Session, update: Update, who: Viewer, key: str) -> _Reply:
+    """A refusal, on record like every report command's; it names no branch."""
+    audit(
+        session,
+        actor=Actor.of(update, who.person_id),
+        action="screen",
+        outcome="refused",
+        detail={"roles": list(who.roles)},
+    )
+    return _Reply(t(key, who.locale))
+
+
 def screen_answer(
     session: Session,
     update: Update,
@@ -91,11 +113,12 @@ def screen_answer(
     scope = scope_for(session, person_id=who.person_id, round_id=round_.id)
     names = visible_branches(session, scope)
     if not names:
-        return _Reply(t("screen.refused", locale))
+        return _refused(session, update, who, "screen.refused")
     found = _match(names, query) if query else (list(names) if len(names) == 1 else [])
+    if not found and query:  # outside the asker's scope, or no such branch: one answer for both
+        return _refused(session, update, who, "screen.branch_not_found")
     if not found:
-        key = "screen.branch_not_found" if query else "screen.usage"
-        return _Reply(t(key, locale))
+        return _Reply(t("screen.usage", locale))
     if len(found) > 1:
         listed = t("screen.list_separator", locale).join(names[o] for o in found[:20])
         return _Reply(t("screen.choose_exact", locale, names=listed))
