@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from jobs.planner import KIND_SECRETARY_REMINDER, plan_manual
-from surveys.i18n import t
 from tests.support_answering import SECRETARY, registered
 
 if TYPE_CHECKING:
