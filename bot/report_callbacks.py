@@ -5,7 +5,7 @@ Shapes (all ``rp:``-prefixed, far below Telegram's 64-byte limit):
 * ``rp:x`` — the full workbook (/export).
 * ``rp:<view>:<org>`` — a branch's tally (``t``), coverage (``c``), grade detail (``d``),
   publish sheet (``p``) or ledger (``r``); confirm its proposal (``g``) or add a ledger line
-  (``ra``).
+  (``ra``); a secretary's WeChat notice (``wn``) or invitation links (``wl``) of the branch.
 * ``rp:o:<org>:<grade>`` — override the proposal with another grade.
 * ``rp:s:<org>:<s|l>[:<digest>]`` — sign the announced tally as secretary (``s``) or work-group
   leader (``l``): without a digest it asks to confirm, with the first 16 hex digits of the
@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from surveys.branch_buttons import INVITES_CODE, NOTICE_CODE
 from surveys.rules import Grade
 
 PREFIX = "rp:"
@@ -43,6 +44,8 @@ class BranchView(StrEnum):
     PUBLISH = "p"
     LEDGER = "r"
     LEDGER_ADD = "ra"
+    NOTICE = NOTICE_CODE  # 📋 生成微信群通知 (surveys.branch_buttons: the jobs draw it too)
+    INVITES = INVITES_CODE  # 🔗 未登记人员邀请链接
 
 
 class Capacity(StrEnum):

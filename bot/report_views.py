@@ -15,7 +15,6 @@ from decimal import Decimal
 
 from storage.grading import Signature
 from storage.models import RectificationItem
-from storage.participation import PersonStatus
 from storage.tallies import BranchTally, RoundTally
 from surveys.categories import Audience
 from surveys.grading import PoolProposal, Status, display_score
@@ -335,67 +334,6 @@ def township_table(tally: RoundTally, locale: str, *, title: str) -> str:
         )
     quota = "\n".join(esc(line) for line in pool_lines(tally, locale))
     return f"<b>{esc(title)}</b>\n<pre>{esc(chr(10).join(rows))}</pre>\n{quota}"
-
-
-# --- /coverage ------------------------------------------------------------------------------
-
-
-def coverage_table(tally: RoundTally, locale: str) -> str:
-    """Participation of every branch: members and masses against their targets, the gap."""
-    header = (
-        pad(t("report.col.name", locale), NAME_WIDTH + 1)
-        + pad(t("report.col.members", locale), 8, right=True)
-        + pad(t("report.col.masses", locale), 8, right=True)
-        + pad(t("report.col.gap", locale), 5, right=True)
-    )
-    rows = [header]
-    behind = sorted(tally.branches, key=lambda b: (-_gap(b), b.name))
-    for branch in behind:
-        rows.append(
-            pad(short_name(branch.name), NAME_WIDTH + 1)
-            + pad(_against(branch, Audience.MEMBERS), 8, right=True)
-            + pad(_against(branch, Audience.MASSES), 8, right=True)
-            + pad(str(_gap(branch)), 5, right=True)
-        )
-    title = t("report.coverage_title", locale)
-    return f"<b>{esc(title)}</b>\n<pre>{esc(chr(10).join(rows))}</pre>"
-
-
-def _against(branch: BranchTally, audience: Audience) -> str:
-    cov = branch.coverage.get(audience)
-    return DASH if cov is None else f"{cov.respondents}/{cov.required}"
-
-
-def _gap(branch: BranchTally) -> int:
-    return sum(cov.needed for cov in branch.coverage.values())
-
-
-def branch_coverage_text(branch: BranchTally, waiting: Sequence[PersonStatus], locale: str) -> str:
-    """One branch's participation, who has not responded yet and who the bot cannot reach."""
-    lines = [f"<b>{esc(branch.name)}</b>", *_coverage_lines(branch, locale)]
-    lines.append(t("report.gap", locale, gap=_gap(branch)))
-    reachable = [p for p in waiting if not p.unreachable]
-    unreachable = [p for p in waiting if p.unreachable]
-    if reachable:
-        lines.append(t("report.waiting", locale, count=len(reachable)))
-        lines.append(esc(_people(reachable, locale)))
-    if unreachable:
-        lines.append(t("report.unreachable", locale, count=len(unreachable)))
-        lines.append(esc(_people(unreachable, locale, why=True)))
-    if not waiting:
-        lines.append(t("report.everyone_answered", locale))
-    return "\n".join(lines)
-
-
-def _people(people: Sequence[PersonStatus], locale: str, *, why: bool = False) -> str:
-    names = []
-    for person in people:
-        label = f"{person.name}（{t(f'audience.{person.audience.value}', locale)}）"
-        if why:
-            reason = "report.blocked" if person.blocked else "report.not_registered_person"
-            label = f"{person.name}（{t(reason, locale)}）"
-        names.append(label)
-    return t("report.list_separator", locale).join(names)
 
 
 # --- /rank ----------------------------------------------------------------------------------

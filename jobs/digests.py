@@ -14,14 +14,16 @@ from decimal import Decimal
 from typing import Any
 
 from storage.participation import BranchCoverage, PersonStatus
-from surveys.categories import Audience, Phase
+from surveys.branch_buttons import BranchButton, encode_branch_button
+from surveys.categories import BRANCH_AUDIENCES, Audience, Phase
+from surveys.grading import PARTICIPATION_AUDIENCES, participation_gap
 from surveys.i18n import t
 from surveys.rules import Coverage, CoverageStatus
 from surveys.scoring import SatisfactionSummary
 
 # The audiences a branch secretary chases (参与面); inspectors and organizers are the
 # township's own business and appear only in the organizers' table.
-SECRETARY_AUDIENCES: tuple[Audience, ...] = (Audience.MEMBERS, Audience.MASSES, Audience.COMMITTEE)
+SECRETARY_AUDIENCES: tuple[Audience, ...] = BRANCH_AUDIENCES
 
 PHASE_AUDIENCES: Mapping[Phase, tuple[Audience, ...]] = {
     Phase.SATISFACTION: (Audience.MEMBERS, Audience.MASSES),
@@ -84,11 +86,6 @@ def coverage_lines(branch: BranchCoverage, audiences: Sequence[Audience], locale
     return [coverage_line(branch.coverage[a], locale) for a in audiences if a in branch.coverage]
 
 
-def needed(branch: BranchCoverage, audiences: Iterable[Audience]) -> int:
-    """How many more respondents the branch needs in these audiences."""
-    return sum(branch.coverage[a].needed for a in audiences if a in branch.coverage)
-
-
 def behind(branch: BranchCoverage, audiences: Iterable[Audience]) -> bool:
     """Whether any of these audiences is still short of its target."""
     return any(
@@ -126,7 +123,8 @@ def missing_lines(missing: Sequence[PersonStatus], locale: str) -> list[str]:
     seen: dict[int, PersonStatus] = {}
     for person in missing:
         seen.setdefault(person.person_id, person)
-    people = list(seen.values())
+    # By name in Python, not the database's collation: both backends give the same list.
+    people = sorted(seen.values(), key=lambda p: (p.name, p.person_id))
     names = [person_label(p, locale) for p in people[:MAX_NAMES]]
     line = t("jobs.list_separator", locale).join(names)
     if len(people) > MAX_NAMES:
@@ -158,9 +156,27 @@ def secretary_reminder_text(
         left=time_left(deadline - now, locale),
     )
     lines = [header, *coverage_lines(branch, audiences, locale)]
-    lines.append(t("jobs.secretary_reminder.needed", locale, needed=needed(branch, audiences)))
+    gap = participation_gap(branch.coverage)  # the one gap, as /coverage shows it (issue 14)
+    if gap and any(a in PARTICIPATION_AUDIENCES for a in audiences):
+        lines.append(t("jobs.secretary_reminder.needed", locale, needed=gap))
     lines += missing_lines(missing, locale)
     return "\n".join(lines)
+
+
+def secretary_keyboard(org_id: int, locale: str) -> dict[str, Any]:
+    """Under a secretary's reminder: 📋 the WeChat notice and 🔗 the invitation links."""
+    return resume_keyboard(
+        [
+            (
+                t("secretary.button.notice", locale),
+                encode_branch_button(BranchButton.NOTICE, org_id),
+            ),
+            (
+                t("secretary.button.invites", locale),
+                encode_branch_button(BranchButton.INVITES, org_id),
+            ),
+        ]
+    )
 
 
 DAYS_FROM_HOURS = 48
@@ -253,7 +269,7 @@ def organizer_row(rank: int, branch: BranchCoverage, unreachable: int, locale: s
             denominator=c.denominator,
         )
         for c in branch.coverage.values()
-        if c.denominator
+        if c.denominator and c.audience in PARTICIPATION_AUDIENCES  # what the gap counts
     )
     key = "jobs.organizer.row_behind" if branch.behind else "jobs.organizer.row_met"
     row = t(key, locale, rank=rank, branch=branch.name, needed=branch.behind, details=details)

@@ -196,7 +196,8 @@ def secretary_reminders(
     skip: set[str],
 ) -> list[NewMessage]:
     """To each secretary whose branch is behind: participation, how many more, who is missing."""
-    phase_names = [p.phase for p in phases]
+    # Only the phases a secretary chases (not the township's inspection or scoring).
+    phase_names = [p.phase for p in phases if digests.secretary_audiences([p.phase])]
     audiences = digests.secretary_audiences(phase_names)
     if not audiences:
         return []
@@ -228,7 +229,11 @@ def secretary_reminders(
                 chat_id=recipient.chat_id,
                 kind=KIND_SECRETARY_REMINDER,
                 slot=key_slot,
-                payload={"text": text, **payload_extra},
+                payload={
+                    "text": text,
+                    "reply_markup": digests.secretary_keyboard(org_id, recipient.locale),
+                    **payload_extra,
+                },
                 not_before=not_before,
                 expires_at=deadline,
             )

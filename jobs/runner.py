@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -27,8 +27,8 @@ from telegram.ext import Application
 
 from jobs.delivery import Deliverer, DeliveryPolicy, DeliveryReport
 from jobs.limiter import OutboxLimiter
-from jobs.planner import plan_due, plan_manual
-from storage import outbox
+from jobs.planner import KIND_REMINDER, KIND_SECRETARY_REMINDER, plan_due, plan_manual
+from storage import outbox, reminders
 from storage.ballots import fold_due
 from storage.db import Engine, engine_for, transaction
 from storage.grading import enqueue_rectification_reminders
@@ -70,15 +70,29 @@ class Enqueued:
 
     count: int
     first_send_at: datetime | None
+    # Who is reminded, by the organization the roster lists them in (issue 14), and the
+    # secretaries who also get their branch's progress; names only.
+    people: dict[str, list[str]] = field(default_factory=dict)
+    secretaries: list[str] = field(default_factory=list)
 
 
 def enqueue_manual(engine: Engine, *, now: datetime, zone: tzinfo, force: bool = False) -> Enqueued:
     """Plan a reminder round now (quiet hours respected unless forced) and enqueue it."""
     with transaction(engine) as session:
         messages = plan_manual(session, now=now, zone=zone, force=force)
+        people = _person_ids(messages, KIND_REMINDER)
+        secretaries = _person_ids(messages, KIND_SECRETARY_REMINDER)
+        by_home = reminders.people_by_home(session=session, person_ids=people | secretaries)
+        named = reminders.people_by_home(session=session, person_ids=secretaries)
     count = enqueue_all(engine, messages, now=now)
-    first = min((m.not_before for m in messages), default=None) if count else None
-    return Enqueued(count, first)
+    if not count:
+        return Enqueued(0, None)
+    first = min((m.not_before for m in messages), default=None)
+    return Enqueued(count, first, by_home, sorted(n for names in named.values() for n in names))
+
+
+def _person_ids(messages: list[NewMessage], kind: str) -> set[int]:
+    return {m.person_id for m in messages if m.kind == kind and m.person_id is not None}
 
 
 class JobRunner:

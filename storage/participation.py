@@ -15,8 +15,16 @@ from decimal import Decimal
 from sqlalchemy import case, func
 from sqlmodel import Session, select
 
-from storage.models import Assignment, Organization, Person, Round, TelegramAccount
-from surveys.categories import Audience, Category
+from storage.models import (
+    Assignment,
+    Organization,
+    Person,
+    Round,
+    RoundInstrument,
+    TelegramAccount,
+)
+from surveys.categories import BRANCH_AUDIENCES, Audience, Category
+from surveys.grading import participation_gap
 from surveys.options import RoundOptions
 from surveys.rules import Coverage, OrgProfile, coverage_for, targets_for
 
@@ -33,8 +41,8 @@ class BranchCoverage:
 
     @property
     def behind(self) -> int:
-        """How many more respondents the branch needs over all audiences."""
-        return sum(item.needed for item in self.coverage.values())
+        """How many more respondents the branch needs (the one gap formula, issue 14)."""
+        return participation_gap(self.coverage)
 
 
 @dataclass(frozen=True)
@@ -168,3 +176,76 @@ def non_respondents(
         )
         for assignment, person, account in session.exec(statement).all()
     ]
+
+
+@dataclass(frozen=True)
+class PersonOwing:
+    """One person of a branch who still owes something about it: every survey on one line."""
+
+    person_id: int
+    name: str
+    phases: tuple[str, ...]  # the phases of the surveys still owed, in a fixed order
+    audiences: tuple[Audience, ...]
+    registered: bool
+    blocked: bool
+
+    @property
+    def unreachable(self) -> bool:
+        """The bot cannot nudge this person: never registered, or blocked the bot."""
+        return not self.registered or self.blocked
+
+
+_PHASE_ORDER = ("satisfaction", "self_evaluation", "inspection", "superior_scoring")
+
+
+def owing_people(
+    session: Session,
+    *,
+    round_id: int,
+    org_id: int,
+    audiences: Collection[Audience] = BRANCH_AUDIENCES,
+) -> list[PersonOwing]:
+    """The branch's own people who owe a response about it, one entry per person (issue 14).
+
+    A secretary who is also a member and a committee member has two assignments; they are
+    merged here, with what each still owes. The default audiences leave the township's
+    inspectors and organizers out of a branch's list. Names only: never any answer.
+    """
+    statement = (
+        select(Assignment, Person, TelegramAccount, RoundInstrument.phase)
+        .join(Person, Person.id == Assignment.person_id)  # type: ignore[arg-type]
+        .outerjoin(TelegramAccount, TelegramAccount.person_id == Person.id)  # type: ignore[arg-type]
+        .outerjoin(
+            RoundInstrument,
+            (RoundInstrument.round_id == Assignment.round_id)  # type: ignore[arg-type]
+            & (RoundInstrument.instrument_id == Assignment.instrument_id),
+        )
+        .where(
+            Assignment.round_id == round_id,
+            Assignment.org_id == org_id,
+            Assignment.status != "submitted",
+            Person.anonymous == False,  # noqa: E712  (SQL comparison)
+            Assignment.audience.in_([a.value for a in audiences]),  # type: ignore[attr-defined]
+        )
+        .order_by(Person.name, Person.id)
+    )
+    found: dict[int, PersonOwing] = {}
+    for assignment, person, account, phase in session.exec(statement).all():
+        assert person.id is not None
+        earlier = found.get(person.id)
+        phases = set(earlier.phases if earlier else ()) | {phase or assignment.instrument_id}
+        kinds = set(earlier.audiences if earlier else ()) | {Audience(assignment.audience)}
+        found[person.id] = PersonOwing(
+            person_id=person.id,
+            name=person.name,
+            phases=tuple(sorted(phases, key=_phase_rank)),
+            audiences=tuple(a for a in Audience if a in kinds),
+            registered=account is not None,
+            blocked=account is not None and account.blocked_at is not None,
+        )
+    # Sorted here, not by the database's collation, so both backends list the same order.
+    return sorted(found.values(), key=lambda p: (p.name, p.person_id))
+
+
+def _phase_rank(phase: str) -> tuple[int, str]:
+    return (_PHASE_ORDER.index(phase) if phase in _PHASE_ORDER else len(_PHASE_ORDER), phase)

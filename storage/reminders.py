@@ -162,3 +162,22 @@ def slot_keys(*, session: Session, round_id: int, slot: str) -> set[str]:
         )
     ).all()
     return set(rows)
+
+
+def people_by_home(*, session: Session, person_ids: Iterable[int]) -> dict[str, list[str]]:
+    """People's names grouped by the organization the roster lists them in, both by name.
+
+    What /remind tells an organizer about who was reminded (issue 14): the township's own
+    staff under the 镇党委, a branch's people under their branch.
+    """
+    ids = sorted(set(person_ids))
+    grouped: dict[str, list[str]] = {}
+    for start in range(0, len(ids), ID_BATCH):
+        rows = session.exec(
+            select(Organization.name, Person.name)
+            .join(Organization, col(Organization.id) == col(Person.org_id))
+            .where(col(Person.id).in_(ids[start : start + ID_BATCH]))
+        ).all()
+        for org_name, name in rows:
+            grouped.setdefault(org_name, []).append(name)
+    return {org: sorted(names) for org, names in sorted(grouped.items())}

@@ -44,6 +44,10 @@ class Audience(StrEnum):
     ORGANIZERS = "organizers"  # superior scoring
 
 
+BRANCH_AUDIENCES: tuple[Audience, ...] = (Audience.MEMBERS, Audience.MASSES, Audience.COMMITTEE)
+"""A branch's own people; inspectors and organizers are the township's staff (issue 14)."""
+
+
 class Phase(StrEnum):
     """Step of a grading round."""
 

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, tzinfo
 
 from surveys.categories import Phase
 from surveys.errors import RuleError
+from surveys.i18n import t
 
 
 def parse_local_time(text: str, zone: tzinfo) -> datetime:
@@ -59,3 +60,20 @@ def parse_due_date(text: str, *, today: date) -> date | None:
             due = due.replace(year=today.year + 1)
         return due
     return None
+
+
+def deadline_words(moment: datetime, zone: tzinfo, locale: str) -> str:
+    """A deadline as people write it in a group chat, in local time: 12月5日（周六）18:00前.
+
+    The catalog holds the pattern and the names of weekdays and months (English: "by
+    Sat 5 December, 18:00").
+    """
+    local = moment.astimezone(zone)
+    return t(
+        "secretary.deadline",
+        locale,
+        month=t(f"secretary.month.{local.month}", locale),
+        day=local.day,
+        weekday=t(f"secretary.weekday.{local.weekday()}", locale),
+        time=local.strftime("%H:%M"),
+    )

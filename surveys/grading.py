@@ -239,6 +239,17 @@ def shortfalls(coverage: Mapping[Audience, Coverage]) -> dict[Audience, int]:
     }
 
 
+def participation_gap(coverage: Mapping[Audience, Coverage]) -> int:
+    """差N人: respondents a branch still needs, the one number every screen and message shows.
+
+    The members' and the masses' shortfalls (§6), the same that decide 参与面未达标. A
+    committee member's self-evaluation and the township's inspectors and organizers are
+    not participation, so they never count here (issue 14: /coverage said 差 6 人 where the
+    reminder said 差5人 for the same data).
+    """
+    return sum(shortfalls(coverage).values())
+
+
 @dataclass(frozen=True)
 class BranchFacts:
     """What storage knows about one branch, in plain values.

@@ -51,6 +51,11 @@ class Transcript:
         for record in reply.records:
             if record.status != 200 or not isinstance(record.result, dict):
                 continue
+            if record.method in ("sendPhoto", "sendDocument"):  # the file itself is not text
+                kind = "photo" if record.method == "sendPhoto" else "document"
+                name = record.result.get("document", {}).get("file_name", "")
+                lines.append(f"--- {kind}: {record.result.get('caption') or name}")
+                continue
             if record.method not in ("sendMessage", "editMessageText", "editMessageReplyMarkup"):
                 continue
             if record.method == "editMessageReplyMarkup":

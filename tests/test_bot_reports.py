@@ -309,7 +309,7 @@ async def test_coverage_names_who_has_not_answered_and_who_is_unreachable(
     phone = phone_of(town, "secretary", SECRETARY)
     report = await phone.send("/coverage")
     assert "尚未参评" in report.text and "张党员" in report.text
-    assert "无法通过机器人联系" in report.text and "赵党员（未登记）" in report.text
+    assert "无法通过机器人联系" in report.text and "赵党员：满意度测评（未登记）" in report.text
     organizer = phone_of(town, "organizer", ORGANIZER)
     table = await organizer.send("/coverage")
     assert "红星村" in table.text and "缺口" in table.text

@@ -96,16 +96,18 @@ def test_the_secretary_sees_participation_what_is_missing_and_who(engine: Engine
     enqueue_due(engine, now=local(2027, 3, 19, 20), zone=ZONE)
     (text,) = texts_for(engine, town.chat_of("李书记"), "secretary_reminder")
     # 5 members on the roster → 80% is 4; one answered → 3 more. 5 representatives → 4, none
-    # answered. One committee member → 1. In all 3 + 4 + 1 = 8 more.
+    # answered. One committee member → 1. The gap is participation's (members and masses,
+    # docs/rules.md §6), as /coverage counts it (issue 14): 3 + 4 = 7 more.
     assert "党员：已参评1/5人（20%），目标4人，还差3人" in text
     assert "群众：已参评0/5人（0%），目标4人，还差4人" in text
     assert "班子成员（自评）：已参评0/1人（0%），目标1人，还差1人" in text
-    assert "还差8人" in text
+    assert "距离目标还差7人" in text
     assert "尚未参评（4人）" in text
     assert "党员丙" in text and "未注册" not in text and "未登记" not in text  # no internal notes
     assert "党员甲" not in text  # who answered is not listed
     assert "约24小时" in text
-    assert "观摩检查评分、满意度测评" in text  # phases by the names people know
+    # Phases by the names people know, only those the branch's own people answer (issue 14).
+    assert "】满意度测评、支部自评将于" in text and "观摩检查" not in text
 
 
 def test_a_secretary_whose_branch_met_its_target_gets_no_deadline_reminder(engine: Engine) -> None:
@@ -145,11 +147,9 @@ def test_the_organizer_table_puts_the_furthest_behind_first(engine: Engine) -> N
     enqueue_due(engine, now=local(2027, 3, 16, 18), zone=ZONE)
     (text,) = texts_for(engine, town.chat_of("王组织"), "organizer_digest")
     lines = text.splitlines()
-    # 东村 needs 4 + 4 + 1 = 9, 西村 2: 东村 first. 党员丙 never registered: unreachable.
-    assert (
-        lines[1]
-        == "1. 东村党支部：还差9人（党员0/5、群众0/5、班子成员（自评）0/1），1人无法通过机器人联系"
-    )
+    # 东村 needs 4 + 4 = 8 (the one gap: members and masses, issue 14), 西村 2: 东村 first.
+    # 党员丙 never registered: unreachable.
+    assert lines[1] == "1. 东村党支部：还差8人（党员0/5、群众0/5），1人无法通过机器人联系"
     assert lines[2] == "2. 西村党支部：还差2人（党员0/2）"
 
 

@@ -45,6 +45,7 @@ class Answer:
     markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | None = None
     document: tuple[bytes, str] | None = None
     photos: list[bytes] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)  # one per photo, plain text
     toast: str | None = None
     alert: bool = False
 
@@ -74,8 +75,9 @@ async def send(update: Update, context: Context, answer: Answer) -> None:
     if answer.document is not None:
         data, filename = answer.document
         await context.bot.send_document(chat_id=chat.id, document=data, filename=filename)
-    for photo in answer.photos:
-        await context.bot.send_photo(chat_id=chat.id, photo=photo)
+    for index, photo in enumerate(answer.photos):
+        caption = answer.captions[index] if index < len(answer.captions) else None
+        await context.bot.send_photo(chat_id=chat.id, photo=photo, caption=caption)
 
 
 def button(text: str, tap: ReportTap) -> InlineKeyboardButton:

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from telegram import Update
 
+from bot import coverage_views
 from bot import report_views as views
 from bot.common import Context
 from bot.report_callbacks import BranchView, ExportTap
@@ -20,10 +21,11 @@ from bot.reports.common import (
     run,
     seen_branch,
 )
+from bot.reports.secretary import branch_buttons
 from bot.screen import mini_app_button
 from storage.db import Session
 from storage.instruments import pinned_instrument
-from storage.participation import non_respondents
+from storage.participation import owing_people
 from storage.rounds import get_round
 from storage.tallies import RoundTally, round_tally
 from surveys.grading import inspection_sheet
@@ -68,7 +70,8 @@ def _branch_detail(session: Session, request: Request, org_id: int) -> Answer:
         ),
     )
     screen = mini_app_button(org_id, request.locale)  # the meeting screen (issue 13)
-    return Answer.text(text, keyboard([screen], per_row=1) if screen is not None else None)
+    buttons = ([screen] if screen is not None else []) + branch_buttons(request, org_id)
+    return Answer.text(text, keyboard(buttons, per_row=1) if buttons else None)
 
 
 def visible_tally(session: Session, request: Request) -> RoundTally:
@@ -118,7 +121,9 @@ def coverage_answer(session: Session, update: Update, context: Context, query: s
     if isinstance(org_id, Answer):
         return org_id
     if org_id is None:
-        return Answer.text(views.coverage_table(visible_tally(session, request), request.locale))
+        return Answer.text(
+            coverage_views.coverage_table(visible_tally(session, request), request.locale)
+        )
     return _branch_coverage(session, request, org_id)
 
 
@@ -135,8 +140,10 @@ def _branch_coverage(session: Session, request: Request, org_id: int) -> Answer:
     ).branch(org_id)
     if branch is None:
         return Answer.text(t("report.branch_not_in_round", request.locale))
-    waiting = non_respondents(session, round_id=request.round_id, org_id=org_id)
-    return Answer.text(views.branch_coverage_text(branch, waiting, request.locale))
+    owing = owing_people(session, round_id=request.round_id, org_id=org_id)
+    text = coverage_views.branch_coverage_text(branch, owing, request.locale)
+    buttons = branch_buttons(request, org_id)  # the WeChat notice and the links (issue 14)
+    return Answer.text(text, keyboard(buttons, per_row=1) if buttons else None)
 
 
 async def coverage_command(update: Update, context: Context) -> None:

@@ -32,6 +32,7 @@ from bot.reports.grades import (
 )
 from bot.reports.ledger import close_tap, continue_rectification, ledger_tap, start_rectification
 from bot.reports.publish import publish_tap, sign_tap
+from bot.reports.secretary import invites_tap, notice_tap
 from bot.reports.tallies import coverage_tap, tally_tap
 from storage.db import Session
 from storage.pending import clear_pending, pending_for
@@ -45,6 +46,8 @@ _BRANCH_TAPS = {
     BranchView.PUBLISH: publish_tap,
     BranchView.LEDGER: ledger_tap,
     BranchView.LEDGER_ADD: start_rectification,
+    BranchView.NOTICE: notice_tap,
+    BranchView.INVITES: invites_tap,
 }
 
 

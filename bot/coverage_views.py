@@ -1,0 +1,99 @@
+"""Pure formatting of /coverage: the table of every branch and one branch's people (issue 14).
+
+No Telegram and no database. One gap everywhere (``surveys.grading.participation_gap``), the
+branch's own people only (``BRANCH_AUDIENCES``: the township's inspectors and organizers are
+not in a branch's list) and one line per person, with every survey they still owe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.report_views import DASH, NAME_WIDTH, esc, pad, short_name
+from storage.participation import PersonOwing
+from storage.tallies import BranchTally, RoundTally
+from surveys.categories import BRANCH_AUDIENCES, Audience
+from surveys.grading import participation_gap
+from surveys.i18n import t
+
+
+def gap(branch: BranchTally) -> int:
+    """The branch's 差N人, as every other screen and message counts it."""
+    return participation_gap(branch.coverage)
+
+
+def coverage_table(tally: RoundTally, locale: str) -> str:
+    """Participation of every branch: members and masses against their targets, the gap."""
+    header = (
+        pad(t("report.col.name", locale), NAME_WIDTH + 1)
+        + pad(t("report.col.members", locale), 8, right=True)
+        + pad(t("report.col.masses", locale), 8, right=True)
+        + pad(t("report.col.gap", locale), 5, right=True)
+    )
+    rows = [header]
+    for branch in sorted(tally.branches, key=lambda b: (-gap(b), b.name)):
+        rows.append(
+            pad(short_name(branch.name), NAME_WIDTH + 1)
+            + pad(_against(branch, Audience.MEMBERS), 8, right=True)
+            + pad(_against(branch, Audience.MASSES), 8, right=True)
+            + pad(str(gap(branch)), 5, right=True)
+        )
+    title = t("report.coverage_title", locale)
+    return f"<b>{esc(title)}</b>\n<pre>{esc(chr(10).join(rows))}</pre>"
+
+
+def _against(branch: BranchTally, audience: Audience) -> str:
+    cov = branch.coverage.get(audience)
+    return DASH if cov is None else f"{cov.respondents}/{cov.required}"
+
+
+def _audience_lines(branch: BranchTally, locale: str) -> list[str]:
+    """The branch's own audiences against their targets (no township staff)."""
+    lines = []
+    for audience in BRANCH_AUDIENCES:
+        cov = branch.coverage.get(audience)
+        if cov is None:
+            continue
+        lines.append(
+            t(
+                "report.coverage_line",
+                locale,
+                audience=t(f"audience.{audience.value}", locale),
+                respondents=cov.respondents,
+                required=cov.required,
+                denominator=cov.denominator,
+                status=t(f"coverage_status.{cov.status.value}", locale),
+            )
+        )
+    if branch.members_only:
+        lines.append(t("report.members_only_note", locale))
+    return lines
+
+
+def branch_coverage_text(branch: BranchTally, owing: Sequence[PersonOwing], locale: str) -> str:
+    """One branch: participation, the gap, then who still owes what, one line per person."""
+    lines = [f"<b>{esc(branch.name)}</b>", *_audience_lines(branch, locale)]
+    lines.append(t("report.gap", locale, gap=gap(branch)))
+    reachable = [p for p in owing if not p.unreachable]
+    unreachable = [p for p in owing if p.unreachable]
+    if reachable:
+        lines.append(t("report.waiting", locale, count=len(reachable)))
+        lines += [esc(person_line(p, locale)) for p in reachable]
+    if unreachable:
+        lines.append(t("report.unreachable", locale, count=len(unreachable)))
+        lines += [esc(person_line(p, locale)) for p in unreachable]
+    if not owing:
+        lines.append(t("report.everyone_answered", locale))
+    return "\n".join(lines)
+
+
+def person_line(person: PersonOwing, locale: str) -> str:
+    """· 李书记：满意度测评、支部自评 — and why the bot cannot reach them, when it cannot."""
+    owed = t("report.list_separator", locale).join(t(f"phase.{p}", locale) for p in person.phases)
+    if person.blocked:
+        why = t("report.blocked", locale)
+    elif not person.registered:
+        why = t("report.not_registered_person", locale)
+    else:
+        return t("secretary.person_line", locale, name=person.name, owed=owed)
+    return t("secretary.person_line_why", locale, name=person.name, owed=owed, why=why)
