@@ -324,7 +324,7 @@ def _rank(branch: BranchTally) -> str:
 
 
 def township_table(tally: RoundTally, locale: str, *, title: str) -> str:
-    """Every scored branch by rank, numbers first and the name last; the rest in one line."""
+    """Scored branches pool by pool in rank order, numbers first, name last; the rest in a line."""
     header = [
         t("table.col.rank", locale),
         t("report.col.ballots", locale),
