@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from bot.report_views import short_name
+from bot.report_views import score, short_name
 from storage.tallies import BranchTally, RoundTally
 from surveys.categories import Audience
 from surveys.i18n import t
@@ -83,10 +83,16 @@ def _respondents(branch: BranchTally) -> tuple[int, int]:
 def participation_chart(tally: RoundTally, locale: str) -> bytes:
     """Horizontal bars: respondents per branch, with each branch's target as a line."""
     with _cjk_style():
-        return _participation_png(tally, locale)
+        return _png(participation_figure(tally, locale))
 
 
-def _participation_png(tally: RoundTally, locale: str) -> bytes:
+def participation_figure(tally: RoundTally, locale: str) -> Figure:
+    """The participation chart as a figure: each bar labelled respondents/target."""
+    with _cjk_style():  # the layout measures the Chinese labels, so the font must be known
+        return _participation_figure(tally, locale)
+
+
+def _participation_figure(tally: RoundTally, locale: str) -> Figure:
     branches: Sequence[BranchTally] = sorted(tally.branches, key=lambda b: b.name, reverse=True)
     figure = _figure(len(branches))
     axes = figure.add_subplot()
@@ -94,30 +100,43 @@ def _participation_png(tally: RoundTally, locale: str) -> bytes:
     counts = [_respondents(b) for b in branches]
     colors = [_COLORS["met"] if done >= need else _COLORS["behind"] for done, need in counts]
     positions = range(len(branches))
-    axes.barh(positions, [done for done, _ in counts], color=colors, height=0.6)
+    bars = axes.barh(positions, [done for done, _ in counts], color=colors, height=0.6)
+    # The number on the bar (issue 14): a phone screen is too small to read it off the axis.
+    axes.bar_label(bars, labels=[f"{done}/{need}" for done, need in counts], padding=3)
     for position, (_, need) in zip(positions, counts, strict=True):
         axes.vlines(need, position - 0.4, position + 0.4, colors=_COLORS["target"], linewidth=2)
     axes.set_yticks(list(positions), names)
     axes.set_xlabel(t("chart.respondents", locale))
     axes.set_title(t("chart.participation_title", locale))
     axes.grid(axis="x", alpha=0.3)
+    axes.margins(x=0.12)  # room for the label after the longest bar
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # people come whole
     figure.tight_layout()
-    return _png(figure)
+    return figure
 
 
 def score_chart(tally: RoundTally, locale: str) -> bytes:
     """Scores per branch with the grade lines (60/80/90), and the grades counted."""
     with _cjk_style():
-        return _score_png(tally, locale)
+        return _png(score_figure(tally, locale))
 
 
-def _score_png(tally: RoundTally, locale: str) -> bytes:
+def score_figure(tally: RoundTally, locale: str) -> Figure:
+    """The score chart as a figure: scores labelled as the tables show them, grades counted."""
+    with _cjk_style():
+        return _score_figure(tally, locale)
+
+
+def _score_figure(tally: RoundTally, locale: str) -> Figure:
     scored = [b for b in tally.branches if b.grading_score is not None]
     scored.sort(key=lambda b: (b.grading_score or Decimal(0), b.name))
     figure = _figure(len(scored) + 6)
     top, bottom = figure.subplots(2, 1, gridspec_kw={"height_ratios": [max(3, len(scored)), 3]})
     positions = range(len(scored))
-    top.barh(positions, [float(b.grading_score or 0) for b in scored], color=_COLORS["bar"])
+    bars = top.barh(positions, [float(b.grading_score or 0) for b in scored], color=_COLORS["bar"])
+    # Inside the bar, centred: after its end a label would cross the 60/80/90 lines.
+    labels = [score(b.grading_score) for b in scored]
+    top.bar_label(bars, labels=labels, label_type="center", color="white")
     top.set_yticks(list(positions), [short_name(b.name, 16) for b in scored])
     for line in (60, 80, 90):
         top.axvline(line, color=_COLORS["target"], linestyle="--", linewidth=1)
@@ -126,7 +145,9 @@ def _score_png(tally: RoundTally, locale: str) -> bytes:
     counted = Counter(b.grade for b in scored if b.grade is not None)
     labels = [t(f"grade.{grade.value}", locale) for grade in GRADE_ORDER]
     values = [counted.get(grade, 0) for grade in GRADE_ORDER]
-    bottom.bar(labels, values, color=_GRADE_COLORS)
+    columns = bottom.bar(labels, values, color=_GRADE_COLORS)
+    bottom.bar_label(columns, padding=2)
+    bottom.margins(y=0.15)
     bottom.set_title(
         # Quotas of the complete pools only (docs/rules.md §5.2); a dash while none is complete.
         t(
@@ -139,4 +160,4 @@ def _score_png(tally: RoundTally, locale: str) -> bytes:
     bottom.set_ylabel(t("chart.branches", locale))
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
-    return _png(figure)
+    return figure

@@ -8,11 +8,11 @@ Tables are meant for a phone: short names and at most about 32 characters a line
 from __future__ import annotations
 
 import html
-import unicodedata
 from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 
+from bot.phone_tables import EMPTY, pad, table, width
 from storage.grading import Signature
 from storage.models import RectificationItem
 from storage.tallies import BranchTally, RoundTally
@@ -21,6 +21,7 @@ from surveys.grading import PoolProposal, Status, display_score
 from surveys.i18n import t
 from surveys.instruments import Instrument
 from surveys.rules import Grade
+from surveys.text import short_number
 
 DASH = "—"
 NAME_WIDTH = 10  # display columns (five Chinese characters)
@@ -37,8 +38,11 @@ def esc(text: object) -> str:
 
 
 def score(value: Decimal | None) -> str:
-    """A score with two decimals, half up (docs/rules.md §5.1: round for display only)."""
-    return DASH if value is None else f"{display_score(value):.2f}"
+    """A score half up to two places, without trailing zero decimals (88.50 → 88.5).
+
+    docs/rules.md §5.1: rounded for display only; issue 14: ".00" on every line is noise.
+    """
+    return DASH if value is None else short_number(display_score(value))
 
 
 def percent(value: Decimal | None) -> str:
@@ -49,22 +53,6 @@ def percent(value: Decimal | None) -> str:
 def grade_name(grade: Grade | str | None, locale: str) -> str:
     """The grade's display name, or a dash."""
     return DASH if grade is None else t(f"grade.{Grade(grade).value}", locale)
-
-
-def width(text: str) -> int:
-    """Display columns of a text in a monospace font (wide characters count two)."""
-    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
-
-
-def pad(text: str, columns: int, *, right: bool = False) -> str:
-    """Pad (or cut) text to exactly ``columns`` display columns."""
-    cut = ""
-    for char in text:
-        if width(cut + char) > columns:
-            break
-        cut += char
-    fill = " " * (columns - width(cut))
-    return fill + cut if right else cut + fill
 
 
 def short_name(name: str, columns: int = NAME_WIDTH) -> str:
@@ -87,6 +75,25 @@ def competition_ranks(values: Sequence[Decimal | None]) -> list[int | None]:
         else:
             ranks.append(index + 1)
     return ranks
+
+
+def with_unscored(lines: list[str], listed: int, total: int, locale: str) -> list[str]:
+    """Table lines and one line for the branches not listed (其余14个暂无得分), if any."""
+    if listed >= total:
+        return lines
+    key = "table.unscored_rest" if listed else "table.unscored_all"
+    return [*lines, t(key, locale, count=total - listed)]
+
+
+def pre(lines: Sequence[str]) -> str:
+    """Table lines as one monospace block (HTML)."""
+    return f"<pre>{esc(chr(10).join(lines))}</pre>"
+
+
+def scored_or_decided(branch: BranchTally) -> bool:
+    """A branch that gets its own table row: it has a score, or a decided grade."""
+    decided = branch.decision is not None and branch.decision.final_grade is not None
+    return branch.grading_score is not None or decided
 
 
 def local_time(when: datetime, zone: tzinfo) -> str:
@@ -311,29 +318,33 @@ def _veto_list(codes: Sequence[str], locale: str) -> str:
     return t("report.list_separator", locale).join(t(f"veto.{code}", locale) for code in codes)
 
 
+def _rank(branch: BranchTally) -> str:
+    return str(branch.proposal.rank) if branch.proposal is not None else EMPTY
+
+
 def township_table(tally: RoundTally, locale: str, *, title: str) -> str:
-    """Every branch in one compact table sorted by score (HTML, monospace)."""
-    header = (
-        pad(t("report.col.rank", locale), 3)
-        + pad(t("report.col.name", locale), NAME_WIDTH + 1)
-        + pad(t("report.col.ballots", locale), 5, right=True)
-        + pad(t("report.col.score", locale), 7, right=True)
-        + " "
-        + t("report.col.grade", locale)
-    )
-    rows = [header]
-    for branch in tally.branches:
-        rank = branch.proposal.rank if branch.proposal else None
-        rows.append(
-            pad(str(rank) if rank else DASH, 3)
-            + pad(short_name(branch.name), NAME_WIDTH + 1)
-            + pad(str(branch.ballots), 5, right=True)
-            + pad(score(branch.grading_score), 7, right=True)
-            + " "
-            + grade_cell(branch, locale)
-        )
+    """Scored branches pool by pool in rank order, numbers first, name last; the rest in a line."""
+    header = [
+        t("table.col.rank", locale),
+        t("report.col.ballots", locale),
+        t("report.col.score", locale),
+        t("report.col.grade", locale),
+        t("report.col.name", locale),
+    ]
+    listed = [branch for branch in tally.branches if scored_or_decided(branch)]
+    rows = [
+        [
+            _rank(branch),
+            str(branch.ballots),
+            score(branch.grading_score),
+            grade_cell(branch, locale),
+            short_name(branch.name),
+        ]
+        for branch in listed
+    ]
+    lines = with_unscored(table(header, rows, "lrrl"), len(listed), len(tally.branches), locale)
     quota = "\n".join(esc(line) for line in pool_lines(tally, locale))
-    return f"<b>{esc(title)}</b>\n<pre>{esc(chr(10).join(rows))}</pre>\n{quota}"
+    return f"<b>{esc(title)}</b>\n{pre(lines)}\n{quota}"
 
 
 # --- /rank ----------------------------------------------------------------------------------
@@ -342,36 +353,35 @@ def township_table(tally: RoundTally, locale: str, *, title: str) -> str:
 def ranking_text(tally: RoundTally, locale: str) -> str:
     """Each pool ranked on its one named basis (§5.5), then the ranking by inspection score."""
     parts = [_pool_ranking(tally, pool, locale) for pool in tally.pools.values()]
-    for key, value_of in (("report.rank_by_inspection", lambda b: b.inspection),):
-        ordered = sorted(
-            tally.branches,
-            key=lambda b: (value_of(b) is None, -(value_of(b) or 0), b.name),
-        )
-        values = [value_of(b) for b in ordered]
-        rows = [
-            pad(str(rank) if rank else DASH, 4)
-            + pad(short_name(branch.name), NAME_WIDTH + 1)
-            + pad(score(value), 7, right=True)
-            for branch, value, rank in zip(ordered, values, competition_ranks(values), strict=True)
-        ]
-        parts.append(f"<b>{esc(t(key, locale))}</b>\n<pre>{esc(chr(10).join(rows))}</pre>")
+    inspected = sorted(
+        (b for b in tally.branches if b.inspection is not None),
+        key=lambda b: (-(b.inspection or 0), b.name),
+    )
+    values = [b.inspection for b in inspected]
+    rows = [
+        [str(rank), score(value), short_name(branch.name)]
+        for branch, value, rank in zip(inspected, values, competition_ranks(values), strict=True)
+    ]
+    header = [t(key, locale) for key in ("table.col.rank", "report.col.score", "report.col.name")]
+    lines = with_unscored(table(header, rows, "lr"), len(rows), len(tally.branches), locale)
+    parts.append(f"<b>{esc(t('report.rank_by_inspection', locale))}</b>\n{pre(lines)}")
     return "\n".join(parts)
 
 
 def _pool_ranking(tally: RoundTally, pool: PoolProposal, locale: str) -> str:
-    """A pool's branches by the rank of its proposal: one basis, named; the others last."""
-    rows = []
-    for branch in (b for b in tally.branches if b.pool is pool.pool):
-        rank = branch.proposal.rank if branch.proposal is not None else None
-        rows.append(
-            pad(str(rank) if rank else DASH, 4)
-            + pad(short_name(branch.name), NAME_WIDTH + 1)
-            + pad(score(branch.grading_score), 7, right=True)
-            + " "
-            + grade_cell(branch, locale)
-        )
-    title = _pool_line(pool, locale)
-    return f"<b>{esc(title)}</b>\n<pre>{esc(chr(10).join(rows) or DASH)}</pre>"
+    """A pool's scored branches by the rank of its proposal, one basis, named; then the rest."""
+    members = [b for b in tally.branches if b.pool is pool.pool]
+    listed = [b for b in members if scored_or_decided(b)]
+    rows = [
+        [_rank(b), score(b.grading_score), grade_cell(b, locale), short_name(b.name)]
+        for b in listed
+    ]
+    header = [
+        t(key, locale)
+        for key in ("table.col.rank", "report.col.score", "report.col.grade", "report.col.name")
+    ]
+    lines = with_unscored(table(header, rows, "lrl"), len(listed), len(members), locale)
+    return f"<b>{esc(_pool_line(pool, locale))}</b>\n{pre(lines)}"
 
 
 # --- /grades --------------------------------------------------------------------------------

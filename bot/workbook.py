@@ -5,7 +5,9 @@ forms are the versions the round pinned (``storage.instruments.pinned_instrument
 
 Sheets: 自评表 (branch means) and 自评明细 (each committee member's form),
 党员群众满意度测评汇总表, 观摩检查测评得分表 (means per item with every deduction reason)
-and 观摩打分明细 (one line per inspector and item), 上级党组织评分定级表, 整改台账.
+and 观摩打分明细 (one line per inspector and item), 上级党组织评分定级表, 整改台账, then
+参与情况 and 未参评名单 (``bot.workbook_participation``). Answer columns are named by
+meaning (领导班子好-满意), and the file is named without the topic twice (``bot.sheets``).
 Headers come from the message catalog (Chinese first), numbers stay numbers, header rows
 are frozen, times are shown in the round's local zone (Asia/Shanghai). Small groups show
 participation only, as in every other report.
@@ -15,18 +17,28 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
 
+from bot.sheets import (
+    DAY,
+    PERCENT,
+    SCORE,
+    SHANGHAI,
+    WHEN,
+    Column,
+    Row,
+    export_filename,
+    export_title,
+    local,
+    write_sheet,
+)
+from bot.workbook_participation import participation_sheet, waiting_sheet
 from storage.db import Session
 from storage.grading import Signature, grade_decisions, ledger, signatures
 from storage.instruments import pinned_instrument
@@ -49,82 +61,8 @@ from storage.tallies import (
     satisfaction_instrument,
 )
 from surveys.categories import Audience
-from surveys.grading import display_score
 from surveys.i18n import t
-from surveys.instruments import Instrument, Item
-from surveys.text import safe_row
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-PERCENT = "0.00%"
-SCORE = "0.00"
-WHEN = "yyyy-mm-dd hh:mm"
-DAY = "yyyy-mm-dd"
-_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
-_MAX_WIDTH = 60
-
-Cell = Any
-Row = list[Cell]
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column: its catalog header (or literal text) and the number format of its cells."""
-
-    header: str
-    number_format: str | None = None
-
-
-def _text_width(value: Cell) -> int:
-    """Display width: CJK characters take two columns."""
-    text = value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else str(value)
-    longest = max((line for line in text.splitlines()), key=len, default="")
-    return sum(2 if ord(char) > 0x2E7F else 1 for char in longest)
-
-
-def _shown(value: object, column: Column) -> object:
-    """Scores are exact inside (docs/rules.md §5.1); the sheet shows them as the paper does."""
-    if isinstance(value, Decimal) and column.number_format == SCORE:
-        return display_score(value)
-    return value
-
-
-def _write_sheet(
-    workbook: Workbook,
-    title: str,
-    columns: Sequence[Column],
-    rows: Iterable[Row],
-    frozen_columns: int = 1,
-) -> Worksheet:
-    """A sheet with a bold frozen header, formatted numbers and readable column widths."""
-    sheet = workbook.create_sheet(title[:31])
-    sheet.append([column.header for column in columns])
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-        cell.fill = _HEADER_FILL
-        cell.alignment = Alignment(wrap_text=True, vertical="center")
-    widths = [_text_width(column.header) for column in columns]
-    for raw in rows:
-        shown = [_shown(value, column) for value, column in zip(raw, columns, strict=True)]
-        # Roster names and typed reasons are text, never formulas (issue 10, item 1).
-        row = safe_row(shown)
-        sheet.append(row)
-        for index, value in enumerate(row):
-            if value is not None:
-                widths[index] = max(widths[index], _text_width(value))
-    for index, column in enumerate(columns, start=1):
-        letter = get_column_letter(index)
-        sheet.column_dimensions[letter].width = min(_MAX_WIDTH, widths[index - 1] + 2)
-        if column.number_format:
-            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
-                cell.number_format = column.number_format
-    # The header row and the branch name stay in view while scrolling.
-    sheet.freeze_panes = f"{get_column_letter(frozen_columns + 1)}2"
-    return sheet
-
-
-def _local(when: datetime | None, zone: tzinfo) -> datetime | None:
-    """An aware UTC time as a naive local time (Excel has no time zones)."""
-    return when.astimezone(zone).replace(tzinfo=None) if when is not None else None
+from surveys.instruments import Instrument, Item, Option
 
 
 def _grade(value: Any, locale: str) -> str | None:
@@ -154,7 +92,7 @@ def _self_evaluation_sheet(
         ]
         for branch in _by_name(tally.branches)
     ]
-    _write_sheet(workbook, t("export.sheet.self_evaluation", locale), columns, rows)
+    write_sheet(workbook, t("export.sheet.self_evaluation", locale), columns, rows)
 
 
 def _self_evaluation_detail(
@@ -185,7 +123,7 @@ def _self_evaluation_detail(
             scorer,
             *(points.get(response_id, {}).get(item.id) for item in items),
             total,
-            _local(submitted_at, zone),
+            local(submitted_at, zone),
         ]
         for response_id, org_id, scorer, total, submitted_at in (
             (r.response_id, r.org_id, r.scorer, r.total, r.submitted_at) for r in rows
@@ -193,7 +131,7 @@ def _self_evaluation_detail(
         if org_id in names
     ]
     title = t("export.sheet.self_evaluation_detail", locale)
-    _write_sheet(workbook, title, columns, lines, frozen_columns=2)
+    write_sheet(workbook, title, columns, lines, frozen_columns=2)
 
 
 def _item_header(item: Item, locale: str) -> str:
@@ -231,7 +169,7 @@ def _satisfaction_sheet(
         Column(t("export.col.masses_basis", locale)),
         Column(h("masses_respondents")),
         Column(h("ballots")),
-        *(Column(f"{item.id.upper()} {option.text.get(locale)}") for item, option in pairs),
+        *(Column(_answer_header(item, option, locale)) for item, option in pairs),
         Column(h("satisfaction_rate"), PERCENT),
         Column(h("awareness_rate"), PERCENT),
         Column(h("participation_rate"), PERCENT),
@@ -273,12 +211,19 @@ def _satisfaction_sheet(
                 branch.satisfaction_score,
                 note,
                 secretary.name if secretary else None,
-                _local(secretary.signed_at, zone) if secretary else None,
+                local(secretary.signed_at, zone) if secretary else None,
                 leader.name if leader else None,
-                _local(leader.signed_at, zone) if leader else None,
+                local(leader.signed_at, zone) if leader else None,
             ]
         )
-    _write_sheet(workbook, t("export.sheet.satisfaction", locale), columns, rows)
+    write_sheet(workbook, t("export.sheet.satisfaction", locale), columns, rows)
+
+
+def _answer_header(item: Item, option: Option, locale: str) -> str:
+    """An answer column by meaning, 领导班子好-满意, not Q1 (issue 14)."""
+    label = item.short_label or item.description
+    name = label.get(locale) if label is not None else item.id.upper()
+    return t("export.col.answer", locale, item=name, option=option.text.get(locale))
 
 
 # --- 观摩检查测评得分表 ------------------------------------------------------------------------
@@ -343,7 +288,7 @@ def _inspection_sheets(
                 None,
             ]
         )
-    _write_sheet(workbook, t("export.sheet.inspection", locale), summary_columns, summary)
+    write_sheet(workbook, t("export.sheet.inspection", locale), summary_columns, summary)
     detail_columns = [
         Column(h("org")),
         Column(h("inspector")),
@@ -364,7 +309,7 @@ def _inspection_sheets(
         for line in lines
         if line.org_id in names
     ]
-    _write_sheet(workbook, t("export.sheet.inspection_detail", locale), detail_columns, detail)
+    write_sheet(workbook, t("export.sheet.inspection_detail", locale), detail_columns, detail)
 
 
 def _inspected(
@@ -446,11 +391,11 @@ def _grading_sheet(
                 _grade(decision.final_grade if decision else None, locale),
                 decision.reason if decision else None,
                 deciders.get(decision.decided_by) if decision and decision.decided_by else None,
-                _local(decision.decided_at, zone) if decision else None,
+                local(decision.decided_at, zone) if decision else None,
                 *extra,
             ]
         )
-    _write_sheet(workbook, t("export.sheet.grading", locale), columns, rows, frozen_columns=2)
+    write_sheet(workbook, t("export.sheet.grading", locale), columns, rows, frozen_columns=2)
 
 
 def _veto_names(branch: BranchTally, locale: str) -> str | None:
@@ -481,11 +426,11 @@ def _ledger_sheet(
             line.measures,
             line.due_on,
             line.responsible,
-            _local(line.closed_at, zone),
+            local(line.closed_at, zone),
         ]
         for line in ledger(session, org_ids=list(names), round_id=tally.round_id)
     ]
-    _write_sheet(workbook, t("export.sheet.ledger", locale), columns, rows)
+    write_sheet(workbook, t("export.sheet.ledger", locale), columns, rows)
 
 
 def _org_name(session: Session, org_id: int) -> str:
@@ -547,7 +492,9 @@ def build_workbook(
     _inspection_sheets(workbook, tally, lines, forms, locale)
     _grading_sheet(session, workbook, tally, zone, locale)
     _ledger_sheet(session, workbook, tally, zone, locale)
-    workbook.properties.title = t("export.title", locale, round=name)
+    participation_sheet(workbook, tally, locale)
+    waiting_sheet(session, workbook, tally, locale)
+    workbook.properties.title = export_title(name, locale)
     return workbook
 
 
@@ -565,7 +512,7 @@ def write_workbook(
     path = Path(path)
     if path.is_dir():
         name = round_name(session=session, round_id=round_id) or str(round_id)
-        path = path / t("export.filename", locale, round=name)
+        path = path / export_filename(name, locale)
     build_workbook(
         session, round_id=round_id, locale=locale, org_ids=org_ids, zone=zone, now=now
     ).save(path)

@@ -15,7 +15,15 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from storage.models import Answer, Organization, Person, RectificationItem, Response
+from storage.models import (
+    Answer,
+    Assignment,
+    Organization,
+    Person,
+    RectificationItem,
+    Response,
+    TelegramAccount,
+)
 from storage.tallies import INSPECTIONS
 
 _CHUNK = 1000  # ids per IN (...) list, well below every engine's parameter limit
@@ -119,6 +127,58 @@ def inspection_lines(*, session: Session, round_id: int) -> list[InspectionLine]
         InspectionLine(org_id, name, instrument_id, a.item_id, a.deduction, a.reason, a.score)
         for org_id, name, instrument_id, a in rows
     ]
+
+
+# --- Who has not taken part yet (未参评名单) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owed:
+    """A response someone on the roster still owes about a branch, and whether the bot reaches
+    them. Names only: what anyone answered is never read here."""
+
+    org_id: int
+    person_id: int
+    name: str
+    audience: str
+    instrument_id: str
+    registered: bool
+    blocked: bool
+
+
+def owed_responses(*, session: Session, round_id: int, org_ids: Collection[int]) -> list[Owed]:
+    """Every response still owed in the round about the given branches, by person.
+
+    Participation is public (docs/anonymity.md: /coverage shows who has not taken part), so
+    this lists names; anonymous participants who came by a branch link have none to list.
+    """
+    ids = sorted(org_ids)
+    found: list[Owed] = []
+    for chunk in range(0, len(ids), _CHUNK):
+        statement = (
+            select(Assignment, Person.name, TelegramAccount.id, TelegramAccount.blocked_at)
+            .join(Person, Person.id == Assignment.person_id)  # type: ignore[arg-type]
+            .outerjoin(TelegramAccount, TelegramAccount.person_id == Person.id)  # type: ignore[arg-type]
+            .where(
+                Assignment.round_id == round_id,
+                col(Assignment.org_id).in_(ids[chunk : chunk + _CHUNK]),
+                Assignment.status != "submitted",
+                Person.anonymous == False,  # noqa: E712  (SQL comparison)
+            )
+        )
+        for assignment, name, account, blocked_at in session.exec(statement).all():
+            found.append(
+                Owed(
+                    org_id=assignment.org_id,
+                    person_id=assignment.person_id,
+                    name=name,
+                    audience=assignment.audience,
+                    instrument_id=assignment.instrument_id,
+                    registered=account is not None,
+                    blocked=blocked_at is not None,
+                )
+            )
+    return found
 
 
 def round_name(*, session: Session, round_id: int) -> str | None:

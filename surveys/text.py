@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
 
 TELEGRAM_MESSAGE_LIMIT = 4096
 """Telegram refuses a text message longer than this many characters (UTF-16 code units)."""
@@ -21,6 +22,19 @@ _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf"})
 # Line breaks are Cc too, but a multi-line note legitimately holds them.
 _LINE_BREAKS = frozenset({"\n"})
+
+
+def short_number(value: Decimal | int, places: int = 2) -> str:
+    """A number as a report shows it: half up to ``places``, trailing zero decimals dropped.
+
+    88.00 → 88, 88.50 → 88.5, 88.19 → 88.19 (issue 14: ".00" on every line of a table is
+    noise on a phone). Rounding is for display only (docs/rules.md §5.1); never compare these.
+    """
+    rounded = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    text = f"{rounded:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def neutralize_cell(value: str) -> str:

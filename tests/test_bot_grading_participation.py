@@ -102,7 +102,7 @@ async def test_mid_round_six_satisfied_ballots_are_not_proposed_poor(bot: BotHar
     assert "较差" not in table.text
     assert "尚未齐全" in table.text, "each pool says it is provisional"
     detail = await phone.send("/tally 红星村")
-    assert "满意度得分：100.00" in detail.text
+    assert "满意度得分：100" in detail.text
     assert "未完成，暂不建议等次：缺少支部自评、观摩检查、镇党委评分" in detail.text
     assert "\n建议等次" not in detail.text
 

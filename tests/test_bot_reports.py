@@ -77,10 +77,9 @@ def test_the_township_table_fits_a_phone_line(engine: Engine) -> None:
     table = text.split("<pre>")[1].split("</pre>")[0]
     lines = table.splitlines()
     assert all(views.width(line) <= 32 for line in lines)
-    # Nobody is scored by the committee yet: no rank, no grade, listed by name (never by
-    # a number a small group hides), each pool's basis named under the table.
-    assert [line.split()[1] for line in lines[1:]] == ["东村", "南社区", "西村"]
-    assert lines[1].split()[-2:] == ["—", "—"]
+    # Nobody is scored by the committee yet: one line counts them (issue 14), never a number
+    # a small group hides; each pool's basis is named under the table.
+    assert lines == ["名次 票数 得分 建议 党组织", "3个暂无得分"]
     assert "村(社区)：按镇党委评分排名" in text
 
 
@@ -207,8 +206,8 @@ async def test_the_organizer_reads_one_branch_by_part_of_its_name(town: BotHarne
     # Five ballots: Q1–Q5 3×满意, 1×基本满意, 1×不满意 → 满意率 80%, score (300+60)/5 = 72.
     assert "有效票数：5" in text
     assert "满意率 80.0%" in text
-    assert "满意度得分：72.00" in text
-    assert "上级评分：92.00（1 人）" in text
+    assert "满意度得分：72" in text
+    assert "上级评分：92（1 人）" in text
     # The only branch of its complete pool: no 好 place (⌊0.2⌋ = 0) and one 较差 at least
     # (⌈0.1⌉ = 1, docs/rules.md §5.3), so 92 is proposed 较差 by the quota.
     assert "建议等次：较差（第 1 名，按“较差”的最低比例列为较差）" in text
@@ -219,7 +218,7 @@ async def test_an_ambiguous_name_offers_the_choices_as_buttons(town: BotHarness)
     choices = await phone.send("/tally 党支部")
     assert sorted(choices.buttons) == ["东方机械厂", "红星村"]
     chosen = await phone.tap("东方机械厂")
-    assert "东方机械厂党支部" in chosen.text and "上级评分：40.00" in chosen.text
+    assert "东方机械厂党支部" in chosen.text and "上级评分：40" in chosen.text
 
 
 async def test_a_v1_round_still_reports_the_v1_form_after_v2_ships(
@@ -229,7 +228,7 @@ async def test_a_v1_round_still_reports_the_v1_form_after_v2_ships(
     phone = phone_of(town, "organizer", ORGANIZER)
     with v2_shipped(tmp_path):
         detail = await phone.send("/tally 红星村")
-    assert f"{V1_TEXT} 20.00" in detail.text and V2_TEXT not in detail.text
+    assert f"{V1_TEXT} 20、" in detail.text and V2_TEXT not in detail.text
 
 
 async def test_a_secretary_sees_their_branch_and_is_refused_another(town: BotHarness) -> None:

@@ -94,6 +94,8 @@ def test_the_workbook_mirrors_the_paper_forms(engine: Engine, tmp_path: Path) ->
         "观摩打分明细",
         "上级党组织评分定级表",
         "整改台账",
+        "参与情况",
+        "未参评名单",
     ]
     for sheet in book.worksheets:
         headers = [cell.value for cell in sheet[1]]
@@ -117,7 +119,8 @@ def test_the_workbook_mirrors_the_paper_forms(engine: Engine, tmp_path: Path) ->
     summary = book["党员群众满意度测评汇总表"]
     east = _row_of(summary, "东村党支部")
     assert east["有效测评票数"] == 6
-    assert east["Q1 满意"] == 4 and east["Q1 基本满意"] == 1 and east["Q1 不满意"] == 1
+    assert east["领导班子好-满意"] == 4 and east["领导班子好-基本满意"] == 1
+    assert east["领导班子好-不满意"] == 1
     assert east["满意率"] == 0.8333 and east["参与率"] == 0.5
     assert east["满意度得分"] == 76.67
     assert east["支部书记签字"] == "张书记"
@@ -125,7 +128,7 @@ def test_the_workbook_mirrors_the_paper_forms(engine: Engine, tmp_path: Path) ->
     assert east["工作组组长签字"] is None
     west = _row_of(summary, "西村党支部")
     assert west["有效测评票数"] == 3 and west["党员参评人数"] == 3
-    assert west["Q1 满意"] is None and west["满意率"] is None and west["满意度得分"] is None
+    assert west["领导班子好-满意"] is None and west["满意率"] is None and west["满意度得分"] is None
     assert west["备注"] == "测评不足5人，仅显示参与情况"
     rate_cell = summary.cell(row=2, column=[c.value for c in summary[1]].index("满意率") + 1)
     assert rate_cell.number_format == "0.00%"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 
 import pytest
 
@@ -11,6 +12,7 @@ from surveys.text import (
     chunk_lines,
     forbidden_characters,
     neutralize_cell,
+    short_number,
     split_message,
     utf16_length,
 )
@@ -77,3 +79,25 @@ def test_random_texts_always_fit_and_lose_nothing() -> None:
         parts = chunk_lines(lines, limit)
         assert all(utf16_length(part) <= limit for part in parts)
         assert "".join(parts).replace("\n", "") == "".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("88.00", "88"),
+        ("88.50", "88.5"),
+        ("88.19", "88.19"),
+        ("100", "100"),
+        ("0.00", "0"),
+        ("89.995", "90"),  # half up to two places first (docs/rules.md §5.1), then trimmed
+        ("72.005", "72.01"),
+        ("-0.001", "0"),
+        ("120", "120"),  # trailing zeros of an integer are digits, not decimals
+    ],
+)
+def test_a_number_drops_its_trailing_zero_decimals(value: str, shown: str) -> None:
+    assert short_number(Decimal(value)) == shown
+
+
+def test_an_integer_is_shown_as_is() -> None:
+    assert short_number(5) == "5"

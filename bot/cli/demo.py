@@ -85,10 +85,10 @@ def _percent(value: Any) -> str:
 
 
 def _score(value: Any) -> str:
-    """A score with two decimals, or a dash."""
-    from surveys.grading import display_score
+    """A score half up without trailing zero decimals (88.50 → 88.5), or a dash."""
+    from surveys.text import short_number
 
-    return "—" if value is None else f"{display_score(value):.2f}"
+    return "—" if value is None else short_number(value)
 
 
 def _participation(coverage: dict[Any, Any], audience: str, env: CliEnv) -> str:

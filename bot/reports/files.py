@@ -10,6 +10,7 @@ from bot import charts
 from bot.common import Context, audit
 from bot.reports.common import Answer, request_of, run
 from bot.reports.tallies import visible_tally
+from bot.sheets import export_filename
 from bot.workbook import build_workbook
 from storage.db import Session
 from surveys.i18n import t
@@ -35,7 +36,7 @@ def export_answer(session: Session, update: Update, context: Context) -> Answer:
         action="report.export",
         detail={"branches": len(request.scope.visible_orgs)},
     )
-    filename = t("export.filename", request.locale, round=request.round_name)
+    filename = export_filename(request.round_name, request.locale)
     return Answer(
         texts=[t("report.export_ready", request.locale)], document=(buffer.getvalue(), filename)
     )

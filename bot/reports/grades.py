@@ -14,6 +14,7 @@ from telegram import InlineKeyboardMarkup, Update
 
 from bot import report_views as views
 from bot.common import Context
+from bot.phone_tables import table
 from bot.report_callbacks import BranchTap, BranchView, DecideStep, DecideTap, UnlockTap
 from bot.reports.common import (
     Answer,
@@ -40,7 +41,7 @@ from storage.decisions import (
 )
 from storage.grading import GradingError, decide_grade
 from storage.pending import clear_pending, set_pending
-from storage.tallies import BranchTally, round_tally
+from storage.tallies import BranchTally, RoundTally, round_tally
 from surveys.decisions import Violation
 from surveys.i18n import t
 from surveys.rules import GRADE_ORDER, Grade
@@ -88,21 +89,28 @@ def _grades_overview(session: Session, request: Request) -> Answer:
         session, round_id=request.round_id, org_ids=request.scope.organizer_orgs, now=request.now
     )
     locale = request.locale
-    lines = [views.grades_header(tally, locale)]
-    buttons = []
-    for branch in tally.branches:
+    buttons = [
+        button(views.short_name(b.name, 12), BranchTap(BranchView.GRADE, b.org_id))
+        for b in tally.branches
+    ]
+    text = views.grades_header(tally, locale) + "\n" + _overview_table(tally, locale)
+    return Answer.text(text, keyboard(buttons, per_row=3) if buttons else None)
+
+
+def _overview_table(tally: RoundTally, locale: str) -> str:
+    """Score, state and name of each scored branch (name last, issue 14); the rest in a line."""
+    listed = [branch for branch in tally.branches if views.scored_or_decided(branch)]
+    rows = []
+    for branch in listed:
         state = views.grade_cell(branch, locale)
         if branch.decision is not None and branch.decision.locked:
             state = "🔒" + state
         elif branch.proposal is not None and branch.proposal.tie_at_edge:
             state += "⚠"
-        lines.append(
-            f"{views.esc(views.short_name(branch.name, 16))}  "
-            f"{views.score(branch.grading_score)}  {views.esc(state)}"
-        )
-        tap = BranchTap(BranchView.GRADE, branch.org_id)
-        buttons.append(button(views.short_name(branch.name, 12), tap))
-    return Answer.text("\n".join(lines), keyboard(buttons, per_row=3) if buttons else None)
+        rows.append([views.score(branch.grading_score), state, views.short_name(branch.name)])
+    header = [t(f"report.col.{key}", locale) for key in ("score", "grade", "name")]
+    lines = table(header, rows, "rl")
+    return views.pre(views.with_unscored(lines, len(listed), len(tally.branches), locale))
 
 
 def _grade_detail(session: Session, request: Request, org_id: int) -> Answer:

@@ -52,6 +52,7 @@ from storage.screen import (
     visible_branches,
 )
 from surveys.i18n import normalize_locale, t
+from surveys.text import short_number
 
 REFRESH = 0.9
 """Seconds a branch's JSON is reused before it is read again (the page asks ≤ 1/s)."""
@@ -229,7 +230,7 @@ def screen_payload(screen: BranchScreen, locale: str, zone: tzinfo) -> dict[str,
             "awareness": _percent(note.awareness_rate),
             "participation": _percent(note.participation_rate),
         }
-        announced["score"] = None if note.score is None else f"{note.score:.2f}"
+        announced["score"] = None if note.score is None else short_number(note.score)
         announced["items"] = _items(screen, locale)
     signed = {}
     for role in ("secretary", "work_group_leader"):
