@@ -30,8 +30,9 @@ def _by_name(tally: RoundTally) -> list[BranchTally]:
 def participation_sheet(workbook: Workbook, tally: RoundTally, locale: str) -> None:
     """参与情况: per branch and audience, the roster count, the target, who took part, the gap.
 
-    The gap is ``Coverage.needed`` (surveys.rules.coverage_for), the number /coverage and
-    the grading status use, so the sheet and the bot never disagree.
+    The gap per audience is ``Coverage.needed`` (surveys.rules.coverage_for), the figure each
+    audience line of /coverage and the reminders shows; a branch's 差N人 is
+    ``surveys.grading.participation_gap``, the sum of its members' and masses' rows here.
     """
     h = _header(locale)
     columns = [
