@@ -8,13 +8,14 @@ threshold. Extra villages (东盾村 and the numbered ones) fill a second page o
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from storage.db import transaction
 from storage.models import (
@@ -27,9 +28,16 @@ from storage.models import (
 )
 from storage.responses import save_answer, submit
 from surveys.i18n import t
-from surveys.instruments import AnswerValue
+from surveys.instruments import AnswerValue, get_instrument
 from surveys.vetoes import VETO_CONDITIONS, match_veto_conditions
-from tests.factories import add_org, add_person, assign, new_phone, points_for_total
+from tests.factories import (
+    add_org,
+    add_person,
+    assign,
+    cast_ballot,
+    new_phone,
+    points_for_total,
+)
 from tests.support_answering import registered
 
 if TYPE_CHECKING:
@@ -41,6 +49,7 @@ pytest_plugins = ["tests.bot_fixtures"]
 ORGANIZER, SECRETARY = 3001, 3002
 RULES = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
 REFUSED = t("report.refused")
+SCORED_AT = datetime(2026, 3, 3, 2, 0, tzinfo=UTC)
 STALE = t("report.stale_button")
 
 
@@ -81,34 +90,63 @@ async def organizer(bot: BotHarness) -> Phone:
 
 
 def _seed(engine: Engine, world: World) -> None:
-    """红星村 scored 92 by the organizer; 东盾村 in the round (one member assigned); eight
-    more villages under the township, so the picker has two pages."""
+    """红星村 complete: five ballots (both targets met), the secretary's self-evaluation (88),
+    the inspection (100) and the organizer's 上级评分 (92). 东盾村 in the round (one member
+    assigned, nothing answered), so the village pool is incomplete and 红星村's proposal is
+    provisional: 好 by the threshold. Eight more villages under the township, so the picker
+    has two pages."""
     with transaction(engine) as session:
         round_ = session.get(Round, world.round_id)
-        assert round_ is not None
-        assignment = session.exec(
-            select(Assignment).where(
-                Assignment.round_id == world.round_id,
-                Assignment.person_id == world.people["organizer"],
-                Assignment.org_id == world.orgs["village"],
-                Assignment.instrument_id == "superior_scoring",
-            )
-        ).one()
-        assert assignment.id is not None
-        for item_id, points in points_for_total("superior_scoring", Decimal(92)).items():
-            save_answer(
-                session,
-                assignment_id=assignment.id,
-                item_id=item_id,
-                value=AnswerValue(points=points),
-            )
-        submit(session, assignment_id=assignment.id, now=round_.created_at)
+        village = session.get(Organization, world.orgs["village"])
+        assert round_ is not None and village is not None
+        for choice, audience in (
+            ("satisfied", "members"),
+            ("satisfied", "members"),
+            ("satisfied", "members"),
+            ("basically_satisfied", "masses"),
+            ("dissatisfied", "masses"),
+        ):
+            cast_ballot(session, round_, village, choice, audience=audience)
+        _points(session, world, "superior_scoring", "organizer", Decimal(92))
+        _points(session, world, "self_evaluation", "secretary", Decimal(88))
+        _inspect(session, world)
         committee = world.orgs["committee"]
         dongdun = add_org(session, "东盾村党支部", parent_id=committee, members=5)
         person = add_person(session, "钱党员", dongdun, "member", phone=new_phone())
         assign(session, round_, person, dongdun, "satisfaction", "members")
         for number in range(1, 9):
             add_org(session, f"第{number}村党支部", parent_id=committee, members=3)
+
+
+def _assignment(session: Session, world: World, instrument: str, key: str) -> int:
+    found = session.exec(
+        select(Assignment).where(
+            Assignment.round_id == world.round_id,
+            Assignment.person_id == world.people[key],
+            Assignment.org_id == world.orgs["village"],
+            col(Assignment.instrument_id).startswith(instrument),
+        )
+    ).one()
+    assert found.id is not None
+    return found.id
+
+
+def _points(session: Session, world: World, instrument: str, key: str, total: Decimal) -> None:
+    assignment_id = _assignment(session, world, instrument, key)
+    for item_id, points in points_for_total(instrument, total).items():
+        value = AnswerValue(points=points)
+        save_answer(session, assignment_id=assignment_id, item_id=item_id, value=value)
+    submit(session, assignment_id=assignment_id, now=SCORED_AT)
+
+
+def _inspect(session: Session, world: World) -> None:
+    """The inspector's village sheet without deductions (100)."""
+    assignment_id = _assignment(session, world, "inspection", "inspector")
+    for item in get_instrument("inspection_village").items:
+        if item.kind == "deduction":
+            value = AnswerValue(deduction=Decimal(0))
+            save_answer(session, assignment_id=assignment_id, item_id=item.id, value=value)
+    submit(session, assignment_id=assignment_id, now=SCORED_AT)
 
 
 def vetoes(engine: Engine) -> list[tuple[int, str, str | None]]:
@@ -158,14 +196,21 @@ async def test_veto_without_arguments_walks_branch_condition_note_and_confirm(
     bot: BotHarness, organizer: Phone
 ) -> None:
     picker = await organizer.send("/veto")
-    assert "请选择党组织" in picker.text and "第 1/2 页" in picker.text
-    assert "红星村" in organizer.buttons and "下一页 ▶️" in organizer.buttons
+    assert "登记高压线：请选择党组织（第 1/2 页）" in picker.text
+    assert organizer.buttons[:3] == ["东方机械厂", "东盾村", "第1村"], "names, in order"
+    assert "下一页 ▶️" in organizer.buttons and "红星村" not in organizer.buttons
     second = await organizer.tap("下一页 ▶️")
     assert "第 2/2 页" in second.text and "◀️ 上一页" in organizer.buttons
     await organizer.tap("◀️ 上一页")
+    await organizer.tap("下一页 ▶️")
     conditions = await organizer.tap("红星村")
     # Short labels on the buttons, the full text of each condition on the screen.
-    for line in ("1. 有不合格党员", "2. 有违纪违法党员", "3. 有超计划生育", "4. 发生重大治安和刑事案件"):
+    for line in (
+        "1. 有不合格党员",
+        "2. 有违纪违法党员",
+        "3. 有超计划生育",
+        "4. 发生重大治安和刑事案件",
+    ):
         assert line in conditions.text
     assert organizer.buttons == ["不合格党员", "违纪违法", "超计划生育", "重大案件", "✖️ 取消"]
     asked = await organizer.tap("违纪违法")
@@ -218,6 +263,7 @@ async def test_text_where_a_button_is_expected_gets_a_hint_and_changes_nothing(
     await organizer.send("/veto")
     hint = await organizer.send("红星村")
     assert hint.text == t("flags.tap_a_button")
+    await organizer.tap("下一页 ▶️")
     await organizer.tap("红星村")
     hint = await organizer.send("违纪违法党员")
     assert hint.text == t("flags.tap_a_button")
@@ -237,13 +283,14 @@ async def test_an_ambiguous_condition_on_the_command_line_shows_the_picker(
     bot: BotHarness, organizer: Phone
 ) -> None:
     reply = await organizer.send("/veto 红星村 党员")
-    assert "未能识别“党员”" in reply.text
+    assert reply.text.startswith("无法识别高压线“党员”，请从下面选择。")
     assert "违纪违法" in organizer.buttons
     assert vetoes(bot.engine) == []
 
 
 async def test_forged_and_stale_veto_taps_are_refused(bot: BotHarness, organizer: Phone) -> None:
     village = bot.world.orgs["village"]
+    await organizer.send("/grades")  # a message to forge taps on
     for data in (f"rp:fv:{village}:9", f"rp:fv:{village}:0", "rp:f:v:b:红星村", "rp:f:x:b:1"):
         forged = await organizer.tap(callback_data=data)
         assert forged.alert == STALE, data
@@ -273,7 +320,7 @@ async def test_only_an_organizer_may_start_or_tap_the_flows(bot: BotHarness) -> 
     _seed(bot.engine, bot.world)
     secretary = await registered(bot, "secretary", SECRETARY)
     village = bot.world.orgs["village"]
-    assert REFUSED in (await secretary.send("/veto")).text
+    assert REFUSED in (await secretary.send("/veto")).text  # also a message to forge taps on
     assert REFUSED in (await secretary.send("/members_only")).text
     for data in (f"rp:f:v:b:{village}", f"rp:fv:{village}:1", f"rp:f:m:b:{village}"):
         refused = await secretary.tap(callback_data=data)
