@@ -492,6 +492,8 @@ class PendingInput(SQLModel, table=True):
     kind: str = Field(max_length=30)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
 # --- The sealed ballot box (see the module docstring; storage.ballots) -----------------------
 
 
