@@ -330,6 +330,17 @@ async def test_only_an_organizer_may_start_or_tap_the_flows(bot: BotHarness) -> 
     assert vetoes(bot.engine) == []
 
 
+async def test_an_english_organizer_gets_the_flow_in_english(bot: BotHarness) -> None:
+    _seed(bot.engine, bot.world)
+    await registered(bot, "organizer", ORGANIZER)
+    phone = bot.phone(ORGANIZER, language_code="en")
+    confirm = await phone.send("/veto 红星村 2")
+    assert "Condition: a party member violating discipline or law" in confirm.text
+    assert "Proposed grade: Good → Fairly good" in confirm.text
+    assert phone.buttons == ["✅ Record it", "✖️ Cancel"]
+    assert not any("\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef" for c in confirm.text)
+
+
 # --- /members_only -------------------------------------------------------------------------------
 
 
