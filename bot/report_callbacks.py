@@ -16,8 +16,8 @@ Shapes (all ``rp:``-prefixed, far below Telegram's 64-byte limit):
   (``e``), confirm another organizer's exception (``c``).
 * ``rp:u:<org>`` — unlock a locked grade (the reason follows as text).
 * ``rp:f:<flag>:<step>:<n>`` — a step of recording a veto (``v``) or a members-only branch
-  (``m``): a page of the branch picker (``p``, n the page from 0), or for branch n: choose it
-  (``b``), skip the note (``s``), confirm (``y``), cancel (``n``).
+  (``m``): a page of the branch picker (``p``, n the page from 0), choose branch n (``b``),
+  skip the note (``s``) or confirm (``y``) the step whose token is n, cancel (``n``, n 0).
 * ``rp:fv:<org>:<n>`` — veto condition number n (1-based, ``surveys.vetoes``) for a branch.
 
 A tap carries the ids it acts on, never a name: the handler re-checks the asker's scope
@@ -138,7 +138,7 @@ class FlagStep(StrEnum):
     PAGE = "p"  # a page of the branch picker (the number is the page, from 0)
     BRANCH = "b"  # the branch is chosen
     SKIP = "s"  # no note
-    CONFIRM = "y"  # record it
+    CONFIRM = "y"  # record what the confirmation showed
     CANCEL = "n"  # record nothing
 
 
@@ -147,7 +147,11 @@ MAX_PAGE = 999
 
 @dataclass(frozen=True)
 class FlagTap:
-    """A step of recording a veto or a members-only branch; ``number`` is a page or a branch."""
+    """A step of recording a veto or a members-only branch.
+
+    ``number`` is a page (``PAGE``), a branch id (``BRANCH``), the open step's token (``SKIP``,
+    ``CONFIRM``: ``bot.reports.flag_flows`` keeps it with the step) or 0 (``CANCEL``).
+    """
 
     flag: Flag
     step: FlagStep

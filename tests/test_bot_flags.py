@@ -306,6 +306,19 @@ async def test_forged_and_stale_veto_taps_are_refused(bot: BotHarness, organizer
     assert len(audit_rows(bot.engine, "grade.veto", "refused")) == 1
 
 
+async def test_an_older_confirmation_tapped_later_records_nothing(
+    bot: BotHarness, organizer: Phone
+) -> None:
+    await organizer.send("/veto 红星村 不合格")
+    first = _data(organizer, "✅ 确认登记")
+    await organizer.send("/veto 红星村 超计划")
+    old = await organizer.tap(callback_data=first)
+    assert old.alert == STALE, "the older screen showed another condition"
+    assert vetoes(bot.engine) == []
+    await organizer.tap("✅ 确认登记")
+    assert vetoes(bot.engine) == [(bot.world.orgs["village"], "excess_births", None)]
+
+
 async def test_the_confirmation_expires_with_the_bots_clock(
     bot: BotHarness, organizer: Phone
 ) -> None:
@@ -390,6 +403,6 @@ async def test_an_already_marked_branch_shows_its_reason_and_a_new_one_replaces_
 async def test_a_too_long_reason_is_asked_again(bot: BotHarness, organizer: Phone) -> None:
     await organizer.send("/members_only 东方")
     again = await organizer.send("长" * 501)
-    assert again.text == t("flags.too_long", limit=500)
+    assert again.text == t("hardening.text_too_long", length=501, limit=500)
     confirm = await organizer.send("外出务工")
     assert "原因：外出务工" in confirm.text

@@ -15,6 +15,7 @@ storage has no way to withdraw one (nor a members-only mark), so neither does th
 
 from __future__ import annotations
 
+import secrets
 from enum import StrEnum
 from typing import Any
 
@@ -53,6 +54,7 @@ from surveys.vetoes import VETO_CONDITIONS, match_veto_conditions, veto_by_numbe
 FLAG = "flag"  # the PendingInput kind of these flows
 PAGE_SIZE = 8
 MAX_NOTE = 500  # Veto.note and Organization.members_only_reason hold 500 characters
+TOKENS = 10**12  # a step's token, on its 跳过 and ✅ buttons
 ACTIONS = {Flag.VETO: "grade.veto", Flag.MEMBERS_ONLY: "org.members_only"}
 _KEYS = {Flag.VETO: "veto", Flag.MEMBERS_ONLY: "members_only"}
 
@@ -81,15 +83,22 @@ def _organized(session: Session, update: Update, request: Request, flag: Flag, o
     return org_id
 
 
-def _wait(session: Session, request: Request, flag: Flag, step: Step, **data: Any) -> None:
-    """Remember the open step (replacing any earlier one of this person)."""
+def _wait(session: Session, request: Request, flag: Flag, step: Step, **data: Any) -> int:
+    """Remember the open step (replacing any earlier one of this person); return its token.
+
+    跳过 and ✅ carry the token, not the branch: only the buttons of the screen that opened
+    this very step act, so an older confirmation (another condition, another note) tapped
+    later is stale instead of recording what the newer screen showed.
+    """
+    token = secrets.randbelow(TOKENS) + 1
     set_pending(
         session,
         person_id=request.person_id,
         kind=FLAG,
-        data={"flag": flag.value, "step": step.value, **data},
+        data={"flag": flag.value, "step": step.value, "token": token, **data},
         now=request.now,
     )
+    return token
 
 
 def _stale(locale: str) -> Answer:
@@ -184,7 +193,7 @@ def condition_tap(
     if code in vetoes_of(session, round_id=request.round_id, org_id=org_id):
         text = t("flags.veto.already", request.locale)
         return Answer(toast=text, alert=True)
-    _wait(session, request, Flag.VETO, Step.NOTE, org_id=org_id, condition=code)
+    token = _wait(session, request, Flag.VETO, Step.NOTE, org_id=org_id, condition=code)
     locale = request.locale
     text = t(
         "flags.veto.ask_note",
@@ -192,7 +201,7 @@ def condition_tap(
         name=views.esc(name_of(session, org_id)),
         condition=t(f"veto.full.{code}", locale),
     )
-    skip = button(t("flags.skip_button", locale), FlagTap(Flag.VETO, FlagStep.SKIP, org_id))
+    skip = button(t("flags.skip_button", locale), FlagTap(Flag.VETO, FlagStep.SKIP, token))
     return Answer.text(text, InlineKeyboardMarkup([[skip], _cancel_row(Flag.VETO, locale)]))
 
 
@@ -273,10 +282,9 @@ def confirm_screen(
     else:
         lines.append(t("flags.members_only.reason_line", locale, reason=views.esc(note or "")))
         lines.append(t("flags.members_only.effect", locale))
-    _wait(session, request, flag, Step.CONFIRM, org_id=org_id, condition=code, note=note)
-    confirm = button(
-        t(_key(flag, "confirm_button"), locale), FlagTap(flag, FlagStep.CONFIRM, org_id)
-    )
+    token = _wait(session, request, flag, Step.CONFIRM, org_id=org_id, condition=code, note=note)
+    label = t(_key(flag, "confirm_button"), locale)
+    confirm = button(label, FlagTap(flag, FlagStep.CONFIRM, token))
     markup = InlineKeyboardMarkup([[confirm, *_cancel_row(flag, locale)]])
     return Answer.text("\n".join(lines), markup)
 
@@ -286,7 +294,7 @@ def _note_problem(text: str, locale: str) -> Answer | None:
     if not text:
         return Answer.text(t("flags.empty_note", locale))
     if len(text) > MAX_NOTE:
-        return Answer.text(t("flags.too_long", locale, limit=MAX_NOTE))
+        return Answer.text(t("hardening.text_too_long", locale, length=len(text), limit=MAX_NOTE))
     return None
 
 
@@ -350,18 +358,18 @@ def flag_tap(session: Session, update: Update, context: Context, tap: FlagTap) -
             if _open_step(session, request, tap.flag) is not None:
                 clear_pending(session, person_id=request.person_id)
             return Answer.text(t("flags.cancelled", locale))
-    _organized(session, update, request, tap.flag, tap.number)
     data = _open_step(session, request, tap.flag)
     wanted = Step.NOTE if tap.step is FlagStep.SKIP else Step.CONFIRM
     if (
         data is None
         or data.get("step") != wanted.value
-        or data.get("org_id") != tap.number
+        or data.get("token") != tap.number
         or (tap.step is FlagStep.SKIP and tap.flag is not Flag.VETO)
     ):
         return _stale(locale)
+    org_id = _organized(session, update, request, tap.flag, int(data["org_id"]))
     if tap.step is FlagStep.SKIP:
-        return confirm_screen(session, request, Flag.VETO, tap.number, None, data["condition"])
+        return confirm_screen(session, request, Flag.VETO, org_id, None, data["condition"])
     return _record(session, request, tap.flag, data)
 
 
