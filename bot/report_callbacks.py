@@ -15,6 +15,10 @@ Shapes (all ``rp:``-prefixed, far below Telegram's 64-byte limit):
   effect first (``a``), lock (``l``), give a reason and lock (``r``), ask for an exception
   (``e``), confirm another organizer's exception (``c``).
 * ``rp:u:<org>`` — unlock a locked grade (the reason follows as text).
+* ``rp:f:<flag>:<step>:<n>`` — a step of recording a veto (``v``) or a members-only branch
+  (``m``): a page of the branch picker (``p``, n the page from 0), choose branch n (``b``),
+  skip the note (``s``) or confirm (``y``) the step whose token is n, cancel (``n``, n 0).
+* ``rp:fv:<org>:<n>`` — veto condition number n (1-based, ``surveys.vetoes``) for a branch.
 
 A tap carries the ids it acts on, never a name: the handler re-checks the asker's scope
 for that id. Anything our buttons do not produce raises :class:`BadReportCallback`.
@@ -28,6 +32,7 @@ from enum import StrEnum
 
 from surveys.branch_buttons import INVITES_CODE, NOTICE_CODE
 from surveys.rules import Grade
+from surveys.vetoes import veto_by_number
 
 PREFIX = "rp:"
 CALLBACK_PATTERN = r"^rp:"
@@ -123,7 +128,58 @@ class UnlockTap:
     org_id: int
 
 
-ReportTap = ExportTap | BranchTap | OverrideTap | SignTap | CloseTap | DecideTap | UnlockTap
+class Flag(StrEnum):
+    """What an organizer records about a branch with a button flow."""
+
+    VETO = "v"  # a 高压线 condition (docs/rules.md §5.6)
+    MEMBERS_ONLY = "m"  # 以全体党员测评为准 (docs/rules.md §6.2)
+
+
+class FlagStep(StrEnum):
+    """A step of a flag's flow."""
+
+    PAGE = "p"  # a page of the branch picker (the number is the page, from 0)
+    BRANCH = "b"  # the branch is chosen
+    SKIP = "s"  # no note
+    CONFIRM = "y"  # record what the confirmation showed
+    CANCEL = "n"  # record nothing
+
+
+MAX_PAGE = 999
+
+
+@dataclass(frozen=True)
+class FlagTap:
+    """A step of recording a veto or a members-only branch.
+
+    ``number`` is a page (``PAGE``), a branch id (``BRANCH``), the open step's token (``SKIP``,
+    ``CONFIRM``: ``bot.reports.flag_flows`` keeps it with the step) or 0 (``CANCEL``).
+    """
+
+    flag: Flag
+    step: FlagStep
+    number: int
+
+
+@dataclass(frozen=True)
+class VetoConditionTap:
+    """A veto condition chosen for a branch, by its number in ``surveys.vetoes``."""
+
+    org_id: int
+    number: int
+
+
+ReportTap = (
+    ExportTap
+    | BranchTap
+    | OverrideTap
+    | SignTap
+    | CloseTap
+    | DecideTap
+    | UnlockTap
+    | FlagTap
+    | VetoConditionTap
+)
 
 
 class BadReportCallback(ValueError):
@@ -150,6 +206,10 @@ def encode(tap: ReportTap) -> str:
             body = f"dg:{org_id}:{grade.value}:{step.value}"
         case UnlockTap(org_id=org_id):
             body = f"u:{org_id}"
+        case FlagTap(flag=flag, step=step, number=number):
+            body = f"f:{flag.value}:{step.value}:{number}"
+        case VetoConditionTap(org_id=org_id, number=number):
+            body = f"fv:{org_id}:{number}"
     data = PREFIX + body
     if len(data.encode()) > MAX_CALLBACK_BYTES:  # a bug, never user input
         raise ValueError(f"callback data longer than {MAX_CALLBACK_BYTES} bytes: {data!r}")
@@ -172,6 +232,10 @@ _CLOSE = re.compile(rf"^rp:k:(?P<item>{_ID})$")
 _STEPS = "|".join(step.value for step in DecideStep)
 _DECIDE = re.compile(rf"^rp:dg:(?P<org>{_ID}):(?P<grade>{_GRADES}):(?P<step>{_STEPS})$")
 _UNLOCK = re.compile(rf"^rp:u:(?P<org>{_ID})$")
+_FLAGS = "|".join(flag.value for flag in Flag)
+_FLAG_STEPS = "|".join(step.value for step in FlagStep)
+_FLAG = re.compile(rf"^rp:f:(?P<flag>{_FLAGS}):(?P<step>{_FLAG_STEPS}):(?P<number>0|{_ID})$")
+_VETO_CONDITION = re.compile(rf"^rp:fv:(?P<org>{_ID}):(?P<number>[1-9])$")
 
 
 def decode(data: str | None) -> ReportTap:
@@ -192,4 +256,19 @@ def decode(data: str | None) -> ReportTap:
         return DecideTap(int(match["org"]), Grade(match["grade"]), DecideStep(match["step"]))
     if match := _UNLOCK.match(data):
         return UnlockTap(int(match["org"]))
+    if match := _FLAG.match(data):
+        return _flag_tap(Flag(match["flag"]), FlagStep(match["step"]), int(match["number"]))
+    if (match := _VETO_CONDITION.match(data)) and veto_by_number(int(match["number"])):
+        return VetoConditionTap(int(match["org"]), int(match["number"]))
     raise BadReportCallback("unknown shape")
+
+
+def _flag_tap(flag: Flag, step: FlagStep, number: int) -> FlagTap:
+    """A page from 0 to MAX_PAGE; 0 for cancel (it needs no branch); else a branch id."""
+    if step is FlagStep.PAGE:
+        wrong = number > MAX_PAGE
+    else:
+        wrong = (number != 0) if step is FlagStep.CANCEL else (number == 0)
+    if wrong:
+        raise BadReportCallback("number out of range")
+    return FlagTap(flag, step, number)

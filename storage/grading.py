@@ -76,6 +76,66 @@ def _clean(text: str | None) -> str:
 # --- Vetoes and members-only branches ------------------------------------------------------
 
 
+def vetoes_of(session: Session, *, round_id: int, org_id: int) -> list[str]:
+    """The veto codes recorded against a branch in a round, in the order recorded."""
+    rows = session.exec(
+        select(Veto.condition)
+        .where(Veto.round_id == round_id, Veto.org_id == org_id)
+        .order_by(col(Veto.id))
+    ).all()
+    return list(rows)
+
+
+@dataclass(frozen=True)
+class GradeChange:
+    """A branch whose proposed grade moves (None: no proposal)."""
+
+    org_id: int
+    name: str
+    before: Grade | None
+    after: Grade | None
+
+
+@dataclass(frozen=True)
+class VetoEffect:
+    """What recording a veto would do to the proposals of the branch's pool (§5.6)."""
+
+    in_round: bool
+    provisional: bool  # the pool is incomplete: thresholds and vetoes only, no quota yet
+    before: Grade | None  # the branch's proposal now
+    after: Grade | None  # its proposal with the veto
+    others: list[GradeChange]  # other branches of the pool whose proposal moves (a 好 place)
+    decided: Grade | None  # a grade the committee already locked, if any
+
+
+def veto_effect(
+    session: Session, *, round_id: int, org_id: int, condition: str, now: datetime
+) -> VetoEffect:
+    """The proposals of the branch's pool now and as they would be with this veto."""
+    before = round_tally(session, round_id=round_id, now=now)
+    after = round_tally(session, round_id=round_id, now=now, extra_vetoes={org_id: [condition]})
+    branch, changed = before.branch(org_id), after.branch(org_id)
+    if branch is None or changed is None:
+        return VetoEffect(False, True, None, None, [], None)
+    others = []
+    for old in before.branches:
+        new = after.branch(old.org_id)
+        if old.org_id == org_id or new is None or old.pool is not branch.pool:
+            continue
+        grades = [b.proposal.grade if b.proposal else None for b in (old, new)]
+        if grades[0] is not grades[1]:
+            others.append(GradeChange(old.org_id, old.name, grades[0], grades[1]))
+    decision = branch.decision
+    return VetoEffect(
+        in_round=True,
+        provisional=branch.provisional,
+        before=branch.proposal.grade if branch.proposal else None,
+        after=changed.proposal.grade if changed.proposal else None,
+        others=others,
+        decided=decision.final_grade if decision is not None and decision.locked else None,
+    )
+
+
 def record_veto(
     session: Session,
     *,
@@ -86,10 +146,16 @@ def record_veto(
     person_id: int | None,
     now: datetime,
 ) -> Veto:
-    """Record a veto condition against a branch: it can no longer be proposed 好."""
+    """Record a veto condition against a branch: it can no longer be proposed 好.
+
+    The same condition twice for one branch and round is refused ('already_recorded'): it
+    would change nothing but the audit trail's clarity.
+    """
     code = parse_veto_condition(condition)
     if code is None:
         raise GradingError("unknown_condition", condition=condition)
+    if code in vetoes_of(session, round_id=round_id, org_id=org_id):
+        raise GradingError("already_recorded", condition=code)
     veto = Veto(
         round_id=round_id,
         org_id=org_id,
@@ -109,6 +175,12 @@ def record_veto(
     )
     session.flush()
     return veto
+
+
+def members_only_reason(session: Session, *, org_id: int) -> str | None:
+    """The reason a branch is surveyed among its members only, or None when it is not."""
+    org = session.get(Organization, org_id)
+    return org.members_only_reason if org is not None and org.members_only else None
 
 
 def mark_members_only(

@@ -333,19 +333,23 @@ def round_tally(
     org_ids: Collection[int] | None = None,
     distribution: bool = False,
     now: datetime | None = None,
+    extra_vetoes: Mapping[int, Collection[str]] | None = None,
 ) -> RoundTally:
     """The live tally of a round; each pool proposed over all its branches in the round.
 
     ``org_ids`` only filters the branches returned (a branch's proposal is always in the
     context of its whole pool). ``distribution`` also loads the counts per question and
     option. ``now`` judges the satisfaction deadlines (参与面未达标); without it no deadline
-    has passed.
+    has passed. ``extra_vetoes`` adds veto conditions not stored (yet): the tally as it would
+    be once they are, shown before an organizer confirms one.
     """
     round_ = session.get(Round, round_id)
     if round_ is None:
         raise LookupError(f"round {round_id}")
     options = RoundOptions.from_json(round_.options)
     data = _read_round(session, round_id, org_ids, distribution)
+    for org_id, codes in (extra_vetoes or {}).items():
+        data.vetoes[org_id] = [*data.vetoes.get(org_id, []), *codes]
     scores = {org_id: _scores(data, org_id, options.composite_weights) for org_id in data.coverage}
     inputs = [
         grading.BranchInput(

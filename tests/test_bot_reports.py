@@ -459,16 +459,20 @@ async def test_a_secretary_cannot_grade_and_a_forged_tap_is_refused(town: BotHar
 
 async def test_the_organizer_records_a_veto_and_a_members_only_branch(town: BotHarness) -> None:
     phone = phone_of(town, "organizer", ORGANIZER)
-    veto = await phone.send("/veto 红星村 违纪违法党员 2026年3月")
+    # The command line stops at the confirmation (issue 14), which shows the effect.
+    asked = await phone.send("/veto 红星村 违纪违法党员 2026年3月")
+    assert "建议等次：较差（不变）" in asked.text
+    veto = await phone.tap("✅ 确认登记")
     assert "已登记红星村党支部的高压线：违纪违法党员" in veto.text
-    marked = await phone.send("/members_only 东方 职工分散在外地项目")
+    await phone.send("/members_only 东方 职工分散在外地项目")
+    marked = await phone.tap("✅ 确认标记")
     assert "以全体党员测评为准" in marked.text
     with Session(town.engine) as session:
         assert [v.condition for v in session.exec(select(Veto)).all()] == ["disciplinary_violation"]
         firm = session.get(Organization, town.world.orgs["enterprise"])
         assert firm and firm.members_only and firm.members_only_reason == "职工分散在外地项目"
-    usage = await phone.send("/veto 红星村")
-    assert "用法" in usage.text
+    picker = await phone.send("/veto 红星村")
+    assert "1. 有不合格党员" in picker.text, "a branch alone opens the condition picker"
 
 
 async def test_only_an_organizer_may_veto_or_mark_members_only(town: BotHarness) -> None:

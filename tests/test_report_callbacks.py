@@ -12,9 +12,13 @@ from bot.report_callbacks import (
     Capacity,
     CloseTap,
     ExportTap,
+    Flag,
+    FlagStep,
+    FlagTap,
     OverrideTap,
     ReportTap,
     SignTap,
+    VetoConditionTap,
     decode,
     encode,
 )
@@ -28,6 +32,10 @@ TAPS: list[ReportTap] = [
     *(OverrideTap(7, grade) for grade in Grade),
     *(SignTap(BIG, capacity) for capacity in Capacity),
     CloseTap(3),
+    *(FlagTap(flag, FlagStep.PAGE, 0) for flag in Flag),
+    *(FlagTap(flag, step, BIG) for flag in Flag for step in FlagStep if step.value in "bsy"),
+    FlagTap(Flag.VETO, FlagStep.CANCEL, 0),
+    *(VetoConditionTap(BIG, number) for number in (1, 2, 3, 4)),
 ]
 
 
@@ -44,6 +52,9 @@ def test_the_wire_format_is_stable_for_buttons_already_sent() -> None:
     assert decode("rp:o:12:fairly_good") == OverrideTap(12, Grade.FAIRLY_GOOD)
     assert decode("rp:s:12:l") == SignTap(12, Capacity.WORK_GROUP_LEADER)
     assert Capacity.WORK_GROUP_LEADER.role == "work_group_leader"
+    assert decode("rp:f:v:b:12") == FlagTap(Flag.VETO, FlagStep.BRANCH, 12)
+    assert decode("rp:f:m:p:1") == FlagTap(Flag.MEMBERS_ONLY, FlagStep.PAGE, 1)
+    assert decode("rp:fv:12:2") == VetoConditionTap(12, 2)
 
 
 @pytest.mark.parametrize(
@@ -70,6 +81,16 @@ def test_the_wire_format_is_stable_for_buttons_already_sent() -> None:
         "rp:t:1 ",
         "rp:t:1234567890123456789",
         "a:1:0:0:c:0",
+        "rp:fv:1:0",  # veto conditions are numbered 1–4 (surveys.vetoes)
+        "rp:fv:1:5",
+        "rp:fv:1:12",
+        "rp:f:v:b:0",  # a branch is never 0
+        "rp:f:v:y:0",
+        "rp:f:v:n:1",  # cancel carries no branch
+        "rp:f:v:p:1000",
+        "rp:f:x:b:1",
+        "rp:f:v:z:1",
+        "rp:f:v:b:红星村",
         "rp:t:" + "1" * 80,
     ],
 )

@@ -2,7 +2,8 @@
 
 Commands: /tally /coverage /rank (``tallies``), /grades (``grades``), /publish and the
 sign-offs (``publish``), /report /review /finalize /regrade (``review``), /rectify (``ledger``),
-/veto /members_only /rerun /waive (``flags``), /export /chart (``files``). Buttons carry typed
+/veto /members_only /rerun /waive (``flags``; the first two are the button flows of
+``flag_flows``), /export /chart (``files``). Buttons carry typed
 taps (``bot.report_callbacks``), dispatched in ``taps``; what every feature shares is in
 ``common``.
 

@@ -1,4 +1,7 @@
-"""/veto, /members_only, /rerun and /waive: the organizer's one-line decisions about a branch."""
+"""/veto, /members_only, /rerun and /waive: the organizer's decisions about a branch.
+
+/veto and /members_only are button flows (``flag_flows``); /rerun and /waive take one line.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ from bot.reports.common import (
     request_of,
     run,
 )
+from bot.reports.flag_flows import members_only_answer, veto_answer
 from storage.db import Session
-from storage.grading import GradingError, mark_members_only, record_veto
 from storage.remedies import RemedyError, order_rerun, waive_participation
 from surveys.i18n import t
 
@@ -42,66 +45,14 @@ def _organized_branch(
     return picked
 
 
-def veto_answer(session: Session, update: Update, context: Context, args: list[str]) -> Answer:
-    """/veto <branch> <condition> [note]: record a 高压线 condition against a branch."""
-    request = request_of(session, update, context, "grade.veto", organizer)
-    picked = _organized_branch(session, update, request, args, "grade.veto", "report.veto_usage")
-    if isinstance(picked, Answer):
-        return picked
-    try:
-        veto = record_veto(
-            session,
-            round_id=request.round_id,
-            org_id=picked,
-            condition=args[1],
-            note=" ".join(args[2:]) or None,
-            person_id=request.person_id,
-            now=request.now,
-        )
-    except GradingError as error:
-        return Answer.text(t(f"report.error.{error.code}", request.locale))
-    condition = t(f"veto.{veto.condition}", request.locale)
-    name = views.esc(name_of(session, picked))
-    return Answer.text(t("report.veto_recorded", request.locale, name=name, condition=condition))
-
-
 async def veto_command(update: Update, context: Context) -> None:
-    """/veto <branch> <condition> [note]."""
+    """/veto [branch [condition [note]]]: the button flow of ``flag_flows``."""
     args = args_of(context)
     await run(update, context, lambda session: veto_answer(session, update, context, args))
 
 
-def members_only_answer(
-    session: Session, update: Update, context: Context, args: list[str]
-) -> Answer:
-    """/members_only <branch> <reason>: the masses cannot be reached (以全体党员测评为准)."""
-    request = request_of(session, update, context, "org.members_only", organizer)
-    usage = "report.members_only_usage"
-    picked = _organized_branch(session, update, request, args, "org.members_only", usage)
-    if isinstance(picked, Answer):
-        return picked
-    try:
-        org = mark_members_only(
-            session,
-            org_id=picked,
-            reason=" ".join(args[1:]),
-            person_id=request.person_id,
-            now=request.now,
-        )
-    except GradingError as error:
-        return Answer.text(t(f"report.error.{error.code}", request.locale))
-    return Answer.text(
-        t(
-            "report.members_only_recorded",
-            request.locale,
-            name=views.esc(org.name),
-            reason=views.esc(org.members_only_reason or ""),
-        )
-    )
-
-
 async def members_only_command(update: Update, context: Context) -> None:
-    """/members_only <branch> <reason>."""
+    """/members_only [branch [reason]]: the button flow of ``flag_flows``."""
     args = args_of(context)
     await run(update, context, lambda session: members_only_answer(session, update, context, args))
 

@@ -13,14 +13,17 @@ from bot.report_callbacks import (
     CloseTap,
     DecideTap,
     ExportTap,
+    FlagTap,
     OverrideTap,
     ReportTap,
     SignTap,
     UnlockTap,
+    VetoConditionTap,
     decode,
 )
 from bot.reports.common import Answer, Refused, request_of, run, send
 from bot.reports.files import export_answer
+from bot.reports.flag_flows import FLAG, condition_tap, continue_flag, flag_tap
 from bot.reports.grades import (
     GRADING_KINDS,
     confirm_grade,
@@ -67,6 +70,10 @@ def _dispatch(session: Session, update: Update, context: Context, tap: ReportTap
             return decide_tap(session, update, context, tap)
         case UnlockTap(org_id=org_id):
             return unlock_tap(session, update, context, org_id)
+        case FlagTap():
+            return flag_tap(session, update, context, tap)
+        case VetoConditionTap():
+            return condition_tap(session, update, context, tap)
 
 
 def tap_answer(session: Session, update: Update, context: Context, data: str) -> Answer:
@@ -102,6 +109,8 @@ def pending_text_answer(
     pending = pending_for(session, person_id=who.person_id, now=services(context).now())
     if pending is None:
         return None
+    if pending.kind == FLAG:  # /veto or /members_only: checks its own roles
+        return continue_flag(session, update, context, who.person_id, pending.data, text)
     action = f"grade.{pending.kind}" if pending.kind in GRADING_KINDS else "rectify.add"
     try:
         request = request_of(session, update, context, action)
