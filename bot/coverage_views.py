@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.report_views import DASH, NAME_WIDTH, esc, pad, short_name
+from bot.phone_tables import EMPTY, table
+from bot.report_views import esc, pre, short_name
 from storage.participation import PersonOwing
 from storage.tallies import BranchTally, RoundTally
 from surveys.categories import BRANCH_AUDIENCES, Audience
@@ -23,28 +24,30 @@ def gap(branch: BranchTally) -> int:
 
 
 def coverage_table(tally: RoundTally, locale: str) -> str:
-    """Participation of every branch: members and masses against their targets, the gap."""
-    header = (
-        pad(t("report.col.name", locale), NAME_WIDTH + 1)
-        + pad(t("report.col.members", locale), 8, right=True)
-        + pad(t("report.col.masses", locale), 8, right=True)
-        + pad(t("report.col.gap", locale), 5, right=True)
-    )
-    rows = [header]
-    for branch in sorted(tally.branches, key=lambda b: (-gap(b), b.name)):
-        rows.append(
-            pad(short_name(branch.name), NAME_WIDTH + 1)
-            + pad(_against(branch, Audience.MEMBERS), 8, right=True)
-            + pad(_against(branch, Audience.MASSES), 8, right=True)
-            + pad(str(gap(branch)), 5, right=True)
-        )
+    """Participation of every branch, the furthest behind first: the gap, members and masses
+    against their targets, then the name last (Chinese names drift in ``<pre>`` on phones)."""
+    header = [
+        t("report.col.gap", locale),
+        t("report.col.members", locale),
+        t("report.col.masses", locale),
+        t("report.col.name", locale),
+    ]
+    rows = [
+        [
+            str(gap(branch)),
+            _against(branch, Audience.MEMBERS),
+            _against(branch, Audience.MASSES),
+            short_name(branch.name),
+        ]
+        for branch in sorted(tally.branches, key=lambda b: (-gap(b), b.name))
+    ]
     title = t("report.coverage_title", locale)
-    return f"<b>{esc(title)}</b>\n<pre>{esc(chr(10).join(rows))}</pre>"
+    return f"<b>{esc(title)}</b>\n{pre(table(header, rows, 'rrr'))}"
 
 
 def _against(branch: BranchTally, audience: Audience) -> str:
     cov = branch.coverage.get(audience)
-    return DASH if cov is None else f"{cov.respondents}/{cov.required}"
+    return EMPTY if cov is None else f"{cov.respondents}/{cov.required}"
 
 
 def _audience_lines(branch: BranchTally, locale: str) -> list[str]:

@@ -13,13 +13,12 @@ from datetime import date, datetime, tzinfo
 from decimal import Decimal
 
 from bot.phone_tables import EMPTY, pad, table, width
-from storage.grading import Signature
 from storage.models import RectificationItem
 from storage.tallies import BranchTally, RoundTally
 from surveys.categories import Audience
 from surveys.grading import PoolProposal, Status, display_score
 from surveys.i18n import t
-from surveys.instruments import Instrument
+from surveys.instruments import Instrument, Item
 from surveys.rules import Grade
 from surveys.text import short_number
 
@@ -423,42 +422,12 @@ def grade_line(branch: BranchTally, locale: str) -> str:
 # --- /publish -------------------------------------------------------------------------------
 
 
-def publish_text(
-    branch: BranchTally,
-    tally: RoundTally,
-    instrument: Instrument,
-    signed: dict[str, Signature],
-    zone: tzinfo,
-    locale: str,
-) -> str:
-    """The branch's satisfaction tally as announced at the meeting (当场公布), with signatures."""
-    lines = [f"<b>{esc(t('report.publish_title', locale, name=branch.name))}</b>"]
-    lines += _satisfaction_lines(branch, tally.threshold, locale)
-    if branch.distribution is not None and not branch.small_group:
-        lines.append(t("report.distribution", locale))
-        for item in instrument.items:
-            counts = branch.distribution.get(item.id)
-            if not counts:
-                continue
-            options = t("report.list_separator", locale).join(
-                f"{option.text.get(locale)} {counts.get(option.id, 0)}" for option in item.options
-            )
-            label = item.description.get(locale) if item.description else item.id.upper()
-            lines.append(esc(f"{item.id.upper()} {label}：{options}"))
-    for role in ("secretary", "work_group_leader"):
-        signature = signed.get(role)
-        if signature is None:
-            lines.append(t(f"report.unsigned.{role}", locale))
-        else:
-            lines.append(
-                t(
-                    f"report.signed.{role}",
-                    locale,
-                    name=esc(signature.name),
-                    when=local_time(signature.signed_at, zone),
-                )
-            )
-    return "\n".join(lines)
+def item_label(item: Item, locale: str) -> str:
+    """A question named on the meeting screen: its short label (总体评价), never a bare Q6."""
+    for text in (item.short_label, item.description):
+        if text is not None and text.get(locale):
+            return text.get(locale)
+    return item.text.get(locale)
 
 
 # --- /rectify -------------------------------------------------------------------------------

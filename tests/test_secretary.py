@@ -71,8 +71,8 @@ async def test_coverage_and_the_secretary_reminder_give_the_same_gap(bot: BotHar
     assert _gap(coverage.text) == _gap(reminder.payload["text"]) == 5
     organizer = await registered(bot, "organizer", ORGANIZER)
     table = await organizer.send("/coverage")
-    row = next(line for line in table.text.splitlines() if line.startswith("红星村"))
-    assert row.split()[-1] == "5", table.text
+    row = next(line for line in table.text.splitlines() if line.endswith("红星村"))
+    assert row.split()[0] == "5", table.text  # the gap first, the name last
 
 
 # --- The secretary's buttons -----------------------------------------------------------------

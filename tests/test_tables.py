@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot import report_views as views
+from bot.coverage_views import coverage_table
 from storage.db import transaction
 from storage.models import Assignment, Organization, Round, TelegramAccount
 from storage.responses import save_answer, submit
@@ -214,3 +215,17 @@ async def test_a_secretary_reads_their_branch_without_trailing_zeros(scored: Bot
     assert "上级评分：92.5（1 人）" in detail.text and ".00" not in detail.text
     (ranking,) = [b for b in shown_blocks(await phone.send("/rank")) if len(b) > 1][:1]
     assert ranking[0].startswith("名次") and ranking[1].endswith("红星村")
+
+
+# --- /coverage's township table ------------------------------------------------------------
+
+
+def test_the_coverage_table_puts_numbers_first_and_the_name_last(graded: RoundTally) -> None:
+    (lines,) = pre_blocks(coverage_table(graded, "zh_CN"))
+    assert lines[0].split() == ["缺口", "党员", "群众", "党组织"]
+    names = [line.split()[-1] for line in lines[1:]]
+    assert "东盾村" in names and "西河村" in names
+    assert len(name_column(lines[1:], names)) == 1, "every name starts in the same column"
+    gaps = [int(line.split()[0]) for line in lines[1:]]
+    assert gaps == sorted(gaps, reverse=True), "the furthest behind first"
+    assert all(views.width(line) <= PHONE_COLUMNS for line in lines)

@@ -120,6 +120,10 @@ async def test_organizer(bot: BotHarness) -> None:
     sheet = await talk.send("/publish 红星村")
     fingerprint = FINGERPRINT.search(sheet.text)
     assert fingerprint is not None and "工作组组长：未签字" in sheet.text
+    # Every question is named once, by its short label (no "Q6 Q6", no bare "Q6").
+    assert "\nQ1 领导班子好：满意 3、基本满意 1、不满意 1\n" in sheet.text
+    assert "\nQ6 总体评价：好 5、较好 0、一般 0、较差 0\n" in sheet.text
+    assert "\nQ8 参与情况：经常参加 5" in sheet.text
     asked = await talk.tap("✍ 工作组组长签字")
     assert asked.text == (  # the confirmation names the very record shown
         "确认以工作组组长身份签字？\n签字的是红星村党支部的公布记录：有效票 5 张，"
@@ -129,8 +133,10 @@ async def test_organizer(bot: BotHarness) -> None:
     signed = await talk.tap("✅ 确认签字")
     assert "工作组组长：王组织（2026-03-02 09:00 签字）" in signed.text
 
-    await talk.send("/coverage")
-    await talk.send("/remind")
+    coverage = await talk.send("/coverage")
+    assert "缺口 党员 群众 党组织\n" in coverage.text  # numbers first, the name last
+    reminded = await talk.send("/remind")
+    assert "提醒对象（1人）：\n青山镇党委：王组织" in reminded.text  # who, not only how many
     # The fingerprint hashes Decimal text, which SQLite and PostgreSQL spell differently:
     # the stored transcript keeps the words, not the backend's digits.
     talk.blocks = [FINGERPRINT.sub("记录指纹 …", block) for block in talk.blocks]

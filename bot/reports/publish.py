@@ -82,10 +82,11 @@ def _distribution_lines(record: AnnouncedTally, instrument: Instrument, locale: 
         options = t("report.list_separator", locale).join(
             f"{option.text.get(locale)} {counts.get(option.id, 0)}" for option in item.options
         )
-        # An item without a description is named once by its number ("Q6：好 9").
-        number = item.id.upper()
-        label = f"{number} {item.description.get(locale)}" if item.description else number
-        lines.append(views.esc(f"{label}：{options}"))
+        label = views.item_label(item, locale)  # named once: "Q6 总体评价", never "Q6 Q6"
+        line = t(
+            "report.distribution_line", locale, number=item.id.upper(), label=label, options=options
+        )
+        lines.append(views.esc(line))
     return lines
 
 
