@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -166,11 +166,11 @@ class AnnouncedTally:
         payload = {
             "round_id": self.round_id,
             "org_id": self.org_id,
-            "announced_at": self.announced_at.isoformat(),
+            "announced_at": _utc_text(self.announced_at),
             "ballots": self.ballots,
             "respondents": dict(sorted(self.respondents.items())),
             "satisfaction_score": _text(self.satisfaction_score),
-            "rates": None if self.rates is None else {k: str(v) for k, v in self.rates.items()},
+            "rates": None if self.rates is None else {k: _text(v) for k, v in self.rates.items()},
             "distribution": None
             if self.distribution is None
             else {q: dict(sorted(o.items())) for q, o in sorted(self.distribution.items())},
@@ -180,7 +180,17 @@ class AnnouncedTally:
 
 
 def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    """A number as its value, not its spelling: 72.00, 72.0 and 72 are all "72"."""
+    if value is None:
+        return None
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "0") else text
+
+
+def _utc_text(moment: datetime) -> str:
+    """An instant in UTC (a naive time is UTC, as every stored time is)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat()
 
 
 def fully_signed(signatures: Mapping[Signer, int]) -> bool:

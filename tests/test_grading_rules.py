@@ -683,6 +683,20 @@ def test_the_announced_tally_is_frozen_and_its_digest_changes_with_any_number() 
         record.ballots = 7  # type: ignore[misc]
 
 
+def test_the_digest_is_the_same_however_a_database_spells_the_same_record() -> None:
+    """SQLite hands back 72.0 and a naive UTC time where PostgreSQL gives 72.00 and +00:00;
+    a signature must sign the record, not the engine's spelling of it."""
+    aware = datetime(2027, 3, 16, 7, 30, tzinfo=UTC)
+    rates = {"satisfaction": D("0.8"), "awareness": D("1")}
+    stored = AnnouncedTally(1, 3, aware, 5, {"members": 5}, D("72.00"), rates)
+    rates_read = {"satisfaction": D("0.800"), "awareness": D("1.0000")}
+    naive = aware.replace(tzinfo=None)
+    read_back = AnnouncedTally(1, 3, naive, 5, {"members": 5}, D("72.0"), rates_read)
+    assert stored.digest() == read_back.digest()
+    changed = AnnouncedTally(1, 3, aware, 5, {"members": 5}, D("72.01"), rates)
+    assert stored.digest() != changed.digest()
+
+
 def test_only_the_group_leader_signs_as_leader_and_two_people_must_sign() -> None:
     assert not may_sign(Signer.WORK_GROUP_LEADER, {Role.INSPECTOR.value})
     assert may_sign(
