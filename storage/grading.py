@@ -136,6 +136,15 @@ def veto_effect(
     )
 
 
+def _lock_branch(session: Session, org_id: int) -> None:
+    """Row-lock the branch on PostgreSQL, so a check-then-insert on it is not raced.
+
+    SQLite needs nothing: its writers already queue (BEGIN IMMEDIATE, see storage.db).
+    """
+    locked = select(Organization.id).where(col(Organization.id) == org_id).with_for_update()
+    session.exec(locked).first()
+
+
 def record_veto(
     session: Session,
     *,
@@ -154,6 +163,7 @@ def record_veto(
     code = parse_veto_condition(condition)
     if code is None:
         raise GradingError("unknown_condition", condition=condition)
+    _lock_branch(session, org_id)  # two taps at once: the second waits, then sees the first
     if code in vetoes_of(session, round_id=round_id, org_id=org_id):
         raise GradingError("already_recorded", condition=code)
     veto = Veto(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -158,6 +161,51 @@ def test_a_branch_without_a_score_cannot_be_graded(engine: Engine) -> None:
 
 
 # --- Vetoes and members-only -------------------------------------------------------------
+
+
+def test_two_organizers_recording_the_same_veto_at_once_record_it_once(engine: Engine) -> None:
+    """Two ✅ taps at the same moment on PostgreSQL: the second waits, then is refused."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writers already queue (BEGIN IMMEDIATE)")
+    with transaction(engine) as session:
+        round_id, ids = _graded_township(session, [95, 85, 75, 65, 55])
+    veto = {"round_id": round_id, "org_id": ids[0], "condition": "超计划生育", "note": None}
+    second: list[BaseException | None] = []
+
+    def record_second() -> None:
+        try:
+            with transaction(engine) as other:
+                record_veto(other, **veto, person_id=None, now=NOW)
+            second.append(None)
+        except GradingError as error:
+            second.append(error)
+
+    with transaction(engine) as first:
+        record_veto(first, **veto, person_id=None, now=NOW)
+        racer = threading.Thread(target=record_second)
+        racer.start()
+        _wait_until(lambda: second or _waiting_on_a_lock(engine))  # raced, or queued
+    racer.join(timeout=30)
+    assert len(second) == 1 and isinstance(second[0], GradingError)
+    assert second[0].code == "already_recorded"
+    with Session(engine) as session:
+        assert len(_audits(session, "grade.veto")) == 1
+
+
+def _waiting_on_a_lock(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        waiting = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        ).scalar_one()
+    return bool(waiting)
+
+
+def _wait_until(condition: Callable[[], object], limit: float = 30.0) -> None:
+    """Poll a condition (a bounded wait for another thread's state, not a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "the other transaction never got that far"
+        time.sleep(0.02)
 
 
 def test_a_veto_by_its_chinese_name_stops_a_good_proposal(engine: Engine) -> None:
