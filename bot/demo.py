@@ -411,4 +411,3 @@ def _through_review(
         ).state.value
         for action, person in steps
     )
-
