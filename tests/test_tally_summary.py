@@ -14,13 +14,14 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import Engine
+from alembic import command
+from sqlalchemy import Engine, inspect
 from sqlmodel import Session, select
 
 from storage import summary
 from storage import tally_reads as reads
 from storage.ballots import fold_due
-from storage.db import transaction
+from storage.db import alembic_config, transaction, upgrade
 from storage.models import Organization, Round, RoundPhase, SatisfactionBallots
 from storage.remedies import order_rerun
 from storage.responses import save_answer, submit
@@ -223,3 +224,21 @@ def test_a_one_branch_tally_without_proposals_reads_only_that_branch(engine: Eng
         theirs.composite,
     )
     assert mine.self_evaluation_by_item == theirs.self_evaluation_by_item != {}
+
+
+# --- Migration 0007 -------------------------------------------------------------------------
+
+
+def test_migration_0007_backfills_the_summaries_from_the_rows_there(engine: Engine) -> None:
+    with transaction(engine) as session:
+        ids = build_scored_township(session)
+    with Session(engine) as session:
+        kept = round_tally(session, round_id=ids["round"], distribution=True)
+    command.downgrade(alembic_config(engine), "0006")  # the summaries are gone
+    with engine.connect() as connection:
+        assert "response_summary" not in inspect(connection).get_table_names()
+    upgrade(engine)
+    assert_summaries_match(engine, ids["round"])
+    with Session(engine) as session:
+        again = round_tally(session, round_id=ids["round"], distribution=True)
+    assert again == kept

@@ -48,7 +48,8 @@ _ballots = sa.table(
     "satisfaction_ballots",
     sa.column("round_id"),
     sa.column("org_id"),
-    *(sa.column(n) for n in (*_COUNTS, "weighted")),
+    *(sa.column(n, sa.Integer()) for n in _COUNTS),
+    sa.column("weighted", sa.Numeric(precision=14, scale=2)),
 )
 _pins = sa.table(
     "round_instrument", *(sa.column(n) for n in ("round_id", "instrument_id", "version"))
