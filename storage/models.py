@@ -37,7 +37,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 import storage.naming  # the constraint names, set before any table below is defined
@@ -241,6 +241,9 @@ class Assignment(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("round_id", "person_id", "instrument_id", "org_id"),
+        # Participation per branch and audience (a tally) straight from the index, and one
+        # branch's rows without the round's (0007).
+        Index("ix_assignment_round_org", "round_id", "org_id", "audience", "status"),
         CheckConstraint(_one_of("audience", AUDIENCES), name="audience"),
         CheckConstraint(_one_of("status", AssignmentStatus), name="status"),
     )

@@ -6,7 +6,8 @@ Create Date: 2026-11-30
 
 ``satisfaction_ballots`` gains the sums the three rates and the score need (kept by the
 fold from then on); ``response_summary`` sums the scored named responses per branch and
-instrument. Both are backfilled from the rows already there, so an upgraded database tallies
+instrument; ``assignment`` gets an index for participation per branch and audience. The
+summaries are backfilled from the rows already there, so an upgraded database tallies
 exactly as before.
 """
 
@@ -90,6 +91,11 @@ def upgrade() -> None:
             "round_id", "org_id", "instrument_id", name=op.f("pk_response_summary")
         ),
     )
+    op.create_index(
+        "ix_assignment_round_org",
+        "assignment",
+        ["round_id", "org_id", "audience", "status"],
+    )
     bind = op.get_bind()
     _backfill_satisfaction(bind)
     bind.execute(
@@ -145,6 +151,7 @@ def _backfill_satisfaction(bind: sa.Connection) -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_assignment_round_org", table_name="assignment")
     op.drop_table("response_summary")
     with op.batch_alter_table("satisfaction_ballots") as batch:
         for name in (*_COUNTS, "weighted"):
