@@ -62,6 +62,9 @@ def target_overrides(round_: Round) -> Mapping[str, Decimal]:
     return RoundOptions.from_json(round_.options).targets
 
 
+_AUDIENCES = {audience.value: audience for audience in Audience}  # no enum call per row
+
+
 def _assignment_counts(
     session: Session, round_id: int, org_ids: Collection[int] | None = None
 ) -> dict[int, dict[Audience, tuple[int, int]]]:
@@ -69,14 +72,18 @@ def _assignment_counts(
     table = Assignment.__table__  # type: ignore[attr-defined]
     submitted = func.sum(case((table.c.status == "submitted", 1), else_=0))
     only = [] if org_ids is None else [table.c.org_id.in_(list(org_ids))]
-    rows = session.connection().execute(
-        sa_select(table.c.org_id, table.c.audience, func.count(), submitted)
-        .where(table.c.round_id == round_id, *only)
-        .group_by(table.c.org_id, table.c.audience)
+    rows = (
+        session.connection()
+        .execute(
+            sa_select(table.c.org_id, table.c.audience, func.count(), submitted)
+            .where(table.c.round_id == round_id, *only)
+            .group_by(table.c.org_id, table.c.audience)
+        )
+        .all()
     )
     counts: dict[int, dict[Audience, tuple[int, int]]] = defaultdict(dict)
     for org_id, audience, assigned, done in rows:
-        counts[org_id][Audience(audience)] = (int(assigned), int(done or 0))
+        counts[org_id][_AUDIENCES[audience]] = (int(assigned), int(done or 0))
     return counts
 
 
@@ -91,10 +98,14 @@ def assigned_coverage(
     counts = _assignment_counts(session, round_.id, org_ids)  # type: ignore[arg-type]
     table = Organization.__table__  # type: ignore[attr-defined]
     only = [] if org_ids is None else [table.c.id.in_(list(org_ids))]
-    rows = session.connection().execute(
-        sa_select(*(table.c[name] for name in _ORG_COLUMNS))
-        .where(table.c.category != Category.COMMITTEE.value, *only)
-        .order_by(table.c.id)
+    rows = (
+        session.connection()
+        .execute(
+            sa_select(*(table.c[name] for name in _ORG_COLUMNS))
+            .where(table.c.category != Category.COMMITTEE.value, *only)
+            .order_by(table.c.id)
+        )
+        .all()
     )
     return {
         row.id: _branch_coverage(row, counts[row.id], overrides) for row in rows if row.id in counts

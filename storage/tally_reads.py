@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Table, and_, case, false, func, literal, or_, select
@@ -104,7 +105,7 @@ class SatisfactionSums:
     weighted: Any = 0  # Σ count × option value over the valued satisfaction answers
     valued: int = 0  # answers with an option value
 
-    @property
+    @cached_property  # asked for by the score, the proposal and the view of each branch
     def rates(self) -> Rates:
         return rates_from_counts(
             self.satisfied,
@@ -115,7 +116,7 @@ class SatisfactionSums:
             self.participation_answers,
         )
 
-    @property
+    @cached_property
     def score(self) -> Decimal | None:
         """Mean option value, unrounded (docs/rules.md §5.1)."""
         if not self.valued:
@@ -200,7 +201,7 @@ class Totals:
     total: Any
     count: int
 
-    @property
+    @cached_property  # computed once, however many parts and views ask
     def mean(self) -> Decimal | None:
         return mean_of(self.total, self.count) if self.count else None
 
