@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness, FakeClock, World
 
 
-
 # --- Language -------------------------------------------------------------------------------
 
 
