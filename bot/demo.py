@@ -411,3 +411,4 @@ def _through_review(
         ).state.value
         for action, person in steps
     )
+

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness, FakeClock, World
 
 
+
 # --- Language -------------------------------------------------------------------------------
 
 

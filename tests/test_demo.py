@@ -131,6 +131,7 @@ def test_the_demo_takes_one_branch_from_proposal_to_a_locked_decision(
     )
 
 
+
 def test_the_demo_takes_that_branch_through_the_county_review_to_final(
     demo: tuple[int, list[str], Path],
 ):

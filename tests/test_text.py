@@ -18,7 +18,7 @@ from surveys.text import (
 
 @pytest.mark.parametrize(
     "value",
-    ['=HYPERLINK("http://x","点我")', "=1+2", "+86 138", "-3", "@SUM(A1)", "\tx", "\rx"],
+    ["=HYPERLINK(\"http://x\",\"点我\")", "=1+2", "+86 138", "-3", "@SUM(A1)", "\tx", "\rx"],
 )
 def test_a_value_a_spreadsheet_would_run_is_written_as_text(value: str) -> None:
     assert neutralize_cell(value) == "'" + value
