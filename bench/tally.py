@@ -1,8 +1,16 @@
-"""How long a live tally takes on a county-sized round (a figure, not a test).
+"""How long a live tally takes on a county-sized round, beside the raw-SQL floor (a figure).
 
 Builds 1,000 branches and 50,000 satisfaction respondents (with their anonymous counters),
 plus three self-evaluations, two inspections and one superior scoring per branch, with
-bulk inserts; then times a full tally and a one-branch tally.
+bulk inserts (then the per-branch summaries, as the folds and submissions would have kept
+them); then times, median of several runs each:
+
+* the floor: the minimal raw SQL a tally cannot do without — participation per branch and
+  audience, the counters summed per branch, named totals per branch and instrument, ballots
+  per branch — fetched and nothing else;
+* the full tally (every branch with its pool's proposal: /tally, /rank, /grades), × floor;
+* the one-branch tally of a secretary or an inspector (their branch's rows only);
+* the export's tally (counts per option and per-indicator means for every branch).
 
     .venv/bin/python -m bench.tally                      # a temporary SQLite file
     .venv/bin/python -m bench.tally --database postgresql+psycopg://postgres@127.0.0.1:5432/bench
@@ -21,9 +29,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlmodel import Session
 
+from storage import summary
 from storage.db import make_engine, upgrade
 from storage.models import (
     Answer,
@@ -71,6 +80,7 @@ def build_county(engine: Engine, *, branches: int, respondents: int, seed: int =
         org_ids = _organizations(session, branches)
         _satisfaction(session, rng, round_id, org_ids, respondents)
         _named_responses(session, rng, round_id, org_ids)
+        summary.rebuild(session, round_id=round_id)  # what the folds and submissions keep
         session.commit()
     if engine.dialect.name == "postgresql":
         # What autovacuum would do soon after a bulk load: give the planner its statistics.
@@ -266,20 +276,72 @@ def _answers(rng: random.Random, instrument_id: str) -> list[dict[str, Any]]:
     return answers
 
 
-def _timed(
-    engine: Engine, round_id: int, org_ids: Sequence[int] | None, distribution: bool = False
-) -> tuple[float, int]:
-    """Best of three: seconds for one tally and the number of branches it returned."""
-    best, size = float("inf"), 0
-    for _ in range(3):
-        with Session(engine) as session:
-            start = time.perf_counter()
-            tally = round_tally(
-                session, round_id=round_id, org_ids=org_ids, distribution=distribution
-            )
-            best = min(best, time.perf_counter() - start)
-            size = len(tally.branches)
-    return best, size
+RUNS = 9
+
+FLOOR = (
+    "SELECT org_id, audience, COUNT(*), SUM(CASE WHEN status = 'submitted' THEN 1 ELSE 0 END)"
+    " FROM assignment WHERE round_id = :r GROUP BY org_id, audience",
+    "SELECT org_id, SUM(count) FROM satisfaction_tally WHERE round_id = :r GROUP BY org_id",
+    "SELECT org_id, instrument_id, SUM(total), COUNT(*) FROM response"
+    " WHERE round_id = :r AND total IS NOT NULL GROUP BY org_id, instrument_id",
+    "SELECT org_id, ballots FROM satisfaction_ballots WHERE round_id = :r",
+)
+
+
+def _once(engine: Engine, work: Any) -> float:
+    """Milliseconds of one call of work(session), in a fresh session."""
+    with Session(engine) as session:
+        start = time.perf_counter()
+        work(session)
+        return (time.perf_counter() - start) * 1000
+
+
+def _median(values: Sequence[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def _floor(session: Session, round_id: int) -> None:
+    connection = session.connection()
+    for statement in FLOOR:
+        connection.execute(text(statement), {"r": round_id}).all()
+
+
+def _measure(engine: Engine, round_id: int, one: int) -> dict[str, list[float]]:
+    """Milliseconds per run of the floor and of each tally, interleaved run by run.
+
+    Interleaved so that a machine shared with other work loads floor and tally alike;
+    the ratio is taken run by run.
+    """
+    work = {
+        "floor": lambda s: _floor(s, round_id),
+        "full": lambda s: round_tally(s, round_id=round_id, details=False),
+        "one": lambda s: round_tally(s, round_id=round_id, org_ids=[one], proposals=False),
+        "one_pool": lambda s: round_tally(s, round_id=round_id, org_ids=[one]),
+    }
+    for job in work.values():  # warm up: first statements compile, caches fill
+        _once(engine, job)
+    times: dict[str, list[float]] = {name: [] for name in work}
+    for _ in range(RUNS):
+        for name, job in work.items():
+            times[name].append(_once(engine, job))
+    export = lambda s: round_tally(s, round_id=round_id, distribution=True)  # noqa: E731
+    times["export"] = [_once(engine, export) for _ in range(3)]
+    return times
+
+
+def report(engine: Engine, round_id: int, one: int) -> None:
+    """Print each figure beside the floor (medians; the ratio per run, then its median)."""
+    times = _measure(engine, round_id, one)
+    ms = {name: _median(values) for name, values in times.items()}
+    ratio = _median(
+        [full / floor for full, floor in zip(times["full"], times["floor"], strict=True)]
+    )
+    print(f"{engine.dialect.name}: medians of {RUNS} interleaved runs")
+    print(f"  floor (raw SQL, 4 queries): {ms['floor']:.0f} ms")
+    print(f"  full tally: {ms['full']:.0f} ms = {ratio:.2f} × floor (goal ≤ 1.5)")
+    print(f"  one-branch tally (secretary, inspector): {ms['one']:.1f} ms (goal < 10)")
+    print(f"  one-branch tally with its pool's proposal (organizer): {ms['one_pool']:.0f} ms")
+    print(f"  export tally (counts and per-indicator means, median of 3): {ms['export']:.0f} ms")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -307,12 +369,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     _table(Organization).c.category == "village"
                 )
             ).scalar_one()
-        full, size = _timed(engine, round_id, None)
-        single, _ = _timed(engine, round_id, [one])
-        counts, _ = _timed(engine, round_id, None, distribution=True)
-        print(f"full tally ({size} branches): {full * 1000:.0f} ms")
-        print(f"full tally with the counts per option (the export): {counts * 1000:.0f} ms")
-        print(f"one-branch tally: {single * 1000:.0f} ms")
+        report(engine, round_id, one)
         engine.dispose()
 
 

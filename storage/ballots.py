@@ -2,9 +2,10 @@
 
 A submission drops its sealed ballot into the branch's box (``SatisfactionBox``) in the
 voter's transaction, next to the assignment's "submitted" mark. The counters
-(``SatisfactionTally``, ``SatisfactionBallots``, ``SatisfactionComments``) are written only
-by a fold: a transaction of its own that touches no row naming a person, so no transaction
-id (PostgreSQL ``xmin``), row id or order ties a person to a choice.
+(``SatisfactionTally``, ``SatisfactionBallots`` with the per-branch sums of storage.summary,
+``SatisfactionComments``) are written only by a fold: a transaction of its own that touches
+no row naming a person, so no transaction id (PostgreSQL ``xmin``), row id or order ties a
+person to a choice.
 
 A fold takes a random subset of the box and always leaves at least the small-group
 threshold t in it while the satisfaction phase runs (it folds when the box holds 2t or more,
@@ -34,13 +35,13 @@ from sqlalchemy import Connection, Engine, bindparam, delete, event, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from storage import summary
 from storage.models import (
     Assignment,
     Draft,
     Round,
     RoundInstrument,
     RoundPhase,
-    SatisfactionBallots,
     SatisfactionBox,
     SatisfactionComments,
     SatisfactionTally,
@@ -247,8 +248,9 @@ def _fold(session: Session, box: SatisfactionBox, take: int) -> None:
     session.add(box)
     instrument = _satisfaction_instrument(session, box.round_id)
     key = {"round_id": box.round_id, "org_id": box.org_id}
-    _add_counts(session, instrument, key, chosen)
-    _add_ballots(session, key, len(chosen))
+    delta = _add_counts(session, instrument, key, chosen)
+    # The summary moves with the counters, from the same counts, in this same transaction.
+    summary.add_ballots(session, key, len(chosen), summary.satisfaction_sums_of(instrument, delta))
     texts = [text for ballot in chosen for text in ballot.get("t", [])]
     if texts:
         _add_comments(session, key, texts)
@@ -267,8 +269,11 @@ def _canonical_options(instrument: Instrument) -> list[tuple[str, str]]:
 
 def _add_counts(
     session: Session, instrument: Instrument, key: Mapping[str, int], chosen: list[Ballot]
-) -> None:
-    """Create all counter rows of the branch at once, then rewrite every one of them."""
+) -> dict[tuple[str, str], int]:
+    """Create all counter rows of the branch at once, then rewrite every one of them.
+
+    Returns what was added per (question, option).
+    """
     pairs = _canonical_options(instrument)
     delta = dict.fromkeys(pairs, 0)
     for ballot in chosen:
@@ -287,6 +292,7 @@ def _add_counts(
         for (i, o), n in delta.items()
     ]
     session.execute(_add_statement(), additions)
+    return delta
 
 
 @cache
@@ -301,17 +307,6 @@ def _add_statement() -> Any:
             table.c.option_id == bindparam("b_option"),
         )
         .values(count=table.c.count + bindparam("delta"))
-    )
-
-
-def _add_ballots(session: Session, key: Mapping[str, int], count: int) -> None:
-    table = SatisfactionBallots.__table__  # type: ignore[attr-defined]
-    session.execute(
-        _insert(session)(table)
-        .values(**key, ballots=count)
-        .on_conflict_do_update(
-            index_elements=["round_id", "org_id"], set_={"ballots": table.c.ballots + count}
-        )
     )
 
 

@@ -82,7 +82,7 @@ def preview(
     session: Session, *, round_id: int, org_id: int, grade: Grade, now: datetime
 ) -> Preview:
     """The effect of locking ``grade`` for a branch: counts against quotas, violations."""
-    tally = round_tally(session, round_id=round_id, now=now)
+    tally = round_tally(session, round_id=round_id, now=now, details=False)
     branch = tally.branch(org_id)
     if branch is None:
         raise DecisionError("not_in_round")

@@ -20,6 +20,8 @@ SQLite's row ids and WAL — must not learn one person's choices or suggestion:
   branch is created at once in the form's order and rewritten by every fold. So no
   transaction id, row id, row order or before/after look at a report ties a person to a
   choice, and the counters move only in steps of at least the threshold.
+* The tables of the counters, the box and the per-branch summaries live in
+  ``storage.ballot_tables`` (re-exported here).
 * When the round closes, the remainder is folded, the anonymous survey's drafts and the
   boxes are deleted and the freed space scrubbed (VACUUM; SQLite ``secure_delete`` and a
   truncating WAL checkpoint).
@@ -35,9 +37,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+import storage.naming  # the constraint names, set before any table below is defined
+from storage.ballot_tables import (  # noqa: F401  (re-exported: every table is importable here)
+    ResponseSummary,
+    SatisfactionBallots,
+    SatisfactionBox,
+    SatisfactionComments,
+    SatisfactionTally,
+)
 from storage.sealing import SealedJSON
 from storage.types import UTCDateTime, utcnow
 from surveys.categories import (
@@ -53,14 +63,6 @@ from surveys.categories import (
 )
 from surveys.review import ReviewAction, ReviewState
 from surveys.rules import Grade
-
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 # The CHECK constraints repeat no list: each is built from the enum in surveys/ that the code
 # uses, in the enum's order (the migration-vs-models test holds the SQL to the migration).
@@ -239,6 +241,9 @@ class Assignment(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("round_id", "person_id", "instrument_id", "org_id"),
+        # Participation per branch and audience (a tally) straight from the index, and one
+        # branch's rows without the round's (0007).
+        Index("ix_assignment_round_org", "round_id", "org_id", "audience", "status"),
         CheckConstraint(_one_of("audience", AUDIENCES), name="audience"),
         CheckConstraint(_one_of("status", AssignmentStatus), name="status"),
     )
@@ -308,43 +313,6 @@ class Answer(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=500)
     text: str | None = Field(default=None, max_length=2000)
     score: Decimal | None = _score()
-
-
-# --- Anonymous satisfaction ballots (see the module docstring) ------------------------------
-
-
-class SatisfactionTally(SQLModel, table=True):
-    """How many ballots of a branch chose an option of a question: counts, never ballots."""
-
-    __tablename__ = "satisfaction_tally"
-    __table_args__ = (CheckConstraint("count >= 0", name="count"),)
-
-    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
-    org_id: int = Field(foreign_key="organization.id", primary_key=True)
-    item_id: str = Field(primary_key=True, max_length=40)
-    option_id: str = Field(primary_key=True, max_length=40)
-    count: int = 0
-
-
-class SatisfactionBallots(SQLModel, table=True):
-    """How many satisfaction ballots a branch has received."""
-
-    __tablename__ = "satisfaction_ballots"
-    __table_args__ = (CheckConstraint("ballots >= 0", name="ballots"),)
-
-    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
-    org_id: int = Field(foreign_key="organization.id", primary_key=True)
-    ballots: int = 0
-
-
-class SatisfactionComments(SQLModel, table=True):
-    """Free-text suggestions of a branch, reshuffled on every insert."""
-
-    __tablename__ = "satisfaction_comments"
-
-    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
-    org_id: int = Field(foreign_key="organization.id", primary_key=True)
-    comments: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 # --- Grading -------------------------------------------------------------------------------
@@ -492,20 +460,6 @@ class PendingInput(SQLModel, table=True):
     kind: str = Field(max_length=30)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-
-
-# --- The sealed ballot box (see the module docstring; storage.ballots) -----------------------
-
-
-class SatisfactionBox(SQLModel, table=True):
-    """Sealed satisfaction ballots of a branch waiting to be folded into the counters."""
-
-    __tablename__ = "satisfaction_box"
-
-    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
-    org_id: int = Field(foreign_key="organization.id", primary_key=True)
-    # One sealed list of ballots ({"c": [[item, option], …], "t": [suggestion, …]}).
-    ballots: list[Any] = Field(default_factory=list, sa_column=Column(SealedJSON, nullable=False))
 
 
 # --- Grading wiring (issue 9 part A): 补测, participation waivers, decision exceptions ------

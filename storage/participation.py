@@ -11,8 +11,10 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import Row, case, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from storage.models import (
@@ -68,23 +70,69 @@ def target_overrides(round_: Round) -> Mapping[str, Decimal]:
     return RoundOptions.from_json(round_.options).targets
 
 
+_AUDIENCES = {audience.value: audience for audience in Audience}  # no enum call per row
+
+
 def _assignment_counts(
-    session: Session, round_id: int
+    session: Session, round_id: int, org_ids: Collection[int] | None = None
 ) -> dict[int, dict[Audience, tuple[int, int]]]:
-    """(assigned, submitted) per branch and audience, grouped in SQL."""
-    submitted = func.sum(case((Assignment.status == "submitted", 1), else_=0))
-    rows = session.exec(
-        select(Assignment.org_id, Assignment.audience, func.count(), submitted)
-        .where(Assignment.round_id == round_id)
-        .group_by(Assignment.org_id, Assignment.audience)
-    ).all()
+    """(assigned, submitted) per branch and audience, grouped in SQL (of the given branches)."""
+    table = Assignment.__table__  # type: ignore[attr-defined]
+    submitted = func.sum(case((table.c.status == "submitted", 1), else_=0))
+    only = [] if org_ids is None else [table.c.org_id.in_(list(org_ids))]
+    rows = (
+        session.connection()
+        .execute(
+            sa_select(table.c.org_id, table.c.audience, func.count(), submitted)
+            .where(table.c.round_id == round_id, *only)
+            .group_by(table.c.org_id, table.c.audience)
+        )
+        .all()
+    )
     counts: dict[int, dict[Audience, tuple[int, int]]] = defaultdict(dict)
     for org_id, audience, assigned, done in rows:
-        counts[org_id][Audience(audience)] = (int(assigned), int(done or 0))
+        counts[org_id][_AUDIENCES[audience]] = (int(assigned), int(done or 0))
     return counts
 
 
-def _profile(org: Organization) -> OrgProfile:
+def assigned_coverage(
+    session: Session, *, round_: Round, org_ids: Collection[int] | None = None
+) -> dict[int, BranchCoverage]:
+    """Coverage of the branches with an assignment in the round (of the given ones only).
+
+    Plain rows, no ORM objects: a tally calls this for a whole county.
+    """
+    overrides = target_overrides(round_)
+    counts = _assignment_counts(session, round_.id, org_ids)  # type: ignore[arg-type]
+    table = Organization.__table__  # type: ignore[attr-defined]
+    only = [] if org_ids is None else [table.c.id.in_(list(org_ids))]
+    rows = (
+        session.connection()
+        .execute(
+            sa_select(*(table.c[name] for name in _ORG_COLUMNS))
+            .where(table.c.category != Category.COMMITTEE.value, *only)
+            .order_by(table.c.id)
+        )
+        .all()
+    )
+    return {
+        row.id: _branch_coverage(row, counts[row.id], overrides) for row in rows if row.id in counts
+    }
+
+
+_ORG_COLUMNS = (
+    "id",
+    "name",
+    "category",
+    "members",
+    "representatives",
+    "staff",
+    "has_workers_congress",
+    "members_only",
+)
+
+
+def _profile(org: Organization | Row[Any]) -> OrgProfile:
     return OrgProfile(
         category=Category(org.category),
         members=org.members,
@@ -115,7 +163,7 @@ def round_coverage(
 
 
 def _branch_coverage(
-    org: Organization,
+    org: Organization | Row[Any],
     counts: Mapping[Audience, tuple[int, int]],
     overrides: Mapping[str, Decimal],
 ) -> BranchCoverage:

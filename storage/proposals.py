@@ -19,14 +19,17 @@ from surveys.categories import Audience, Category
 from surveys.grading import (
     BranchFacts,
     BranchProposal,
+    BranchStatus,
     Part,
     ParticipationWaiver,
     Pool,
     PoolProposal,
     Rerun,
+    branch_status,
     deadline_passed,
     pool_for,
     propose_pool,
+    required_parts,
     shortfalls,
 )
 from surveys.rules import Coverage, Proposal
@@ -94,6 +97,14 @@ def propose_round(branches: Sequence[BranchInput], context: Context) -> dict[Poo
         )
         for pool, facts in by_pool.items()
     }
+
+
+def status_of(branch: BranchInput, context: Context) -> BranchStatus:
+    """One branch's status alone, as its pool's proposal would give it (no quotas needed)."""
+    return branch_status(
+        facts_for(branch, context),
+        required_parts(branch.category, superior_scoring=context.superior_scoring),
+    )
 
 
 def as_proposal(branch: BranchProposal | None) -> Proposal | None:

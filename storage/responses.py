@@ -24,6 +24,7 @@ from enum import StrEnum
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from storage import summary
 from storage.ballots import drop_ballot, make_ballot
 from storage.models import (
     Answer,
@@ -302,6 +303,7 @@ def _store_named_response(
     )
     session.add(response)
     session.flush()
+    summary.add_response(session, response)  # the branch's summary, in this transaction
     for item in instrument.items:
         value = answers.get(item.id)
         if value is None:

@@ -27,7 +27,7 @@ from sqlmodel import Session
 from storage import proposals as grading
 from storage import tally_reads as reads
 from storage.models import Round, RoundInstrument
-from storage.participation import BranchCoverage, round_coverage
+from storage.participation import BranchCoverage, assigned_coverage
 from storage.remedies import reruns, satisfaction_deadline, waivers
 from storage.tally_reads import (
     SELF_EVALUATION,
@@ -163,21 +163,37 @@ class _RoundData:
 
 
 def _read_round(
-    session: Session, round_id: int, wanted: Collection[int] | None, distribution: bool
+    session: Session,
+    round_: Round,
+    only: Collection[int] | None,
+    wanted: Collection[int] | None,
+    flags: tuple[bool, bool],
 ) -> _RoundData:
-    """Everything the quotas need for every branch; the details only where wanted."""
-    org_ids = reads.round_org_ids(session, round_id)
+    """The grouped rows of the branches in ``only`` (None: all, as the quotas need them).
+
+    Ballots, satisfaction sums and named totals come from the per-branch summaries (one row
+    per branch, storage.summary); per-item details and counts only where ``wanted``, when
+    asked for (``flags``: distribution, details).
+    """
+    round_id = round_.id
+    assert round_id is not None
+    distribution, details = flags
     instrument = satisfaction_instrument(session, round_id)
+    ballots, satisfaction = reads.summaries(session, round_id, only)
     return _RoundData(
-        coverage=round_coverage(session, round_id=round_id, org_ids=org_ids),
-        ballots=reads.ballots(session, round_id),
-        satisfaction=reads.satisfaction_sums(session, round_id, instrument),
+        coverage=assigned_coverage(session, round_=round_, org_ids=only),
+        ballots=ballots,
+        satisfaction=satisfaction,
         tallies=reads.tallies(session, round_id, wanted) if distribution else {},
-        totals=reads.response_totals(session, round_id),
-        self_items=reads.answer_sums(session, round_id, [SELF_EVALUATION], True, wanted),
-        inspection_sections=reads.answer_sums(session, round_id, INSPECTIONS, False, wanted),
-        vetoes=reads.vetoes(session, round_id),
-        decisions=reads.decisions(session, round_id),
+        totals=reads.response_totals(session, round_id, only),
+        self_items=(
+            reads.answer_sums(session, round_id, [SELF_EVALUATION], True, wanted) if details else {}
+        ),
+        inspection_sections=(
+            reads.answer_sums(session, round_id, INSPECTIONS, False, wanted) if details else {}
+        ),
+        vetoes=reads.vetoes(session, round_id, only),
+        decisions=reads.decisions(session, round_id, only),
         instrument=instrument,
     )
 
@@ -334,25 +350,34 @@ def round_tally(
     distribution: bool = False,
     now: datetime | None = None,
     extra_vetoes: Mapping[int, Collection[str]] | None = None,
+    details: bool = True,
+    proposals: bool = True,
 ) -> RoundTally:
     """The live tally of a round; each pool proposed over all its branches in the round.
 
-    ``org_ids`` only filters the branches returned (a branch's proposal is always in the
-    context of its whole pool). ``distribution`` also loads the counts per question and
-    option. ``now`` judges the satisfaction deadlines (参与面未达标); without it no deadline
-    has passed. ``extra_vetoes`` adds veto conditions not stored (yet): the tally as it would
-    be once they are, shown before an organizer confirms one.
+    ``org_ids`` filters the branches returned. With ``proposals`` (the default) a branch's
+    proposal is made in the context of its whole pool, so every branch is read; without,
+    only the branches asked for are read and none has a proposal (a secretary's or an
+    inspector's view: the committee's decided grades only), its status still judged.
+    ``distribution`` also loads the counts per question and option, ``details`` the means
+    per indicator and dimension (both only for the branches returned). ``now`` judges the
+    satisfaction deadlines (参与面未达标); without it no deadline has passed. ``extra_vetoes``
+    adds veto conditions not stored (yet): the tally as it would be once they are, shown
+    before an organizer confirms one.
     """
     round_ = session.get(Round, round_id)
     if round_ is None:
         raise LookupError(f"round {round_id}")
+    if not proposals and org_ids is None:
+        raise ValueError("a tally without proposals is of given branches")
     options = RoundOptions.from_json(round_.options)
-    data = _read_round(session, round_id, org_ids, distribution)
+    only = None if proposals else org_ids
+    data = _read_round(session, round_, only, org_ids, (distribution, details))
     for org_id, codes in (extra_vetoes or {}).items():
         data.vetoes[org_id] = [*data.vetoes.get(org_id, []), *codes]
     scores = {org_id: _scores(data, org_id, options.composite_weights) for org_id in data.coverage}
-    inputs = [
-        grading.BranchInput(
+    inputs = {
+        org_id: grading.BranchInput(
             org_id=org_id,
             category=data.coverage[org_id].category,
             parts=s.parts(),
@@ -360,26 +385,21 @@ def round_tally(
             vetoed=bool(s.vetoes),
         )
         for org_id, s in scores.items()
-    ]
-    pools = grading.propose_round(inputs, _context(session, round_id, options, now))
+    }
+    context = _context(session, round_id, options, now)
+    pools = grading.propose_round(list(inputs.values()), context) if proposals else {}
     wanted = set(scores) if org_ids is None else set(org_ids) & set(scores)
-    branches = sorted(
-        (
-            _branch(
-                data,
-                org_id,
-                scores[org_id],
-                _pool_of(pools, data.coverage[org_id].category),
-                options,
-                distribution,
-            )
-            for org_id in wanted
-        ),
-        key=_sort_key,
-    )
+    branches = []
+    for org_id in wanted:
+        pool = _pool_of(pools, data.coverage[org_id].category)
+        branch = _branch(data, org_id, scores[org_id], pool, options, distribution)
+        if not proposals:  # the status alone, as the pool would have judged it
+            status = grading.status_of(inputs[org_id], context)
+            branch = replace(branch, status=status, pool=pool_for(branch.category))
+        branches.append(branch)
     return RoundTally(
         round_id=round_id,
-        branches=branches,
+        branches=sorted(branches, key=_sort_key),
         threshold=options.small_group_threshold,
         pools=pools,
         weights=options.composite_weights,
@@ -395,7 +415,7 @@ def satisfaction_by_branch(
     session: Session, *, round_id: int, threshold: int
 ) -> dict[int, tuple[SatisfactionSummary | None, int]]:
     """Per branch: (summary, or None below the small-group threshold, as here; ballots)."""
-    ballots = reads.ballots(session, round_id)
+    ballots, _ = reads.summaries(session, round_id, None)
     shown = {org_id for org_id, count in ballots.items() if count >= threshold}
     tallies = reads.tallies(session, round_id, shown) if shown else {}
     form = satisfaction_instrument(session, round_id) if shown else None

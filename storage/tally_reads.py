@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Table, and_, case, false, func, literal, or_, select
@@ -17,14 +18,15 @@ from sqlmodel import Session
 
 from storage.models import (
     Answer,
-    Assignment,
     GradeDecision,
     Response,
+    ResponseSummary,
     RoundInstrument,
     SatisfactionBallots,
     SatisfactionTally,
     Veto,
 )
+from storage.summary import SUM_COLUMNS
 from surveys.instruments import Instrument, get_instrument
 from surveys.rules import Grade, Rates, rates_from_counts
 
@@ -74,21 +76,6 @@ def _rows(session: Session, statement: Any) -> Sequence[Any]:
     return session.connection().execute(statement).all()
 
 
-def round_org_ids(session: Session, round_id: int) -> list[int]:
-    """Branches taking part in the round: those with an assignment in it."""
-    table = _table(Assignment)
-    rows = _rows(session, select(table.c.org_id).where(table.c.round_id == round_id).distinct())
-    return sorted(int(org_id) for (org_id,) in rows)
-
-
-def ballots(session: Session, round_id: int) -> dict[int, int]:
-    table = _table(SatisfactionBallots)
-    rows = _rows(
-        session, select(table.c.org_id, table.c.ballots).where(table.c.round_id == round_id)
-    )
-    return {int(org_id): int(ballots) for org_id, ballots in rows}
-
-
 def tallies(
     session: Session, round_id: int, org_ids: Collection[int] | None
 ) -> dict[int, dict[tuple[str, str], int]]:
@@ -118,7 +105,7 @@ class SatisfactionSums:
     weighted: Any = 0  # Σ count × option value over the valued satisfaction answers
     valued: int = 0  # answers with an option value
 
-    @property
+    @cached_property  # asked for by the score, the proposal and the view of each branch
     def rates(self) -> Rates:
         return rates_from_counts(
             self.satisfied,
@@ -129,7 +116,7 @@ class SatisfactionSums:
             self.participation_answers,
         )
 
-    @property
+    @cached_property
     def score(self) -> Decimal | None:
         """Mean option value, unrounded (docs/rules.md §5.1)."""
         if not self.valued:
@@ -147,10 +134,37 @@ def _counted(table: Table, condition: Any, value: Any = None) -> Any:
     return func.coalesce(func.sum(case((condition, amount), else_=0)), 0)
 
 
-def satisfaction_sums(
+def _only(column: Any, org_ids: Collection[int] | None) -> list[Any]:
+    """A WHERE clause keeping the given branches (none: every branch)."""
+    return [] if org_ids is None else [column.in_(list(org_ids))]
+
+
+def summaries(
+    session: Session, round_id: int, org_ids: Collection[int] | None
+) -> tuple[dict[int, int], dict[int, SatisfactionSums]]:
+    """Ballots and satisfaction sums per branch: one summary row each (storage.summary)."""
+    table = _table(SatisfactionBallots)
+    rows = _rows(
+        session,
+        select(table.c.org_id, table.c.ballots, *(table.c[name] for name in SUM_COLUMNS)).where(
+            table.c.round_id == round_id, *_only(table.c.org_id, org_ids)
+        ),
+    )
+    ballots = {int(row[0]): int(row[1]) for row in rows}
+    sums = {
+        int(row[0]): SatisfactionSums(*(int(v) for v in row[2:8]), row[8], int(row[9]))
+        for row in rows
+    }
+    return ballots, sums
+
+
+def counter_sums(
     session: Session, round_id: int, instrument: Instrument
 ) -> dict[int, SatisfactionSums]:
-    """Per branch, the positive and all answers of each rate and the valued sum, in SQL."""
+    """Per branch, the same sums straight from the counters, in SQL (a recomputation).
+
+    The tally reads the summary instead; the tests hold the summary to this.
+    """
     table = _table(SatisfactionTally)
     columns = []
     for rate in ("satisfaction", "awareness", "participation"):
@@ -187,19 +201,21 @@ class Totals:
     total: Any
     count: int
 
-    @property
+    @cached_property  # computed once, however many parts and views ask
     def mean(self) -> Decimal | None:
         return mean_of(self.total, self.count) if self.count else None
 
 
-def response_totals(session: Session, round_id: int) -> dict[tuple[int, str], Totals]:
-    """(org, instrument) → sum and number of named response totals."""
-    table = _table(Response)
+def response_totals(
+    session: Session, round_id: int, org_ids: Collection[int] | None
+) -> dict[tuple[int, str], Totals]:
+    """(org, instrument) → sum and number of named response totals (storage.summary)."""
+    table = _table(ResponseSummary)
     rows = _rows(
         session,
-        select(table.c.org_id, table.c.instrument_id, func.sum(table.c.total), func.count())
-        .where(table.c.round_id == round_id, table.c.total.is_not(None))
-        .group_by(table.c.org_id, table.c.instrument_id),
+        select(table.c.org_id, table.c.instrument_id, table.c.total, table.c.responses).where(
+            table.c.round_id == round_id, table.c.responses > 0, *_only(table.c.org_id, org_ids)
+        ),
     )
     return {
         (int(org_id), instrument_id): Totals(total, int(count))
@@ -225,7 +241,7 @@ def answer_sums(
             responses.c.round_id == round_id,
             responses.c.instrument_id.in_(list(instrument_ids)),
             answers.c.score.is_not(None),
-            *([responses.c.org_id.in_(list(org_ids))] if org_ids is not None else []),
+            *_only(responses.c.org_id, org_ids),
         )
         .group_by(responses.c.org_id, key),
     )
@@ -235,12 +251,14 @@ def answer_sums(
     return sums
 
 
-def vetoes(session: Session, round_id: int) -> dict[int, list[str]]:
+def vetoes(
+    session: Session, round_id: int, org_ids: Collection[int] | None
+) -> dict[int, list[str]]:
     table = _table(Veto)
     rows = _rows(
         session,
         select(table.c.org_id, table.c.condition)
-        .where(table.c.round_id == round_id)
+        .where(table.c.round_id == round_id, *_only(table.c.org_id, org_ids))
         .order_by(table.c.id),
     )
     vetoes: dict[int, list[str]] = defaultdict(list)
@@ -249,7 +267,9 @@ def vetoes(session: Session, round_id: int) -> dict[int, list[str]]:
     return vetoes
 
 
-def decisions(session: Session, round_id: int) -> dict[int, Decision]:
+def decisions(
+    session: Session, round_id: int, org_ids: Collection[int] | None
+) -> dict[int, Decision]:
     table = _table(GradeDecision)
     rows = _rows(
         session,
@@ -259,7 +279,7 @@ def decisions(session: Session, round_id: int) -> dict[int, Decision]:
             table.c.final_grade,
             table.c.locked,
             table.c.reason,
-        ).where(table.c.round_id == round_id),
+        ).where(table.c.round_id == round_id, *_only(table.c.org_id, org_ids)),
     )
     return {
         int(org_id): Decision(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from functools import cached_property
 
 from surveys.categories import Audience, Category
 from surveys.rules import (
@@ -357,7 +358,12 @@ class PoolProposal:
 
     def branch(self, org_id: int) -> BranchProposal | None:
         """One branch's proposal, if it is in this pool."""
-        return next((b for b in self.branches if b.org_id == org_id), None)
+        return self._by_org.get(org_id)
+
+    @cached_property
+    def _by_org(self) -> dict[int, BranchProposal]:
+        # Looked up once per branch of a county: a scan each time would be quadratic.
+        return {b.org_id: b for b in self.branches}
 
 
 def choose_basis(complete: Sequence[BranchFacts], *, superior_scoring: bool = True) -> Basis:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from functools import lru_cache
 from types import MappingProxyType
 
 from surveys.audiences import masses_are_representatives
@@ -277,6 +278,7 @@ class Target:
     required: int
 
 
+@lru_cache(maxsize=4096)  # pure, and a county repeats the same few denominators per audience
 def _target(audience: Audience, denominator: int, rate: Decimal) -> Target:
     """Build a target, rounding the required count up exactly (80% of 11 → 9)."""
     _check_count(f"{audience} denominator", denominator)
@@ -353,6 +355,7 @@ class Coverage:
     status: CoverageStatus
 
 
+@lru_cache(maxsize=16384)  # pure and frozen: a county tally asks the same pairs many times
 def coverage_for(target: Target, respondents: int) -> Coverage:
     """Compare respondents with a target.
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from bot.screen.auth import sign_init_data
 from bot.screen.web import ScreenService
+from storage import summary
 from storage.announcements import announce, snapshot
 from storage.db import transaction
 from storage.models import SatisfactionBallots, SatisfactionTally
@@ -72,6 +73,8 @@ def seed_ballots(bot: BotHarness, ballots: int, *, publish: bool = True) -> None
                         count=ballots,
                     )
                 )
+        session.flush()
+        summary.rebuild(session, round_id=round_id)  # what a fold would have kept beside them
     if publish:
         publish_village(bot)
 

@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import Engine, MetaData, text
+from sqlalchemy import Engine, MetaData, inspect, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session
 
 from storage.db import transaction
 from storage.models import Person, PersonRole, SatisfactionComments, TelegramAccount
 from storage.rounds import close_round, sync_assignments
+from storage.summary import SUM_COLUMNS
 from storage.tallies import satisfaction_by_branch
 from surveys.instruments import get_instrument
+from tests.test_tally_summary import assert_summaries_match
 
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness
@@ -466,6 +468,51 @@ async def test_a_secretary_looking_before_and_after_one_person_learns_nothing(
         if before[0] == after[0]:
             assert before[1] == after[1]  # the rates move only with the counts
         before = after
+
+
+# --- 6. The per-branch summary (issue 12) -----------------------------------------------------
+
+
+def _summary_rows(engine: Engine) -> list[tuple[object, ...]]:
+    columns = ", ".join(("org_id", "ballots", *SUM_COLUMNS))
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(text(f"SELECT {columns} FROM satisfaction_ballots"))
+        ]
+
+
+async def test_the_summary_moves_only_in_a_fold_and_names_nobody(
+    meeting: tuple[BotHarness, list[Voter]],
+) -> None:
+    """The sums a tally reads sit beside the counters: written by the fold, never by a voter.
+
+    Six ballots stay in the box (fewer than twice the threshold): no summary yet, so looking at
+    it before and after a voter shows nothing. The round closes: the fold sums them, exactly
+    as the counters say; the named-response summary never holds the anonymous survey. (The
+    xmin attack above covers ``satisfaction_ballots``, summary columns included.)
+    """
+    bot, voters = meeting
+    for voter in voters[:6]:
+        await _vote(bot, voter)
+        assert _summary_rows(bot.engine) == []
+    _close(bot)
+    assert_summaries_match(bot.engine, bot.world.round_id)
+    ((_, ballots, *sums),) = _summary_rows(bot.engine)
+    assert ballots == 6 and sums[1] == 6 * 5  # five satisfaction questions per ballot
+    inspector = inspect(bot.engine)
+    for table in ("satisfaction_ballots", "response_summary"):
+        for column in inspector.get_columns(table):
+            assert "person" not in column["name"] and not column["name"].endswith("_at")
+        assert {fk["referred_table"] for fk in inspector.get_foreign_keys(table)} <= {
+            "round",
+            "organization",
+        }
+    with bot.engine.connect() as connection:
+        anonymous = connection.execute(
+            text("SELECT count(*) FROM response_summary WHERE instrument_id = 'satisfaction'")
+        )
+        assert anonymous.scalar_one() == 0
 
 
 def test_the_ballot_labels_are_unambiguous() -> None:

@@ -86,7 +86,11 @@ def _grade_buttons(
 
 def _grades_overview(session: Session, request: Request) -> Answer:
     tally = round_tally(
-        session, round_id=request.round_id, org_ids=request.scope.organizer_orgs, now=request.now
+        session,
+        round_id=request.round_id,
+        org_ids=request.scope.organizer_orgs,
+        now=request.now,
+        details=False,
     )
     locale = request.locale
     buttons = [

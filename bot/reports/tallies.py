@@ -49,7 +49,16 @@ def committee_only(tally: RoundTally, request: Request) -> RoundTally:
 
 
 def _branch_detail(session: Session, request: Request, org_id: int) -> Answer:
-    tally = round_tally(session, round_id=request.round_id, org_ids=[org_id], now=request.now)
+    # Only an organizer sees a proposal, which needs the whole pool; anyone else reads the
+    # branch's own rows (its decided grade and status), not the county (issue 12).
+    organizes = request.scope.organizes(org_id)
+    tally = round_tally(
+        session,
+        round_id=request.round_id,
+        org_ids=[org_id],
+        now=request.now,
+        proposals=organizes,
+    )
     tally = committee_only(tally, request)
     branch = tally.branch(org_id)
     if branch is None:
@@ -77,7 +86,11 @@ def _branch_detail(session: Session, request: Request, org_id: int) -> Answer:
 def visible_tally(session: Session, request: Request) -> RoundTally:
     """The tally of every branch the asker may see (proposals only where they organize)."""
     tally = round_tally(
-        session, round_id=request.round_id, org_ids=request.scope.visible_orgs, now=request.now
+        session,
+        round_id=request.round_id,
+        org_ids=request.scope.visible_orgs,
+        now=request.now,
+        details=False,  # the tables show no per-indicator means
     )
     return committee_only(tally, request)
 
@@ -135,8 +148,13 @@ def coverage_tap(session: Session, update: Update, context: Context, org_id: int
 
 
 def _branch_coverage(session: Session, request: Request, org_id: int) -> Answer:
-    branch = round_tally(
-        session, round_id=request.round_id, org_ids=[org_id], now=request.now
+    branch = round_tally(  # participation only: the branch's own rows (issue 12)
+        session,
+        round_id=request.round_id,
+        org_ids=[org_id],
+        now=request.now,
+        details=False,
+        proposals=False,
     ).branch(org_id)
     if branch is None:
         return Answer.text(t("report.branch_not_in_round", request.locale))
