@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from storage.db import Session
 from storage.models import (
     Assignment,
+    BranchRerun,
     Draft,
     Organization,
     Round,
@@ -20,7 +21,7 @@ from storage.models import (
     RoundPhase,
     TelegramAccount,
 )
-from storage.remedies import rerun_window
+from storage.remedies import rerun_window, with_rerun
 
 
 class StepRow(NamedTuple):
@@ -71,6 +72,7 @@ _LOAD = (
             Organization.name,
             TelegramAccount,
             Draft,
+            BranchRerun.deadline,
         )
     )
     .outerjoin(
@@ -82,6 +84,15 @@ _LOAD = (
     )
     .outerjoin(TelegramAccount, col(TelegramAccount.person_id) == Assignment.person_id)
     .outerjoin(Draft, col(Draft.assignment_id) == Assignment.id)
+    # A branch under 补测 answers in its own window (docs/rules.md §6.4): joined here, so
+    # a tap needs no second read for it.
+    .outerjoin(
+        BranchRerun,
+        and_(
+            col(BranchRerun.round_id) == Assignment.round_id,
+            col(BranchRerun.org_id) == Assignment.org_id,
+        ),
+    )
     .where(col(Assignment.id) == bindparam("assignment_id"))
 )
 _LOCK = (
@@ -107,12 +118,9 @@ def load_step(*, session: Session, assignment_id: int) -> StepRow | None:
     row = session.exec(_LOAD, params={"assignment_id": assignment_id}).first()
     if row is None:
         return None
-    step = StepRow(*row)
-    # A branch under 补测 answers in its own window (docs/rules.md §6.4).
-    phase = rerun_window(
-        session, round_id=step.assignment.round_id, org_id=step.assignment.org_id, phase=step.phase
-    )
-    return step._replace(phase=phase)
+    *columns, rerun_deadline = row
+    step = StepRow(*columns)
+    return step._replace(phase=with_rerun(step.phase, rerun_deadline))
 
 
 def round_phase(
