@@ -12,13 +12,17 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from sqlalchemy import Engine, event
 
 from bot import answer_state
+from storage.answering import load_step
+from storage.db import transaction
+from storage.responses import update_draft_view
 from tests.support_answering import MEMBER, assignment_of, draft_of, registered, start_survey
 
 if TYPE_CHECKING:
-    from tests.bot_fixtures import BotHarness
+    from tests.bot_fixtures import BotHarness, World
 
 
 class Statements:
@@ -54,9 +58,10 @@ def counting(engine: Engine) -> Iterator[Statements]:
 
 
 def expected_per_answer(engine: Engine) -> int:
-    """Load (with the branch's 补测 window joined in) and one UPDATE of the draft; PostgreSQL
-    also takes the assignment's row lock first (SQLite holds the write lock from BEGIN)."""
-    return 2 if engine.dialect.name == "sqlite" else 3
+    """Load (with the branch's 补测 window joined in) and one UPDATE of the draft. On
+    PostgreSQL the load also locks the assignment and draft rows (SQLite holds the write
+    lock from BEGIN IMMEDIATE)."""
+    return 2
 
 
 async def test_an_answer_tap_costs_one_read_and_one_write(bot: BotHarness) -> None:
@@ -107,3 +112,69 @@ async def test_the_next_screen_is_drawn_after_the_taps_transaction_committed(
         await phone.tap("满意")
     assert drawn_after == [1], drawn_after  # drawn once, after the tap's one commit
     assert "第 2/9 题" in phone.screen.text
+
+
+# --- A step that waited for another's lock reads what that one wrote ---------------------
+
+
+def _blocked_on_a_lock(engine: Engine) -> bool:
+    """Whether some connection of this database waits for a row lock (PostgreSQL)."""
+    with engine.connect() as connection:
+        waiting = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).scalar()
+    return bool(waiting)
+
+
+def _wait_until_blocked(engine: Engine, reader: threading.Thread) -> None:
+    """Until the reader waits for the holder's lock (on SQLite: it may or may not yet)."""
+    if engine.dialect.name == "sqlite":
+        reader.join(0.2)  # SQLite: it waits on BEGIN IMMEDIATE; nothing to look at
+        return
+    done = threading.Event()
+    for _ in range(1000):
+        if _blocked_on_a_lock(engine):
+            return
+        done.wait(0.01)
+    raise AssertionError("the reading step never waited for the lock")
+
+
+@pytest.mark.parametrize("meanwhile", ["moved", "submitted"])
+def test_a_step_that_waited_for_the_lock_reads_what_the_holder_wrote(
+    engine: Engine, world: World, meanwhile: str
+) -> None:
+    """Two bot processes on one person: the second step's read comes after the first's
+    commit, whole — its draft, or its absence after a submission (PostgreSQL READ
+    COMMITTED would otherwise show rows as they were when the waiting statement began)."""
+    mine = assignment_of(engine, world, "member", "satisfaction")
+    assert mine.id is not None
+    with transaction(engine) as session:
+        update_draft_view(session, assignment_id=mine.id, position=0, stage="question")
+    seen: list[tuple[str, int | None]] = []
+
+    def read() -> None:
+        with transaction(engine) as session:
+            step = load_step(session=session, assignment_id=mine.id)  # type: ignore[arg-type]
+            assert step is not None
+            revision = step.draft.revision if step.draft is not None else None
+            seen.append((step.assignment.status, revision))
+
+    reader = threading.Thread(target=read)
+    with transaction(engine) as holder:
+        step = load_step(session=holder, assignment_id=mine.id)
+        assert step is not None and step.draft is not None
+        if meanwhile == "moved":
+            update_draft_view(
+                holder, assignment_id=mine.id, position=3, expected_revision=step.draft.revision
+            )
+        else:
+            holder.delete(step.draft)
+            step.assignment.status = "submitted"
+            holder.add(step.assignment)
+        holder.flush()
+        reader.start()
+        _wait_until_blocked(engine, reader)
+    reader.join(30)
+    expected = [("pending", 2)] if meanwhile == "moved" else [("submitted", None)]
+    assert seen == expected
