@@ -113,9 +113,11 @@ def reset_peak_memory() -> None:
 
 
 async def measure_latency(
-    args: argparse.Namespace, child: Child, api: tuple[str, str, str]
+    args: argparse.Namespace, child: Child, api: tuple[str, str, str], rate: float | None = None
 ) -> Latency:
-    """The real Application on a county-sized database, the phones tapping at args.rate/s."""
+    """The real Application on a county-sized database, the phones tapping at ``rate`` per
+    second (args.rate by default)."""
+    rate = args.rate if rate is None else rate
     from bench import meeting
     from bot.app import build_application
     from storage.db import make_engine, upgrade
@@ -141,18 +143,18 @@ async def measure_latency(
             )
             reset_peak_memory()
             async with meeting.polling(bot):
-                await child.say(f"paced {args.rate}")
+                await child.say(f"paced {rate}")
                 if (ready := await child.line()) != "ready":
                     raise RuntimeError(f"unexpected {ready!r}")
                 await child.say("go")
                 line = await child.line()
             waits = [float(w) for w in line.split()[1:]]
-            return Latency(waits, args.rate, *memory_mb())
+            return Latency(waits, rate, *memory_mb())
         finally:
             engine.dispose()
 
 
-def print_latency(latency: Latency, *, county: bool) -> None:
+def print_latency(latency: Latency, *, county: bool, memory: bool = True) -> None:
     """p50/p99 beside the 100 ms target, and the memory beside its 200 MB target."""
     where = "a county-sized database (bench.tally's 1,000 branches)" if county else "the meeting"
     print(
@@ -161,6 +163,8 @@ def print_latency(latency: Latency, *, county: bool) -> None:
         f"p99 {latency.percentile(0.99) * 1000:5.1f} ms over {len(latency.waits)} taps "
         f"(tap to edited screen, open loop; target p99 < 100 ms)"
     )
+    if not memory:
+        return
     print(
         f"  bot process memory:         RSS {latency.rss_mb:5.0f} MB now, "
         f"peak {latency.peak_mb:5.0f} MB serving {where} (target < 200 MB)"

@@ -12,8 +12,14 @@ The figure printed is this process's CPU time (``time.process_time``: every thre
 database work included; the fake server and the phones are in the other process) divided
 by the taps handled, next to the same figure for a no-op Application whose only handler
 answers the callback and edits the message without touching the database — what PTB
-itself costs per tap on this machine. The difference is the survey's own work per tap.
-A figure, not a test.
+itself costs per tap on this machine. The difference is the survey's own work per tap,
+and their ratio is printed beside the goal (1.3x on SQLite, 1.5x on PostgreSQL). SQLite
+runs inside this process, so its work is counted; a PostgreSQL server's is not (it is
+another process), only the client's side of every round trip. A figure, not a test.
+
+The latency run taps at ``--rate`` per second on an open-loop schedule (bench/latency.py);
+when that is above the rate the bot served flat out, it is run again at 80% of the
+flat-out rate, so the figures show both the overload and what a sustained rate costs.
 
 The phones live beside the fake server rather than in a third process because a tap must
 open its callback query id on the server (as Telegram does) before the bot may answer it.
@@ -42,6 +48,9 @@ PHONES = 200
 BRANCHES = 10
 FIRST_USER = 50_001
 WAIT_SECONDS = 120.0
+SUSTAINED_SHARE = 0.8
+"""When the asked tap rate is above the flat-out rate, latency is also measured at this
+share of the flat-out rate (a rate the machine sustains, with room for bursts)."""
 SCREEN_METHODS = frozenset({"sendMessage", "editMessageText"})
 
 JSON = dict[str, Any]
@@ -523,6 +532,12 @@ async def run(args: argparse.Namespace) -> None:
         real = await measure_bot(args, child, api)
         after = await measure_noop(child, api)
         latency = await measure_latency(args, child, api)
+        sustained = None
+        flat_out = real.taps / real.wall if real.wall else 0.0
+        if flat_out < args.rate:
+            # The asked rate is above what this machine served flat out: the queue only
+            # grows there, so also show the latency at a rate it sustains.
+            sustained = await measure_latency(args, child, api, rate=SUSTAINED_SHARE * flat_out)
         await child.say("quit")
     finally:
         await child.close()
@@ -536,6 +551,9 @@ async def run(args: argparse.Namespace) -> None:
     baseline = (before.cpu + after.cpu) / max(before.taps + after.taps, 1)
     extra = 1000 * (real.cpu / max(real.taps, 1) - baseline)
     print(f"  survey's own work:          {extra:5.2f} ms CPU per tap (answer)")
+    ratio = (real.cpu / max(real.taps, 1)) / baseline if baseline else 0.0
+    goal = 1.3 if backend == "sqlite" else 1.5
+    print(f"  bot / no-op CPU per tap:    {ratio:5.2f}x (goal <= {goal}x on {backend})")
     if real.transactions is not None:
         inside = 1000 * real.transactions / max(real.taps, 1)
         print(f"  of which in transactions:   {inside:5.2f} ms CPU per tap (worker threads)")
@@ -546,6 +564,13 @@ async def run(args: argparse.Namespace) -> None:
             f"(+ {real.commits / taps:4.2f} commits; a batch counts once)"
         )
     print_latency(latency, county=not args.no_county)
+    if sustained is not None:
+        print(
+            f"  flat out the bot served {real.taps / real.wall:.0f} taps/s "
+            f"({1000 * real.cpu / real.wall:.0f} ms CPU per wall second of the bot process): "
+            f"{args.rate:.0f}/s is above that, so also at {SUSTAINED_SHARE:.0%} of it:"
+        )
+        print_latency(sustained, county=not args.no_county, memory=False)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -6,6 +6,7 @@ it is not the asker's or its window is shut, and ends in an ``Outcome`` the hand
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -83,16 +84,27 @@ class Target(Enum):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What to show once the transaction is over: a toast or alert, and a screen."""
+    """What to show once the transaction is over: a toast or alert, and a screen.
+
+    A survey screen comes as ``draw``, drawn only after the transaction committed (from
+    data read inside it), so building its text and buttons holds no database lock.
+    """
 
     toast: str | None = None
     alert: bool = False
     view: View | None = None
+    draw: Callable[[], View] | None = None
     target: Target = Target.NOWHERE
     # Target.NEW: (assignment id, draft revision) under which to record the new message.
     record: tuple[int, int] | None = None
     # Messages (chat id, message id) whose buttons are outdated by a new message: removed.
     strip: tuple[tuple[int, int], ...] = ()
+
+    def screen(self) -> View | None:
+        """The screen to show: the view given, or the one drawn now (after the commit)."""
+        if self.view is None and self.draw is not None:
+            return self.draw()
+        return self.view
 
 
 class Refusal(Exception):
@@ -166,12 +178,15 @@ class Loaded:
         """The fixed part of this assignment's screens."""
         return Survey(self.assignment_id, self.instrument, self.branch_name, self.locale)
 
-    def render(
+    def later(
         self, screen: Screen | None = None, notice: str | None = None, *, intro: bool = False
-    ) -> View:
-        """A screen (the draft's own by default) drawn with the current answers."""
-        state = DraftState(self.answers, screen or self.screen())
-        return render(self.survey(), state, notice, intro=intro)
+    ) -> Callable[[], View]:
+        """A screen (the draft's own by default) with the current answers, to draw later:
+        the answers and screen are taken now, in the transaction; the text and buttons
+        are drawn when called, after the commit."""
+        state = DraftState(dict(self.answers), screen or self.screen())
+        survey = self.survey()
+        return lambda: render(survey, state, notice, intro=intro)
 
 
 def _pinned(assignment: Assignment, pin: RoundInstrument | None) -> tuple[Instrument, str]:

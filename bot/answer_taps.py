@@ -99,7 +99,7 @@ def _start(session: Session, loaded: Loaded, message: Message | None) -> Outcome
     now_shown = _shown_message(loaded.draft)
     stale = (previous,) if previous is not None and previous != now_shown else ()
     # The intro (the anonymity notice) opens a fresh survey once; a resume goes straight on.
-    return Outcome(view=loaded.render(intro=fresh), target=Target.TAPPED, strip=stale)
+    return Outcome(draw=loaded.later(intro=fresh), target=Target.TAPPED, strip=stale)
 
 
 def _shown_message(draft: Draft | None) -> tuple[int, int] | None:
@@ -155,7 +155,7 @@ def resend(
     previous = (shown,) if shown is not None else ()
     return Outcome(
         toast=toast,
-        view=loaded.render(upcoming, notice),
+        draw=loaded.later(upcoming, notice),
         target=Target.NEW,
         record=(loaded.assignment_id, screen.revision),
         strip=tuple(dict.fromkeys(previous + also_strip)),
@@ -233,7 +233,7 @@ def _act(session: Session, loaded: Loaded, tap: AnswerTap, screen: Screen) -> Ou
         return _submit(session, loaded)
     else:  # Action.RETURN
         move(session, loaded, screen.position, Stage(StageName.REVIEW))
-    return Outcome(view=loaded.render(), target=Target.TAPPED)
+    return Outcome(draw=loaded.later(), target=Target.TAPPED)
 
 
 def _rest_without_deduction(session: Session, loaded: Loaded) -> None:
@@ -306,10 +306,13 @@ def _submit(session: Session, loaded: Loaded) -> Outcome:
     except Incomplete:
         notice = missing_text(loaded.instrument, loaded.answers, loaded.locale)
         move(session, loaded, loaded.screen().position, Stage(StageName.REVIEW))
-        return Outcome(view=loaded.render(notice=notice), target=Target.TAPPED)
+        return Outcome(draw=loaded.later(notice=notice), target=Target.TAPPED)
     next_round = _next_inspection_round(session, loaded)
-    view = thanks_view(loaded.survey(), result.total, answers=answers, next_round_id=next_round)
-    return Outcome(view=view, target=Target.TAPPED)
+    survey, total = loaded.survey(), result.total
+    return Outcome(
+        draw=lambda: thanks_view(survey, total, answers=answers, next_round_id=next_round),
+        target=Target.TAPPED,
+    )
 
 
 def _next_inspection_round(session: Session, loaded: Loaded) -> int | None:

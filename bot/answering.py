@@ -239,7 +239,7 @@ async def on_text(update: Update, context: Context) -> None:
 
 def _as_message(outcome: Outcome) -> Outcome:
     """A refusal meant for a tap, said as a message instead (there is no tap to answer)."""
-    view = outcome.view or View(outcome.toast or "")
+    view = outcome.screen() or View(outcome.toast or "")
     return Outcome(view=view, target=Target.NEW)
 
 
@@ -253,7 +253,7 @@ async def _show(
     calls = []
     if query is not None:
         calls.append(query.answer(_fit_toast(outcome.toast), show_alert=outcome.alert))
-    view = outcome.view
+    view = outcome.screen()  # a survey screen is drawn here, after its transaction
     if view is not None and outcome.target is Target.TAPPED and query is not None:
         calls.append(_edit(query, view))
     await asyncio.gather(*calls)

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from storage.db import Session
 from storage.models import (
     Assignment,
+    BranchRerun,
     Draft,
     Organization,
     Round,
@@ -20,7 +21,7 @@ from storage.models import (
     RoundPhase,
     TelegramAccount,
 )
-from storage.remedies import rerun_window
+from storage.remedies import rerun_window, with_rerun
 
 
 class StepRow(NamedTuple):
@@ -60,32 +61,57 @@ def _pinned_join(statement: Any) -> Any:
     )
 
 
-# Everything a step needs in one round trip; built once so SQLAlchemy caches its compilation.
-_LOAD = (
-    _pinned_join(
-        select(  # type: ignore[call-overload]
-            Assignment,
-            Round,
-            RoundInstrument,
-            RoundPhase,
-            Organization.name,
-            TelegramAccount,
-            Draft,
-        )
-    )
-    .outerjoin(
+def _step_query(*, draft_required: bool) -> Any:
+    """Everything a step needs in one round trip (the draft outer-joined, or required)."""
+    columns = (
+        Assignment,
+        Round,
+        RoundInstrument,
         RoundPhase,
-        and_(
-            col(RoundPhase.round_id) == Assignment.round_id,
-            col(RoundPhase.phase) == RoundInstrument.phase,
-        ),
+        Organization.name,
+        TelegramAccount,
+        Draft,
+        BranchRerun.deadline,
     )
-    .outerjoin(TelegramAccount, col(TelegramAccount.person_id) == Assignment.person_id)
-    .outerjoin(Draft, col(Draft.assignment_id) == Assignment.id)
-    .where(col(Assignment.id) == bindparam("assignment_id"))
-)
+    statement = (
+        _pinned_join(select(*columns))  # type: ignore[call-overload]
+        .outerjoin(
+            RoundPhase,
+            and_(
+                col(RoundPhase.round_id) == Assignment.round_id,
+                col(RoundPhase.phase) == RoundInstrument.phase,
+            ),
+        )
+        .outerjoin(TelegramAccount, col(TelegramAccount.person_id) == Assignment.person_id)
+    )
+    on_draft = col(Draft.assignment_id) == Assignment.id
+    if draft_required:
+        statement = statement.join(Draft, on_draft)
+    else:
+        statement = statement.outerjoin(Draft, on_draft)
+    # A branch under 补测 answers in its own window (docs/rules.md §6.4): joined here, so
+    # a tap needs no second read for it.
+    return statement.outerjoin(
+        BranchRerun,
+        and_(
+            col(BranchRerun.round_id) == Assignment.round_id,
+            col(BranchRerun.org_id) == Assignment.org_id,
+        ),
+    ).where(col(Assignment.id) == bindparam("assignment_id"))
+
+
+# Built once, so SQLAlchemy caches their compilation.
+_LOAD = _step_query(draft_required=False)
+# PostgreSQL, a step on a survey under way: the assignment and its draft locked by the read
+# itself, assignment first as every writer does. A statement that waited for these locks
+# returns the newest versions of the rows it locked (READ COMMITTED re-checks them), so
+# the draft it shows is the one the previous step committed. The other joined rows (round,
+# phase, branch) are as the statement began, as they would be after a separate lock.
+_LOAD_LOCKED = _step_query(draft_required=True).with_for_update(of=[Assignment, Draft])
 _LOCK = (
-    select(Assignment.id).where(col(Assignment.id) == bindparam("assignment_id")).with_for_update()
+    select(Assignment.__table__.c.id)  # type: ignore[attr-defined]
+    .where(Assignment.__table__.c.id == bindparam("assignment_id"))  # type: ignore[attr-defined]
+    .with_for_update()
 )
 
 
@@ -98,21 +124,28 @@ def lock_assignment(*, session: Session, assignment_id: int) -> None:
     lock from its start (storage.db begins them IMMEDIATE).
     """
     if session.get_bind().dialect.name != "sqlite":
-        session.exec(_LOCK, params={"assignment_id": assignment_id}).first()
+        session.connection().execute(_LOCK, {"assignment_id": assignment_id}).first()
 
 
 def load_step(*, session: Session, assignment_id: int) -> StepRow | None:
-    """The assignment, locked first, with everything a step needs; None when there is none."""
-    lock_assignment(session=session, assignment_id=assignment_id)
-    row = session.exec(_LOAD, params={"assignment_id": assignment_id}).first()
+    """The assignment, locked first, with everything a step needs; None when there is none.
+
+    PostgreSQL: one statement locks and reads when a draft exists (every tap but the
+    first); else — no draft yet, or it was submitted while this step waited — the lock is
+    taken on its own and the read follows.
+    """
+    params = {"assignment_id": assignment_id}
+    row = None
+    if session.get_bind().dialect.name != "sqlite":
+        row = session.exec(_LOAD_LOCKED, params=params).first()
+    if row is None:
+        lock_assignment(session=session, assignment_id=assignment_id)
+        row = session.exec(_LOAD, params=params).first()
     if row is None:
         return None
-    step = StepRow(*row)
-    # A branch under 补测 answers in its own window (docs/rules.md §6.4).
-    phase = rerun_window(
-        session, round_id=step.assignment.round_id, org_id=step.assignment.org_id, phase=step.phase
-    )
-    return step._replace(phase=phase)
+    *columns, rerun_deadline = row
+    step = StepRow(*columns)
+    return step._replace(phase=with_rerun(step.phase, rerun_deadline))
 
 
 def round_phase(

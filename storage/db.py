@@ -74,6 +74,17 @@ def _ping_when_rested(engine: Engine) -> None:
     event.listen(engine, "checkout", check)
 
 
+SQLITE_POOL = 32
+"""Pooled SQLite file connections kept open: more than the worker threads that use them
+(asyncio's default executor has at most 32), so none is opened and closed per tap."""
+
+
+def _is_sqlite_file(url: str) -> bool:
+    """A SQLite database in a file (an in-memory one has a pool of its own kind)."""
+    path = url.split("///", 1)[1] if "///" in url else ""
+    return bool(path) and not path.startswith(":memory:")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for SQLite (the embedded default) or PostgreSQL through psycopg 3.
 
@@ -82,6 +93,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
+        if _is_sqlite_file(url):
+            # Every tap borrows a connection on a worker thread; a pool smaller than the
+            # threads would open (and tune) a fresh connection for the overflow each time.
+            kwargs.setdefault("pool_size", SQLITE_POOL)
+            kwargs.setdefault("max_overflow", SQLITE_POOL)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _tune_sqlite)
         event.listen(engine, "begin", _begin_immediate)

@@ -136,6 +136,16 @@ def rerun_window(
     if phase is None or phase.phase != SATISFACTION_PHASE:
         return phase
     row = session.get(BranchRerun, (round_id, org_id))
-    if row is None or row.deadline <= phase.deadline:
+    return with_rerun(phase, row.deadline if row is not None else None)
+
+
+def with_rerun(phase: RoundPhase | None, rerun_deadline: datetime | None) -> RoundPhase | None:
+    """:func:`rerun_window` when the branch's re-run deadline (None: no re-run) was read
+    already, e.g. joined into the query that loaded the phase."""
+    if phase is None or phase.phase != SATISFACTION_PHASE:
         return phase
-    return RoundPhase(round_id=round_id, phase=phase.phase, opens_at=None, deadline=row.deadline)
+    if rerun_deadline is None or rerun_deadline <= phase.deadline:
+        return phase
+    return RoundPhase(
+        round_id=phase.round_id, phase=phase.phase, opens_at=None, deadline=rerun_deadline
+    )

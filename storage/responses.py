@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, inspect, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from storage import summary
@@ -167,11 +169,42 @@ def _draft_for_update(session: Session, held: Held) -> Draft:
     return draft
 
 
-def _touch(draft: Draft, expected_revision: int | None) -> None:
+_DRAFT = Draft.__table__  # type: ignore[attr-defined]
+_SAVED_COLUMNS = ("answers", "position", "stage", "chat_id", "message_id", "revision", "updated_at")
+# One statement for every draft write, compiled once: a tap's save is a single UPDATE on the
+# session's connection, without the unit of work's bookkeeping.
+_UPDATE_DRAFT = (
+    update(_DRAFT)
+    .where(_DRAFT.c.assignment_id == bindparam("key"))
+    .values({name: bindparam(name) for name in _SAVED_COLUMNS})
+)
+
+
+def _save_draft(
+    session: Session, draft: Draft, expected_revision: int | None, **changes: Any
+) -> None:
+    """Apply ``changes`` to the draft, bump its revision and write it at once.
+
+    A draft already in the database (the usual tap) is written with one Core UPDATE and
+    the object is told its new values are the stored ones; a new draft is inserted by the
+    unit of work as before. The caller holds the assignment's lock, so the revision read
+    after that lock is the stored one.
+    """
     if expected_revision is not None and draft.revision != expected_revision:
         raise StaleDraft(draft.assignment_id)
-    draft.revision += 1
-    draft.updated_at = utcnow()
+    changes["revision"] = draft.revision + 1
+    changes["updated_at"] = utcnow()
+    state = inspect(draft)
+    if not state.persistent or state.modified:
+        for name, value in changes.items():
+            setattr(draft, name, value)
+        session.add(draft)
+        session.flush()
+        return
+    values = {name: changes.get(name, getattr(draft, name)) for name in _SAVED_COLUMNS}
+    session.connection().execute(_UPDATE_DRAFT, {"key": draft.assignment_id, **values})
+    for name, value in changes.items():
+        set_committed_value(draft, name, value)
 
 
 def save_answer(
@@ -190,16 +223,14 @@ def save_answer(
     assignment = held.assignment
     checked = validate_answer(held.instrument.item(item_id), value)
     draft = _draft_for_update(session, held)
-    _touch(draft, expected_revision)
     # A new dict, so the JSON column is seen as changed.
-    draft.answers = {**draft.answers, item_id: checked.model_dump(mode="json", exclude_none=True)}
-    if stage is not None:
-        draft.stage = stage
-    if position is not None:
-        draft.position = position
-    assignment.status = "in_progress"
-    session.add(assignment)
-    session.flush()
+    answers = {**draft.answers, item_id: checked.model_dump(mode="json", exclude_none=True)}
+    changes = _given(stage=stage, position=position)
+    _save_draft(session, draft, expected_revision, answers=answers, **changes)
+    if assignment.status != "in_progress":  # the first answer only
+        assignment.status = "in_progress"
+        session.add(assignment)
+        session.flush()
     return draft
 
 
@@ -213,9 +244,8 @@ def clear_answer(
 ) -> Draft:
     """Forget the answer to one item (an optional question skipped after all)."""
     draft = _draft_for_update(session, _hold(session, assignment_id, held))
-    _touch(draft, expected_revision)
-    draft.answers = {key: raw for key, raw in draft.answers.items() if key != item_id}
-    session.flush()
+    answers = {key: raw for key, raw in draft.answers.items() if key != item_id}
+    _save_draft(session, draft, expected_revision, answers=answers)
     return draft
 
 
@@ -232,17 +262,14 @@ def update_draft_view(
 ) -> Draft:
     """Move within the survey or remember which message shows it, without changing answers."""
     draft = _draft_for_update(session, _hold(session, assignment_id, held))
-    _touch(draft, expected_revision)
-    for name, value in (
-        ("position", position),
-        ("stage", stage),
-        ("chat_id", chat_id),
-        ("message_id", message_id),
-    ):
-        if value is not None:
-            setattr(draft, name, value)
-    session.flush()
+    changes = _given(position=position, stage=stage, chat_id=chat_id, message_id=message_id)
+    _save_draft(session, draft, expected_revision, **changes)
     return draft
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The keyword arguments that were given (None means: leave as it is)."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 # --- Submitting ----------------------------------------------------------------------------
