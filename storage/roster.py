@@ -11,8 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlmodel import Session, col, select
 
 from storage.models import Organization, Person, PersonRole
@@ -26,6 +27,17 @@ from surveys.roster import (
     Table,
     check_roster,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def pandas() -> ModuleType:
+    """pandas, loaded when a roster file is read: the running bot never needs its ~45 MB."""
+    import pandas as pd
+
+    return pd
+
 
 # Sheet names recognised in a workbook; otherwise the first two sheets are used.
 _ORG_SHEET_NAMES = ("组织", "組織", "organizations", "organisations", "orgs")
@@ -101,6 +113,7 @@ def _pick_sheets(names: Sequence[str]) -> tuple[str, str]:
 
 def read_workbook(path: Path) -> tuple[Table, Table]:
     """The organizations and people tables of an XLSX workbook."""
+    pd = pandas()
     try:
         sheets = pd.read_excel(path, sheet_name=None, dtype=str, na_filter=False, engine="openpyxl")
     except FileNotFoundError:
@@ -115,6 +128,7 @@ def read_csv(path: Path) -> Table:
     """A CSV in UTF-8 (with or without BOM) or GBK/GB18030, as Excel in China writes it."""
     if not path.exists():
         raise RosterFileError("not_found", path=str(path))
+    pd = pandas()
     for encoding in _CSV_ENCODINGS:
         try:
             frame = pd.read_csv(

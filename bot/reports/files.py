@@ -6,12 +6,9 @@ import io
 
 from telegram import Update
 
-from bot import charts
 from bot.common import Context, audit
 from bot.reports.common import Answer, request_of, run
 from bot.reports.tallies import visible_tally
-from bot.sheets import export_filename
-from bot.workbook import build_workbook
 from storage.db import Session
 from surveys.i18n import t
 
@@ -19,6 +16,10 @@ from surveys.i18n import t
 def export_answer(session: Session, update: Update, context: Context) -> Answer:
     """/export: the workbook of every branch the asker may see."""
     request = request_of(session, update, context, "report.export")
+    # Loaded on demand: the running bot need not hold the file libraries (test_lean_imports).
+    from bot.sheets import export_filename
+    from bot.workbook import build_workbook
+
     workbook = build_workbook(
         session,
         round_id=request.round_id,
@@ -50,6 +51,9 @@ async def export_command(update: Update, context: Context) -> None:
 def chart_answer(session: Session, update: Update, context: Context) -> Answer:
     """/chart: participation per branch against its target; scores and grades."""
     request = request_of(session, update, context, "report.chart")
+    # Loaded on demand: the running bot need not hold the file libraries (test_lean_imports).
+    from bot import charts
+
     tally = visible_tally(session, request)
     return Answer(
         texts=[t("report.chart_ready", request.locale)],

@@ -22,7 +22,6 @@ from telegram import Update
 from bot import report_views as views
 from bot.common import Context
 from bot.reports.common import Answer, Request, args_of, match_branch, organizer, request_of, run
-from bot.workbook import build_workbook
 from storage.db import Session
 from storage.reports import org_names
 from storage.review import ReviewStatus, review, review_statuses, round_regrade, tell_reviewers
@@ -81,6 +80,9 @@ def report_answer(session: Session, update: Update, context: Context) -> Answer:
     tell_reviewers(session, round_id=request.round_id, org_ids=reported, now=request.now)
     if not reported:
         return Answer.text(t("review.nothing_to_report", request.locale, undecided=undecided))
+    # Loaded on demand: the running bot need not hold the file libraries (test_lean_imports).
+    from bot.workbook import build_workbook
+
     workbook = build_workbook(
         session,
         round_id=request.round_id,
