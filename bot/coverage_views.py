@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.phone_tables import EMPTY, table
-from bot.report_views import esc, pre, short_name
+from bot.report_views import coverage_lines, esc, pre, short_name
 from storage.participation import PersonOwing
 from storage.tallies import BranchTally, RoundTally
 from surveys.categories import BRANCH_AUDIENCES, Audience
@@ -50,32 +50,9 @@ def _against(branch: BranchTally, audience: Audience) -> str:
     return EMPTY if cov is None else f"{cov.respondents}/{cov.required}"
 
 
-def _audience_lines(branch: BranchTally, locale: str) -> list[str]:
-    """The branch's own audiences against their targets (no township staff)."""
-    lines = []
-    for audience in BRANCH_AUDIENCES:
-        cov = branch.coverage.get(audience)
-        if cov is None:
-            continue
-        lines.append(
-            t(
-                "report.coverage_line",
-                locale,
-                audience=t(f"audience.{audience.value}", locale),
-                respondents=cov.respondents,
-                required=cov.required,
-                denominator=cov.denominator,
-                status=t(f"coverage_status.{cov.status.value}", locale),
-            )
-        )
-    if branch.members_only:
-        lines.append(t("report.members_only_note", locale))
-    return lines
-
-
 def branch_coverage_text(branch: BranchTally, owing: Sequence[PersonOwing], locale: str) -> str:
     """One branch: participation, the gap, then who still owes what, one line per person."""
-    lines = [f"<b>{esc(branch.name)}</b>", *_audience_lines(branch, locale)]
+    lines = [f"<b>{esc(branch.name)}</b>", *coverage_lines(branch, locale, BRANCH_AUDIENCES)]
     lines.append(t("report.gap", locale, gap=gap(branch)))
     reachable = [p for p in owing if not p.unreachable]
     unreachable = [p for p in owing if p.unreachable]

@@ -103,9 +103,12 @@ def local_time(when: datetime, zone: tzinfo) -> str:
 # --- /tally ---------------------------------------------------------------------------------
 
 
-def _coverage_lines(branch: BranchTally, locale: str) -> list[str]:
+def coverage_lines(
+    branch: BranchTally, locale: str, audiences: Sequence[Audience] = COVERAGE_AUDIENCES
+) -> list[str]:
+    """Each audience against its target (/tally shows every one; /coverage the branch's own)."""
     lines = []
-    for audience in COVERAGE_AUDIENCES:
+    for audience in audiences:
         cov = branch.coverage.get(audience)
         if cov is None:
             continue
@@ -267,7 +270,7 @@ def branch_tally_text(
 ) -> str:
     """The full live tally of one branch (HTML)."""
     lines = [f"<b>{esc(branch.name)}</b>", t("report.section.participation", locale)]
-    lines += _coverage_lines(branch, locale)
+    lines += coverage_lines(branch, locale)
     lines.append(t("report.section.satisfaction", locale))
     lines += _satisfaction_lines(branch, tally.threshold, locale)
     lines.append(t("report.section.scores", locale))
