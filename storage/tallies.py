@@ -221,37 +221,54 @@ class _Scores:
     superior_totals: reads.Totals
     composite: Composite  # exact score of the parts present
     vetoes: list[str]
-
-    def parts(self) -> dict[Part, Decimal | None]:
-        """The unrounded means of every part, for ``BranchFacts``."""
-        return {
-            Part.SELF_EVALUATION: self.self_totals.mean,
-            Part.SATISFACTION: self.satisfaction.score,
-            Part.INSPECTION: self.inspection_totals.mean,
-            Part.SUPERIOR_SCORING: self.superior_totals.mean,
-        }
+    parts: dict[Part, Decimal | None]  # the unrounded means of every part, for BranchFacts
 
 
-def _scores(data: _RoundData, org_id: int, weights: Mapping[str, Decimal]) -> _Scores:
-    satisfaction = data.satisfaction.get(org_id, reads.SatisfactionSums())
-    self_totals = data.totals.get((org_id, SELF_EVALUATION), reads.Totals(0, 0))
+_NO_TOTALS = reads.Totals(0, 0)
+_NO_SATISFACTION = reads.SatisfactionSums()
+
+
+def _scores(data: _RoundData, org_id: int, weights: _Weights) -> _Scores:
+    satisfaction = data.satisfaction.get(org_id, _NO_SATISFACTION)
+    self_totals = data.totals.get((org_id, SELF_EVALUATION), _NO_TOTALS)
     inspection_totals = _inspection_totals(data, org_id)
-    parts = {
-        "self_evaluation": self_totals.mean,
-        "satisfaction": satisfaction.score,
-        "inspection": inspection_totals.mean,
+    superior_totals = data.totals.get((org_id, SUPERIOR), _NO_TOTALS)
+    # Part is a StrEnum: a Part key is found by its plain name, as rules.composite looks.
+    parts: dict[Part, Decimal | None] = {
+        Part.SELF_EVALUATION: self_totals.mean,
+        Part.SATISFACTION: satisfaction.score,
+        Part.INSPECTION: inspection_totals.mean,
     }
     # rules.composite for the weights used and what is missing; the score itself exact.
-    mix = composite(parts, weights)
-    exact = exact_composite({Part(name): value for name, value in parts.items()}, weights)
+    mix = composite(parts, weights.weights)
+    if not weights.all_positive:  # a zero weight: rules counts the part, the exact score not
+        mix = Composite(exact_composite(parts, weights.weights), mix.weights_used, mix.missing)
+    parts[Part.SUPERIOR_SCORING] = superior_totals.mean
     return _Scores(
         satisfaction=satisfaction,
         self_totals=self_totals,
         inspection_totals=inspection_totals,
-        superior_totals=data.totals.get((org_id, SUPERIOR), reads.Totals(0, 0)),
-        composite=replace(mix, score=exact),
+        superior_totals=superior_totals,
+        composite=mix,
         vetoes=data.vetoes.get(org_id, []),
+        parts=parts,
     )
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """The round's composite weights, and whether every one is positive (checked once).
+
+    With every weight positive, rules.composite's score is the exact composite itself (the
+    same sum in the same order), so it is not computed twice per branch.
+    """
+
+    weights: dict[str, Decimal]
+    all_positive: bool
+
+    @classmethod
+    def of(cls, weights: dict[str, Decimal]) -> _Weights:
+        return cls(weights, all(weight > 0 for weight in weights.values()))
 
 
 def _distribution(data: _RoundData, org_id: int, ballots: int) -> dict[str, dict[str, int]]:
@@ -375,12 +392,13 @@ def round_tally(
     data = _read_round(session, round_, only, org_ids, (distribution, details))
     for org_id, codes in (extra_vetoes or {}).items():
         data.vetoes[org_id] = [*data.vetoes.get(org_id, []), *codes]
-    scores = {org_id: _scores(data, org_id, options.composite_weights) for org_id in data.coverage}
+    weights = _Weights.of(options.composite_weights)
+    scores = {org_id: _scores(data, org_id, weights) for org_id in data.coverage}
     inputs = {
         org_id: grading.BranchInput(
             org_id=org_id,
             category=data.coverage[org_id].category,
-            parts=s.parts(),
+            parts=s.parts,
             coverage=data.coverage[org_id].coverage,
             vetoed=bool(s.vetoes),
         )

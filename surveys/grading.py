@@ -147,6 +147,9 @@ def exact_mean(values: Sequence[Decimal]) -> Decimal | None:
     return sum(values, ZERO) / len(values)
 
 
+_PARTS = {part.value: part for part in Part}
+
+
 def exact_composite(
     parts: Mapping[Part, Decimal | None],
     weights: Mapping[str, Decimal] = DEFAULT_COMPOSITE_WEIGHTS,
@@ -154,7 +157,7 @@ def exact_composite(
     """Unrounded weighted mean of the composite parts present, weights renormalized (§4)."""
     present: dict[str, Decimal] = {}
     for name, weight in weights.items():
-        value = parts.get(Part(name))
+        value = parts.get(_PARTS.get(name) or Part(name))  # no enum call per branch
         if value is not None and weight > 0:
             present[name] = value
     total_weight = sum((weights[name] for name in present), ZERO)
