@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlmodel import Session
@@ -39,6 +40,7 @@ from surveys.categories import INSPECTION_SHEETS, Audience, Category
 from surveys.grading import (
     Basis,
     BranchStatus,
+    Disclosure,
     Part,
     Pool,
     PoolProposal,
@@ -200,8 +202,11 @@ def _read_round(
 
 def _inspection_totals(data: _RoundData, org_id: int) -> reads.Totals:
     """Both inspection sheets together: a branch is inspected with the one of its category."""
-    parts = [data.totals.get((org_id, i)) for i in INSPECTIONS]
-    present = [p for p in parts if p is not None]
+    present = [t for t in (data.totals.get((org_id, i)) for i in INSPECTIONS) if t is not None]
+    if len(present) == 1:  # the usual case: its mean is the mean of the sum of one
+        return present[0]
+    if not present:
+        return _NO_TOTALS
     return reads.Totals(
         sum((reads.exact(p.total) for p in present), Decimal(0)), sum(p.count for p in present)
     )
@@ -287,7 +292,7 @@ def _branch(
 ) -> BranchTally:
     cov = data.coverage[org_id]
     ballots = data.ballots.get(org_id, 0)
-    shown = disclosure(ballots, options.small_group_threshold)
+    shown = _disclosure(ballots, options.small_group_threshold)
     satisfaction = scores.satisfaction if shown.satisfaction else None
     proposed = pool.branch(org_id) if pool is not None else None
     basis = pool.basis if pool is not None else None
@@ -329,6 +334,11 @@ def _branch(
         provisional=pool.provisional if pool is not None else True,
         score=exact,
     )
+
+
+@lru_cache(maxsize=64)  # a frozen answer per (ballots, threshold): one per branch otherwise
+def _disclosure(ballots: int, threshold: int) -> Disclosure:
+    return disclosure(ballots, threshold)
 
 
 def _basis_score(scores: _Scores, basis: Basis | None) -> Decimal | None:
