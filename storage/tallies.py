@@ -161,7 +161,7 @@ class _RoundData:
     inspection_sections: dict[int, dict[str, Any]]
     vetoes: dict[int, list[str]]
     decisions: dict[int, Decision]
-    instrument: Instrument
+    instrument: Instrument | None  # the pinned satisfaction form, read for a distribution only
 
 
 def _read_round(
@@ -180,7 +180,7 @@ def _read_round(
     round_id = round_.id
     assert round_id is not None
     distribution, details = flags
-    instrument = satisfaction_instrument(session, round_id)
+    instrument = satisfaction_instrument(session, round_id) if distribution else None
     ballots, satisfaction = reads.summaries(session, round_id, only)
     return _RoundData(
         coverage=assigned_coverage(session, round_=round_, org_ids=only),
@@ -279,6 +279,7 @@ class _Weights:
 def _distribution(data: _RoundData, org_id: int, ballots: int) -> dict[str, dict[str, int]]:
     """Counts per question and option, zeros included (checked against the instrument)."""
     tallies = data.tallies.get(org_id, {})
+    assert data.instrument is not None  # read with the distribution
     return summarize_satisfaction(data.instrument, ballots, tallies).distribution
 
 
@@ -355,12 +356,17 @@ def _sort_key(branch: BranchTally) -> tuple[str, int, int, str, int]:
 
 
 def _context(
-    session: Session, round_id: int, options: RoundOptions, now: datetime | None
+    session: Session,
+    round_id: int,
+    options: RoundOptions,
+    now: datetime | None,
+    only: Collection[int] | None,
 ) -> grading.Context:
+    """The round's part of every proposal; deadlines and re-runs only when judged (``now``)."""
     return grading.Context(
         now=now,
-        deadline=satisfaction_deadline(session, round_id=round_id),
-        reruns=reruns(session, round_id=round_id),
+        deadline=satisfaction_deadline(session, round_id=round_id) if now is not None else None,
+        reruns=reruns(session, round_id=round_id, org_ids=only) if now is not None else {},
         waivers=waivers(session, round_id=round_id),
         superior_scoring=session.get(RoundInstrument, (round_id, SUPERIOR)) is not None,
         weights=options.composite_weights,
@@ -414,7 +420,7 @@ def round_tally(
         )
         for org_id, s in scores.items()
     }
-    context = _context(session, round_id, options, now)
+    context = _context(session, round_id, options, now, only)
     pools = grading.propose_round(list(inputs.values()), context) if proposals else {}
     wanted = set(scores) if org_ids is None else set(org_ids) & set(scores)
     branches = []
