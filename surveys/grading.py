@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from functools import cached_property
+from functools import lru_cache
 
 from surveys.categories import Audience, Category
+from surveys.memo import memo
 from surveys.rules import (
     DEFAULT_COMPOSITE_WEIGHTS,
     DEFAULT_GOOD_SHARE,
@@ -120,6 +121,7 @@ def inspection_sheet(
     return None
 
 
+@lru_cache(maxsize=64)  # pure, few keys: asked once per branch of a county
 def required_parts(
     category: Category,
     *,
@@ -363,7 +365,7 @@ class PoolProposal:
         """One branch's proposal, if it is in this pool."""
         return self._by_org.get(org_id)
 
-    @cached_property
+    @memo
     def _by_org(self) -> dict[int, BranchProposal]:
         # Looked up once per branch of a county: a scan each time would be quadratic.
         return {b.org_id: b for b in self.branches}

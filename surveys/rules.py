@@ -488,7 +488,8 @@ def composite(
     for name in weights:
         value = parts.get(name)
         if value is not None:
-            _check_score(value)
+            if not ZERO <= value <= HUNDRED:  # _check_score, inline: once per part per branch
+                _check_score(value)
             present[name] = value
     weights_used, missing = _shape(tuple(present), tuple(weights.items()))
     if not weights_used:
