@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Row, case, func
@@ -28,7 +29,7 @@ from storage.models import (
 from surveys.categories import BRANCH_AUDIENCES, Audience, Category
 from surveys.grading import participation_gap
 from surveys.options import RoundOptions
-from surveys.rules import Coverage, OrgProfile, coverage_for, targets_for
+from surveys.rules import Coverage, OrgProfile, Target, coverage_for, targets_for
 
 
 @dataclass(frozen=True)
@@ -170,12 +171,17 @@ def _branch_coverage(
     def assigned(audience: Audience) -> int:
         return counts.get(audience, (0, 0))[0]
 
-    targets = targets_for(
-        _profile(org),
-        committee_members=assigned(Audience.COMMITTEE),
-        inspectors=assigned(Audience.INSPECTORS),
-        organizers=assigned(Audience.ORGANIZERS),
-        overrides=overrides,
+    targets = _targets(
+        (
+            org.category,
+            org.members,
+            org.representatives,
+            org.staff,
+            org.has_workers_congress,
+            org.members_only,
+        ),
+        tuple(assigned(a) for a in _PANELS),
+        tuple(overrides.items()),
     )
     coverage = {
         audience: coverage_for(target, counts.get(audience, (0, 0))[1])
@@ -184,9 +190,33 @@ def _branch_coverage(
     return BranchCoverage(
         org_id=org.id,  # type: ignore[arg-type]
         name=org.name,
-        category=Category(org.category),
+        category=_CATEGORIES[org.category],
         members_only=org.members_only,
         coverage=coverage,
+    )
+
+
+_PANELS = (Audience.COMMITTEE, Audience.INSPECTORS, Audience.ORGANIZERS)  # targets by panel size
+_CATEGORIES = {category.value: category for category in Category}  # no enum call per branch
+
+
+@lru_cache(maxsize=4096)  # pure: a county repeats the same rosters and panels many times
+def _targets(
+    profile: tuple[str, int, int, int, bool, bool],
+    assigned: tuple[int, int, int],
+    overrides: tuple[tuple[str, Decimal], ...],
+) -> Mapping[Audience, Target]:
+    """The targets of one roster (category and counts) and its assigned panels (shared)."""
+    category, members, representatives, staff, workers_congress, members_only = profile
+    committee_members, inspectors, organizers = assigned
+    return targets_for(
+        OrgProfile(
+            Category(category), members, representatives, staff, workers_congress, members_only
+        ),
+        committee_members=committee_members,
+        inspectors=inspectors,
+        organizers=organizers,
+        overrides=dict(overrides),
     )
 
 

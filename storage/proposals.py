@@ -71,7 +71,7 @@ def facts_for(branch: BranchInput, context: Context) -> BranchFacts:
     return BranchFacts(
         org_id=branch.org_id,
         category=branch.category,
-        parts=dict(branch.parts),
+        parts=branch.parts,  # read only; storage.tallies builds one mapping per branch
         shortfalls=shortfalls(branch.coverage),
         deadline_passed=_passed(context, branch.org_id),
         vetoed=branch.vetoed,

@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlmodel import Session
@@ -39,6 +40,7 @@ from surveys.categories import INSPECTION_SHEETS, Audience, Category
 from surveys.grading import (
     Basis,
     BranchStatus,
+    Disclosure,
     Part,
     Pool,
     PoolProposal,
@@ -159,7 +161,7 @@ class _RoundData:
     inspection_sections: dict[int, dict[str, Any]]
     vetoes: dict[int, list[str]]
     decisions: dict[int, Decision]
-    instrument: Instrument
+    instrument: Instrument | None  # the pinned satisfaction form, read for a distribution only
 
 
 def _read_round(
@@ -178,7 +180,7 @@ def _read_round(
     round_id = round_.id
     assert round_id is not None
     distribution, details = flags
-    instrument = satisfaction_instrument(session, round_id)
+    instrument = satisfaction_instrument(session, round_id) if distribution else None
     ballots, satisfaction = reads.summaries(session, round_id, only)
     return _RoundData(
         coverage=assigned_coverage(session, round_=round_, org_ids=only),
@@ -200,8 +202,11 @@ def _read_round(
 
 def _inspection_totals(data: _RoundData, org_id: int) -> reads.Totals:
     """Both inspection sheets together: a branch is inspected with the one of its category."""
-    parts = [data.totals.get((org_id, i)) for i in INSPECTIONS]
-    present = [p for p in parts if p is not None]
+    present = [t for t in (data.totals.get((org_id, i)) for i in INSPECTIONS) if t is not None]
+    if len(present) == 1:  # the usual case: its mean is the mean of the sum of one
+        return present[0]
+    if not present:
+        return _NO_TOTALS
     return reads.Totals(
         sum((reads.exact(p.total) for p in present), Decimal(0)), sum(p.count for p in present)
     )
@@ -221,42 +226,60 @@ class _Scores:
     superior_totals: reads.Totals
     composite: Composite  # exact score of the parts present
     vetoes: list[str]
-
-    def parts(self) -> dict[Part, Decimal | None]:
-        """The unrounded means of every part, for ``BranchFacts``."""
-        return {
-            Part.SELF_EVALUATION: self.self_totals.mean,
-            Part.SATISFACTION: self.satisfaction.score,
-            Part.INSPECTION: self.inspection_totals.mean,
-            Part.SUPERIOR_SCORING: self.superior_totals.mean,
-        }
+    parts: dict[Part, Decimal | None]  # the unrounded means of every part, for BranchFacts
 
 
-def _scores(data: _RoundData, org_id: int, weights: Mapping[str, Decimal]) -> _Scores:
-    satisfaction = data.satisfaction.get(org_id, reads.SatisfactionSums())
-    self_totals = data.totals.get((org_id, SELF_EVALUATION), reads.Totals(0, 0))
+_NO_TOTALS = reads.Totals(0, 0)
+_NO_SATISFACTION = reads.SatisfactionSums()
+
+
+def _scores(data: _RoundData, org_id: int, weights: _Weights) -> _Scores:
+    satisfaction = data.satisfaction.get(org_id, _NO_SATISFACTION)
+    self_totals = data.totals.get((org_id, SELF_EVALUATION), _NO_TOTALS)
     inspection_totals = _inspection_totals(data, org_id)
-    parts = {
-        "self_evaluation": self_totals.mean,
-        "satisfaction": satisfaction.score,
-        "inspection": inspection_totals.mean,
+    superior_totals = data.totals.get((org_id, SUPERIOR), _NO_TOTALS)
+    # Part is a StrEnum: a Part key is found by its plain name, as rules.composite looks.
+    parts: dict[Part, Decimal | None] = {
+        Part.SELF_EVALUATION: self_totals.mean,
+        Part.SATISFACTION: satisfaction.score,
+        Part.INSPECTION: inspection_totals.mean,
     }
     # rules.composite for the weights used and what is missing; the score itself exact.
-    mix = composite(parts, weights)
-    exact = exact_composite({Part(name): value for name, value in parts.items()}, weights)
+    mix = composite(parts, weights.weights)
+    if not weights.all_positive:  # a zero weight: rules counts the part, the exact score not
+        mix = Composite(exact_composite(parts, weights.weights), mix.weights_used, mix.missing)
+    parts[Part.SUPERIOR_SCORING] = superior_totals.mean
     return _Scores(
         satisfaction=satisfaction,
         self_totals=self_totals,
         inspection_totals=inspection_totals,
-        superior_totals=data.totals.get((org_id, SUPERIOR), reads.Totals(0, 0)),
-        composite=replace(mix, score=exact),
+        superior_totals=superior_totals,
+        composite=mix,
         vetoes=data.vetoes.get(org_id, []),
+        parts=parts,
     )
+
+
+@dataclass(frozen=True)
+class _Weights:
+    """The round's composite weights, and whether every one is positive (checked once).
+
+    With every weight positive, rules.composite's score is the exact composite itself (the
+    same sum in the same order), so it is not computed twice per branch.
+    """
+
+    weights: dict[str, Decimal]
+    all_positive: bool
+
+    @classmethod
+    def of(cls, weights: dict[str, Decimal]) -> _Weights:
+        return cls(weights, all(weight > 0 for weight in weights.values()))
 
 
 def _distribution(data: _RoundData, org_id: int, ballots: int) -> dict[str, dict[str, int]]:
     """Counts per question and option, zeros included (checked against the instrument)."""
     tallies = data.tallies.get(org_id, {})
+    assert data.instrument is not None  # read with the distribution
     return summarize_satisfaction(data.instrument, ballots, tallies).distribution
 
 
@@ -270,7 +293,7 @@ def _branch(
 ) -> BranchTally:
     cov = data.coverage[org_id]
     ballots = data.ballots.get(org_id, 0)
-    shown = disclosure(ballots, options.small_group_threshold)
+    shown = _disclosure(ballots, options.small_group_threshold)
     satisfaction = scores.satisfaction if shown.satisfaction else None
     proposed = pool.branch(org_id) if pool is not None else None
     basis = pool.basis if pool is not None else None
@@ -314,6 +337,11 @@ def _branch(
     )
 
 
+@lru_cache(maxsize=64)  # a frozen answer per (ballots, threshold): one per branch otherwise
+def _disclosure(ballots: int, threshold: int) -> Disclosure:
+    return disclosure(ballots, threshold)
+
+
 def _basis_score(scores: _Scores, basis: Basis | None) -> Decimal | None:
     if basis is Basis.SUPERIOR:
         return scores.superior_totals.mean
@@ -328,12 +356,17 @@ def _sort_key(branch: BranchTally) -> tuple[str, int, int, str, int]:
 
 
 def _context(
-    session: Session, round_id: int, options: RoundOptions, now: datetime | None
+    session: Session,
+    round_id: int,
+    options: RoundOptions,
+    now: datetime | None,
+    only: Collection[int] | None,
 ) -> grading.Context:
+    """The round's part of every proposal; deadlines and re-runs only when judged (``now``)."""
     return grading.Context(
         now=now,
-        deadline=satisfaction_deadline(session, round_id=round_id),
-        reruns=reruns(session, round_id=round_id),
+        deadline=satisfaction_deadline(session, round_id=round_id) if now is not None else None,
+        reruns=reruns(session, round_id=round_id, org_ids=only) if now is not None else {},
         waivers=waivers(session, round_id=round_id),
         superior_scoring=session.get(RoundInstrument, (round_id, SUPERIOR)) is not None,
         weights=options.composite_weights,
@@ -375,18 +408,19 @@ def round_tally(
     data = _read_round(session, round_, only, org_ids, (distribution, details))
     for org_id, codes in (extra_vetoes or {}).items():
         data.vetoes[org_id] = [*data.vetoes.get(org_id, []), *codes]
-    scores = {org_id: _scores(data, org_id, options.composite_weights) for org_id in data.coverage}
+    weights = _Weights.of(options.composite_weights)
+    scores = {org_id: _scores(data, org_id, weights) for org_id in data.coverage}
     inputs = {
         org_id: grading.BranchInput(
             org_id=org_id,
             category=data.coverage[org_id].category,
-            parts=s.parts(),
+            parts=s.parts,
             coverage=data.coverage[org_id].coverage,
             vetoed=bool(s.vetoes),
         )
         for org_id, s in scores.items()
     }
-    context = _context(session, round_id, options, now)
+    context = _context(session, round_id, options, now, only)
     pools = grading.propose_round(list(inputs.values()), context) if proposals else {}
     wanted = set(scores) if org_ids is None else set(org_ids) & set(scores)
     branches = []

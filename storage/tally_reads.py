@@ -10,7 +10,6 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Table, and_, case, false, func, literal, or_, select
@@ -28,6 +27,7 @@ from storage.models import (
 )
 from storage.summary import SUM_COLUMNS
 from surveys.instruments import Instrument, get_instrument
+from surveys.memo import memo
 from surveys.rules import Grade, Rates, rates_from_counts
 
 SELF_EVALUATION = "self_evaluation"
@@ -46,11 +46,14 @@ class Decision:
 
 
 def _decimal(value: Any) -> Decimal:
-    """A JSON number or string as an exact Decimal."""
-    return Decimal(str(value))
+    """A JSON number or string as an exact Decimal (a Decimal as it is: str() keeps it)."""
+    return value if type(value) is Decimal else Decimal(str(value))
 
 
 # --- Grouped reads (one query each, for the whole round) ----------------------------------
+
+
+_PLACES = Decimal("0.0001")
 
 
 def exact(value: Any) -> Decimal:
@@ -59,7 +62,7 @@ def exact(value: Any) -> Decimal:
     The stored scores have two places, so a float sum is rounded back to the cents it
     was made of; nothing else is rounded (docs/rules.md §5.1: round for display only).
     """
-    return _decimal(value).quantize(Decimal("0.0001"))
+    return _decimal(value).quantize(_PLACES)
 
 
 def mean_of(total: Any, count: int) -> Decimal:
@@ -105,7 +108,7 @@ class SatisfactionSums:
     weighted: Any = 0  # Σ count × option value over the valued satisfaction answers
     valued: int = 0  # answers with an option value
 
-    @cached_property  # asked for by the score, the proposal and the view of each branch
+    @memo  # asked for by the score, the proposal and the view of each branch
     def rates(self) -> Rates:
         return rates_from_counts(
             self.satisfied,
@@ -116,7 +119,7 @@ class SatisfactionSums:
             self.participation_answers,
         )
 
-    @cached_property
+    @memo
     def score(self) -> Decimal | None:
         """Mean option value, unrounded (docs/rules.md §5.1)."""
         if not self.valued:
@@ -201,7 +204,7 @@ class Totals:
     total: Any
     count: int
 
-    @cached_property  # computed once, however many parts and views ask
+    @memo  # computed once, however many parts and views ask
     def mean(self) -> Decimal | None:
         return mean_of(self.total, self.count) if self.count else None
 
@@ -223,6 +226,19 @@ def response_totals(
     }
 
 
+def _round_of(responses: Table, round_id: int, org_ids: Collection[int] | None) -> Any:
+    """The round condition; for given branches written so that the branch index leads.
+
+    Without statistics SQLite searches the round's index for ``round_id = ?`` before
+    ``org_id IN (?)``: every response of the round and its answers for one branch.
+    ``round_id + 0`` keeps the same rows but is no index term (PostgreSQL has statistics
+    and picks the branch's index either way).
+    """
+    if org_ids is None:
+        return responses.c.round_id == round_id
+    return responses.c.round_id + 0 == round_id
+
+
 def answer_sums(
     session: Session,
     round_id: int,
@@ -238,7 +254,7 @@ def answer_sums(
         select(responses.c.org_id, key, func.sum(answers.c.score))
         .join(responses, responses.c.id == answers.c.response_id)
         .where(
-            responses.c.round_id == round_id,
+            _round_of(responses, round_id, org_ids),
             responses.c.instrument_id.in_(list(instrument_ids)),
             answers.c.score.is_not(None),
             *_only(responses.c.org_id, org_ids),

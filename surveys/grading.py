@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
-from functools import cached_property
+from functools import lru_cache
 
 from surveys.categories import Audience, Category
+from surveys.memo import memo
 from surveys.rules import (
     DEFAULT_COMPOSITE_WEIGHTS,
     DEFAULT_GOOD_SHARE,
@@ -120,6 +121,7 @@ def inspection_sheet(
     return None
 
 
+@lru_cache(maxsize=64)  # pure, few keys: asked once per branch of a county
 def required_parts(
     category: Category,
     *,
@@ -147,6 +149,9 @@ def exact_mean(values: Sequence[Decimal]) -> Decimal | None:
     return sum(values, ZERO) / len(values)
 
 
+_PARTS = {part.value: part for part in Part}
+
+
 def exact_composite(
     parts: Mapping[Part, Decimal | None],
     weights: Mapping[str, Decimal] = DEFAULT_COMPOSITE_WEIGHTS,
@@ -154,7 +159,7 @@ def exact_composite(
     """Unrounded weighted mean of the composite parts present, weights renormalized (§4)."""
     present: dict[str, Decimal] = {}
     for name, weight in weights.items():
-        value = parts.get(Part(name))
+        value = parts.get(_PARTS.get(name) or Part(name))  # no enum call per branch
         if value is not None and weight > 0:
             present[name] = value
     total_weight = sum((weights[name] for name in present), ZERO)
@@ -360,7 +365,7 @@ class PoolProposal:
         """One branch's proposal, if it is in this pool."""
         return self._by_org.get(org_id)
 
-    @cached_property
+    @memo
     def _by_org(self) -> dict[int, BranchProposal]:
         # Looked up once per branch of a county: a scan each time would be quadratic.
         return {b.org_id: b for b in self.branches}

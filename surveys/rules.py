@@ -482,25 +482,38 @@ def composite(
     A part absent from ``parts`` counts as missing. weights_used are exact quotients
     (not rounded), so the caller chooses how to display them.
     """
-    unknown = set(parts) - set(weights)
-    if unknown:
-        raise ValueError(f"no weight for parts: {sorted(unknown)}")
+    if not parts.keys() <= weights.keys():
+        raise ValueError(f"no weight for parts: {sorted(set(parts) - set(weights))}")
     present: dict[str, Decimal] = {}
     for name in weights:
         value = parts.get(name)
         if value is not None:
-            _check_score(value)
+            if not ZERO <= value <= HUNDRED:  # _check_score, inline: once per part per branch
+                _check_score(value)
             present[name] = value
-    missing = tuple(name for name in weights if name not in present)
-    total_weight = sum((weights[name] for name in present), ZERO)
-    if total_weight == 0:
+    weights_used, missing = _shape(tuple(present), tuple(weights.items()))
+    if not weights_used:
         return Composite(score=None, weights_used={}, missing=missing)
+    total_weight = sum((weights[name] for name in present), ZERO)
     weighted = sum((weights[name] * value for name, value in present.items()), ZERO)
     return Composite(
         score=weighted / total_weight,  # unrounded (docs/rules.md §5.1)
-        weights_used={name: weights[name] / total_weight for name in present},
+        weights_used=dict(weights_used),  # a copy: the cached one is shared
         missing=missing,
     )
+
+
+@lru_cache(maxsize=256)  # a county has a handful of (parts present, weights) shapes
+def _shape(
+    present: tuple[str, ...], weights: tuple[tuple[str, Decimal], ...]
+) -> tuple[Mapping[str, Decimal], tuple[str, ...]]:
+    """Renormalized weights of the parts present (none if they weigh 0) and the missing ones."""
+    weight = dict(weights)
+    missing = tuple(name for name in weight if name not in present)
+    total_weight = sum((weight[name] for name in present), ZERO)
+    if total_weight == 0:
+        return {}, missing
+    return {name: weight[name] / total_weight for name in present}, missing
 
 
 def mean(values: Sequence[Decimal]) -> Decimal | None:
