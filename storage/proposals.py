@@ -60,7 +60,8 @@ class Context:
     poor_share: Decimal
 
 
-def _passed(context: Context, org_id: int) -> bool:
+def deadline_passed_for(context: Context, org_id: int) -> bool:
+    """Whether the branch's satisfaction (or 补测) deadline has passed at the context's now."""
     if context.now is None or context.deadline is None:
         return False
     return deadline_passed(context.now, context.deadline, context.reruns.get(org_id))
@@ -73,7 +74,7 @@ def facts_for(branch: BranchInput, context: Context) -> BranchFacts:
         category=branch.category,
         parts=branch.parts,  # read only; storage.tallies builds one mapping per branch
         shortfalls=shortfalls(branch.coverage),
-        deadline_passed=_passed(context, branch.org_id),
+        deadline_passed=deadline_passed_for(context, branch.org_id),
         vetoed=branch.vetoed,
         waiver=context.waivers.get(branch.org_id),
     )

@@ -16,7 +16,8 @@ score back); its ballots still count in the score and the grade.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import json
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -26,6 +27,7 @@ from typing import Any
 from sqlmodel import Session
 
 from storage import proposals as grading
+from storage import tally_memo
 from storage import tally_reads as reads
 from storage.models import Round, RoundInstrument
 from storage.participation import BranchCoverage, assigned_coverage
@@ -153,10 +155,9 @@ class _RoundData:
     """Every grouped row of the round, read once."""
 
     coverage: dict[int, BranchCoverage]
-    ballots: dict[int, int]
-    satisfaction: dict[int, reads.SatisfactionSums]
+    summaries: dict[int, tuple[Any, ...]]  # reads.summary_rows: ballots, satisfaction sums
     tallies: dict[int, dict[tuple[str, str], int]]
-    totals: dict[tuple[int, str], reads.Totals]
+    totals: dict[int, tuple[Any, ...]]  # reads.total_rows over _NAMED
     self_items: dict[int, dict[str, Any]]
     inspection_sections: dict[int, dict[str, Any]]
     vetoes: dict[int, list[str]]
@@ -181,13 +182,11 @@ def _read_round(
     assert round_id is not None
     distribution, details = flags
     instrument = satisfaction_instrument(session, round_id) if distribution else None
-    ballots, satisfaction = reads.summaries(session, round_id, only)
     return _RoundData(
         coverage=assigned_coverage(session, round_=round_, org_ids=only),
-        ballots=ballots,
-        satisfaction=satisfaction,
+        summaries=reads.summary_rows(session, round_id, only),
         tallies=reads.tallies(session, round_id, wanted) if distribution else {},
-        totals=reads.response_totals(session, round_id, only),
+        totals=reads.total_rows(session, round_id, only, _NAMED),
         self_items=(
             reads.answer_sums(session, round_id, [SELF_EVALUATION], True, wanted) if details else {}
         ),
@@ -202,7 +201,8 @@ def _read_round(
 
 def _inspection_totals(data: _RoundData, org_id: int) -> reads.Totals:
     """Both inspection sheets together: a branch is inspected with the one of its category."""
-    present = [t for t in (data.totals.get((org_id, i)) for i in INSPECTIONS) if t is not None]
+    row = data.totals.get(org_id)
+    present = [t for t in (_totals(row, i) for i in INSPECTIONS) if t.count]
     if len(present) == 1:  # the usual case: its mean is the mean of the sum of one
         return present[0]
     if not present:
@@ -210,6 +210,11 @@ def _inspection_totals(data: _RoundData, org_id: int) -> reads.Totals:
     return reads.Totals(
         sum((reads.exact(p.total) for p in present), Decimal(0)), sum(p.count for p in present)
     )
+
+
+def _ballots(data: _RoundData, org_id: int) -> int:
+    row = data.summaries.get(org_id)
+    return int(row[0]) if row is not None else 0
 
 
 def _means(sums: Mapping[str, Any], count: int) -> dict[str, Decimal]:
@@ -230,14 +235,19 @@ class _Scores:
 
 
 _NO_TOTALS = reads.Totals(0, 0)
-_NO_SATISFACTION = reads.SatisfactionSums()
+_NAMED = (SELF_EVALUATION, *INSPECTIONS, SUPERIOR)  # the columns of reads.total_rows
+
+
+def _totals(row: tuple[Any, ...] | None, instrument_id: str) -> reads.Totals:
+    return reads.totals_of(row, _NAMED.index(instrument_id))
 
 
 def _scores(data: _RoundData, org_id: int, weights: _Weights) -> _Scores:
-    satisfaction = data.satisfaction.get(org_id, _NO_SATISFACTION)
-    self_totals = data.totals.get((org_id, SELF_EVALUATION), _NO_TOTALS)
+    satisfaction = reads.sums_of(data.summaries.get(org_id))
+    totals = data.totals.get(org_id)
+    self_totals = _totals(totals, SELF_EVALUATION)
     inspection_totals = _inspection_totals(data, org_id)
-    superior_totals = data.totals.get((org_id, SUPERIOR), _NO_TOTALS)
+    superior_totals = _totals(totals, SUPERIOR)
     # Part is a StrEnum: a Part key is found by its plain name, as rules.composite looks.
     parts: dict[Part, Decimal | None] = {
         Part.SELF_EVALUATION: self_totals.mean,
@@ -292,7 +302,7 @@ def _branch(
     distribution: bool,
 ) -> BranchTally:
     cov = data.coverage[org_id]
-    ballots = data.ballots.get(org_id, 0)
+    ballots = _ballots(data, org_id)
     shown = _disclosure(ballots, options.small_group_threshold)
     satisfaction = scores.satisfaction if shown.satisfaction else None
     proposed = pool.branch(org_id) if pool is not None else None
@@ -397,6 +407,9 @@ def round_tally(
     satisfaction deadlines (参与面未达标); without it no deadline has passed. ``extra_vetoes``
     adds veto conditions not stored (yet): the tally as it would be once they are, shown
     before an organizer confirms one.
+
+    The rows are read every time; the arithmetic of a branch (and of a pool) whose rows
+    are equal to the last tally's is taken from ``storage.tally_memo``.
     """
     round_ = session.get(Round, round_id)
     if round_ is None:
@@ -408,29 +421,30 @@ def round_tally(
     data = _read_round(session, round_, only, org_ids, (distribution, details))
     for org_id, codes in (extra_vetoes or {}).items():
         data.vetoes[org_id] = [*data.vetoes.get(org_id, []), *codes]
+    memo_key = (round_id, _options_key(round_.options), distribution, details, proposals)
+    last = tally_memo.last(memo_key)
+    memo = tally_memo.Memo()
     weights = _Weights.of(options.composite_weights)
-    scores = {org_id: _scores(data, org_id, weights) for org_id in data.coverage}
-    inputs = {
-        org_id: grading.BranchInput(
-            org_id=org_id,
-            category=data.coverage[org_id].category,
-            parts=s.parts,
-            coverage=data.coverage[org_id].coverage,
-            vetoed=bool(s.vetoes),
-        )
-        for org_id, s in scores.items()
-    }
+    for org_id in data.coverage:
+        memo.branches[org_id] = _kept_branch(data, org_id, weights, last)
     context = _context(session, round_id, options, now, only)
-    pools = grading.propose_round(list(inputs.values()), context) if proposals else {}
-    wanted = set(scores) if org_ids is None else set(org_ids) & set(scores)
+    pools = _propose_pools(memo, last, context) if proposals else {}
+    wanted = set(memo.branches) if org_ids is None else set(org_ids) & set(memo.branches)
     branches = []
     for org_id in wanted:
+        kept = memo.branches[org_id]
         pool = _pool_of(pools, data.coverage[org_id].category)
-        branch = _branch(data, org_id, scores[org_id], pool, options, distribution)
-        if not proposals:  # the status alone, as the pool would have judged it
-            status = grading.status_of(inputs[org_id], context)
-            branch = replace(branch, status=status, pool=pool_for(branch.category))
-        branches.append(branch)
+        # Without proposals: the status alone, as the pool would have judged it.
+        status = None if proposals else grading.status_of(kept.input, context)
+        shown = _shown(pool, org_id) if proposals else (status,)
+        view = kept.view  # read once: another thread may set it meanwhile (one tuple)
+        if view is None or view[0] != shown:
+            branch = _branch(data, org_id, kept.scores, pool, options, distribution)
+            if status is not None:
+                branch = replace(branch, status=status, pool=pool_for(branch.category))
+            view = kept.view = (shown, branch)
+        branches.append(view[1])
+    tally_memo.keep(memo_key, memo)
     return RoundTally(
         round_id=round_id,
         branches=sorted(branches, key=_sort_key),
@@ -438,6 +452,82 @@ def round_tally(
         pools=pools,
         weights=options.composite_weights,
     )
+
+
+def _options_key(options: Mapping[str, Any] | None) -> str:
+    """The round's options as one comparable string (weights, shares, targets, threshold)."""
+    return json.dumps(options or {}, sort_keys=True, default=str)
+
+
+def _branch_rows(data: _RoundData, org_id: int) -> tuple[Any, ...]:
+    """Everything read of one branch: equal rows give an equal tally (the memo's key)."""
+    return (
+        data.coverage[org_id],
+        data.summaries.get(org_id),
+        data.totals.get(org_id),
+        tuple(data.vetoes.get(org_id, ())),
+        data.decisions.get(org_id),
+        data.self_items.get(org_id),
+        data.inspection_sections.get(org_id),
+        data.tallies.get(org_id),
+        data.instrument if org_id in data.tallies else None,
+    )
+
+
+def _kept_branch(
+    data: _RoundData, org_id: int, weights: _Weights, last: tally_memo.Memo
+) -> tally_memo.KeptBranch:
+    """The branch's scores and proposal input: the last tally's when its rows are equal."""
+    rows = _branch_rows(data, org_id)
+    kept = last.branches.get(org_id)
+    if kept is not None and kept.rows == rows:
+        return kept
+    scores = _scores(data, org_id, weights)
+    cov = data.coverage[org_id]
+    branch_input = grading.BranchInput(
+        org_id=org_id,
+        category=cov.category,
+        parts=scores.parts,
+        coverage=cov.coverage,
+        vetoed=bool(scores.vetoes),
+    )
+    return tally_memo.KeptBranch(rows=rows, scores=scores, input=branch_input)
+
+
+def _propose_pools(
+    memo: tally_memo.Memo, last: tally_memo.Memo, context: grading.Context
+) -> dict[Pool, PoolProposal]:
+    """Each pool proposed once; the last tally's proposal where its inputs are all equal."""
+    by_pool: dict[Pool, list[grading.BranchInput]] = {}
+    for kept in memo.branches.values():
+        pool = pool_for(kept.input.category)
+        if pool is not None:
+            by_pool.setdefault(pool, []).append(kept.input)
+    proposals: dict[Pool, PoolProposal] = {}
+    for pool, inputs in by_pool.items():
+        judged = _judged(context, inputs)
+        kept_pool = last.pools.get(pool)
+        if kept_pool is None or not kept_pool.still(judged, inputs):
+            proposed = grading.propose_round(inputs, context)[pool]
+            kept_pool = tally_memo.KeptPool(judged, tuple(inputs), proposed)
+        memo.pools[pool] = kept_pool
+        proposals[pool] = kept_pool.proposal
+    return proposals
+
+
+def _judged(context: grading.Context, inputs: Sequence[grading.BranchInput]) -> tuple[Any, ...]:
+    """What of the round's context a pool's proposal depends on, beyond the round's options
+    (weights and shares are in the memo's key): ``now`` only through which deadlines have
+    passed, the waivers, and whether the committee scores."""
+    passed = tuple(grading.deadline_passed_for(context, b.org_id) for b in inputs)
+    return (passed, context.waivers, context.superior_scoring)
+
+
+def _shown(pool: PoolProposal | None, org_id: int) -> tuple[Any, ...]:
+    """The pool's word on one branch: what its BranchTally takes from the pool."""
+    if pool is None:
+        return (None,)
+    return (pool.branch(org_id), pool.pool, pool.basis, pool.provisional)
 
 
 def _pool_of(pools: Mapping[Pool, PoolProposal], category: Category) -> PoolProposal | None:

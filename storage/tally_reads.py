@@ -142,10 +142,14 @@ def _only(column: Any, org_ids: Collection[int] | None) -> list[Any]:
     return [] if org_ids is None else [column.in_(list(org_ids))]
 
 
-def summaries(
+def summary_rows(
     session: Session, round_id: int, org_ids: Collection[int] | None
-) -> tuple[dict[int, int], dict[int, SatisfactionSums]]:
-    """Ballots and satisfaction sums per branch: one summary row each (storage.summary)."""
+) -> dict[int, tuple[Any, ...]]:
+    """Per branch, its summary row as stored: ballots, then the eight satisfaction sums.
+
+    Plain values, no objects: a county tally compares them with the last tally's
+    (storage.tally_memo) and builds ``SatisfactionSums`` only for a branch that changed.
+    """
     table = _table(SatisfactionBallots)
     rows = _rows(
         session,
@@ -153,12 +157,22 @@ def summaries(
             table.c.round_id == round_id, *_only(table.c.org_id, org_ids)
         ),
     )
-    ballots = {int(row[0]): int(row[1]) for row in rows}
-    sums = {
-        int(row[0]): SatisfactionSums(*(int(v) for v in row[2:8]), row[8], int(row[9]))
-        for row in rows
-    }
-    return ballots, sums
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def sums_of(row: tuple[Any, ...] | None) -> SatisfactionSums:
+    """The satisfaction sums of one ``summary_rows`` row (none: no ballot yet)."""
+    if row is None:
+        return _NO_SUMS
+    return SatisfactionSums(*(int(v) for v in row[1:7]), row[7], int(row[8]))
+
+
+def summaries(
+    session: Session, round_id: int, org_ids: Collection[int] | None
+) -> tuple[dict[int, int], dict[int, SatisfactionSums]]:
+    """Ballots and satisfaction sums per branch: one summary row each (storage.summary)."""
+    rows = summary_rows(session, round_id, org_ids)
+    return {o: int(row[0]) for o, row in rows.items()}, {o: sums_of(r) for o, r in rows.items()}
 
 
 def counter_sums(
@@ -224,6 +238,40 @@ def response_totals(
         (int(org_id), instrument_id): Totals(total, int(count))
         for org_id, instrument_id, total, count in rows
     }
+
+
+def total_rows(
+    session: Session, round_id: int, org_ids: Collection[int] | None, instruments: Sequence[str]
+) -> dict[int, tuple[Any, ...]]:
+    """Per branch, one row: (sum, number) of its named totals for each instrument in turn.
+
+    Pivoted in SQL (one row per branch instead of one per instrument), plain values: the
+    same use as ``summary_rows``.
+    """
+    table = _table(ResponseSummary)
+    columns = []
+    for instrument_id in instruments:
+        mine = table.c.instrument_id == instrument_id
+        columns.append(func.sum(case((mine, table.c.total))))
+        columns.append(func.sum(case((mine, table.c.responses), else_=0)))
+    rows = _rows(
+        session,
+        select(table.c.org_id, *columns)
+        .where(table.c.round_id == round_id, table.c.responses > 0, *_only(table.c.org_id, org_ids))
+        .group_by(table.c.org_id),
+    )
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+def totals_of(row: tuple[Any, ...] | None, index: int) -> Totals:
+    """The totals of the ``index``-th instrument of one ``total_rows`` row."""
+    if row is None or not row[2 * index + 1]:
+        return _NO_TOTALS
+    return Totals(row[2 * index], int(row[2 * index + 1]))
+
+
+_NO_TOTALS = Totals(0, 0)
+_NO_SUMS = SatisfactionSums()
 
 
 def _round_of(responses: Table, round_id: int, org_ids: Collection[int] | None) -> Any:
