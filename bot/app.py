@@ -27,7 +27,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import answering, lang, registration, remind, reports, screen
+from bot import answering, collector, lang, registration, remind, reports, screen
 from bot.common import (
     COMMANDS_KEY,
     PRIVATE,
@@ -235,6 +235,7 @@ def run(
         raise WebhookUnavailable(t("run.webhook_unavailable", settings.locale))
     configure_logging()
     application = build_application(settings, engine_for(settings.database_url))
+    collector.settle()
     if screen.enabled():  # the screen and the webhook share one ASGI server: bot/screen/server.py
         screen.run(application, settings, webhook_url, listen, port, secret_token)
         return

@@ -127,6 +127,7 @@ def _stop_all(workers: list[BaseProcess]) -> None:
 
 def serve_worker(plan: WorkerPlan, index: int, sock: socket.socket) -> None:
     """One worker: the whole bot on its own socket; worker 0 also the webhook and the jobs."""
+    from bot import collector
     from bot.app import build_application, configure_logging, install_token_redaction
     from bot.screen.server import run
     from storage.db import engine_for
@@ -135,6 +136,7 @@ def serve_worker(plan: WorkerPlan, index: int, sock: socket.socket) -> None:
     install_token_redaction(plan.secret)
     engine = engine_for(plan.settings.database_url)
     application = build_application(plan.settings, engine, with_jobs=index == 0)
+    collector.settle()
     with contextlib.suppress(KeyboardInterrupt):
         run(
             application,

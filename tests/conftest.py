@@ -6,6 +6,7 @@ then the run creates its own database there and drops it at the end.
 
 from __future__ import annotations
 
+import gc
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,3 +78,14 @@ def engine(database_url: str, _postgres_engine: Engine | None) -> Iterator[Engin
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _collector_as_found() -> Iterator[None]:
+    """``ceping run`` tunes the garbage collector for its process (bot/collector.py); a test
+    that calls it must not leave the rest of the suite with that process's settings."""
+    threshold = gc.get_threshold()
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
+    gc.set_threshold(*threshold)

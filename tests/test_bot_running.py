@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from sqlmodel import func, select
 from telegram import Update
 
 from bot import app as bot_app
-from bot import reports
+from bot import collector, reports
 from bot.common import MenuCommand
 from storage.models import AuditLog, TelegramAccount
 from storage.settings import Settings
@@ -282,6 +283,19 @@ def test_run_polls_for_every_update_type_without_dropping_pending_ones(
             "bootstrap_retries": bot_app.BOOTSTRAP_RETRIES,
         }
     ]
+
+
+def test_run_freezes_what_start_up_made_and_collects_the_young_less_often(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setattr(bot_app.Application, "run_polling", lambda self, **kw: None)
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+
+    bot_app.run(settings_for(tmp_path))
+
+    assert gc.get_freeze_count() > 10_000  # the modules, classes and the Application
+    assert gc.get_threshold()[0] == collector.FIRST_GENERATION
 
 
 def test_run_with_a_webhook_listens_on_the_public_path_with_a_generated_secret(
