@@ -260,6 +260,32 @@ class Assignment(SQLModel, table=True):
     created_at: datetime = _created()
 
 
+class AssignmentCount(SQLModel, table=True):
+    """How many assignments of a branch and audience a round has, and how many are submitted.
+
+    Exactly ``COUNT(*)`` and the submitted ones of ``assignment`` grouped by round, branch
+    and audience, kept by database triggers on ``assignment`` (migration 0008), so no write
+    site can forget it; a row goes when its last assignment goes (never a row at zero).
+    A tally reads these rows instead of grouping every assignment of the round.
+
+    Anonymity: a row says only how many of an audience have submitted, which the
+    assignments' status already says person by person; never which choice anyone made.
+    A voter's transaction adds one to it, as it marks the assignment submitted.
+    """
+
+    __tablename__ = "assignment_count"
+    __table_args__ = (
+        CheckConstraint("assigned > 0", name="assigned"),
+        CheckConstraint("submitted >= 0 AND submitted <= assigned", name="submitted"),
+    )
+
+    round_id: int = Field(foreign_key="round.id", primary_key=True, ondelete="CASCADE")
+    org_id: int = Field(foreign_key="organization.id", primary_key=True)
+    audience: str = Field(primary_key=True, max_length=20)
+    assigned: int
+    submitted: int = 0
+
+
 class Draft(SQLModel, table=True):
     """Answers given so far, saved at every tap so a restart loses nothing."""
 

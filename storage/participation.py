@@ -1,13 +1,12 @@
 """Participation (参与面) of every branch of a round against its targets, in one SQL pass.
 
 Denominators come from the roster counts (docs/rules.md §6): someone who never registered
-with the bot has simply not responded. Respondents are counted from submitted
-assignments, grouped by branch and audience in the database.
+with the bot has simply not responded. Respondents are the submitted assignments, counted
+per branch and audience in ``assignment_count`` (kept by triggers on ``assignment``).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,6 +19,7 @@ from sqlmodel import Session, select
 
 from storage.models import (
     Assignment,
+    AssignmentCount,
     Organization,
     Person,
     Round,
@@ -72,27 +72,65 @@ def target_overrides(round_: Round) -> Mapping[str, Decimal]:
 
 
 _AUDIENCES = {audience.value: audience for audience in Audience}  # no enum call per row
+_ORG_COLUMNS = (
+    "id",
+    "name",
+    "category",
+    "members",
+    "representatives",
+    "staff",
+    "has_workers_congress",
+    "members_only",
+)
 
 
-def _assignment_counts(
-    session: Session, round_id: int, org_ids: Collection[int] | None = None
-) -> dict[int, dict[Audience, tuple[int, int]]]:
-    """(assigned, submitted) per branch and audience, grouped in SQL (of the given branches)."""
-    table = Assignment.__table__  # type: ignore[attr-defined]
-    submitted = func.sum(case((table.c.status == "submitted", 1), else_=0))
-    only = [] if org_ids is None else [table.c.org_id.in_(list(org_ids))]
-    rows = (
-        session.connection()
-        .execute(
-            sa_select(table.c.org_id, table.c.audience, func.count(), submitted)
-            .where(table.c.round_id == round_id, *only)
-            .group_by(table.c.org_id, table.c.audience)
+def _coverage_rows(
+    session: Session,
+    round_id: int,
+    org_ids: Collection[int] | None,
+    *,
+    assigned_only: bool,
+) -> list[Row[Any]]:
+    """Each graded branch's roster columns and its counts per audience, one row per branch.
+
+    The counts come from ``assignment_count`` (kept by triggers, migration 0008), pivoted
+    to two columns per audience: a county is a thousand rows, not every assignment.
+    ``assigned_only`` leaves out the branches with no assignment in the round.
+    """
+    counts = AssignmentCount.__table__  # type: ignore[attr-defined]
+    pivot = [
+        func.sum(case((counts.c.audience == audience.value, counts.c[column]), else_=0)).label(
+            f"{audience.value}_{column}"
         )
-        .all()
+        for audience in Audience
+        for column in ("assigned", "submitted")
+    ]
+    only = [] if org_ids is None else [counts.c.org_id.in_(list(org_ids))]
+    per_branch = (
+        sa_select(counts.c.org_id, *pivot)
+        .where(counts.c.round_id == round_id, *only)
+        .group_by(counts.c.org_id)
+        .subquery()
     )
-    counts: dict[int, dict[Audience, tuple[int, int]]] = defaultdict(dict)
-    for org_id, audience, assigned, done in rows:
-        counts[org_id][_AUDIENCES[audience]] = (int(assigned), int(done or 0))
+    orgs = Organization.__table__  # type: ignore[attr-defined]
+    join = orgs.join(per_branch, per_branch.c.org_id == orgs.c.id, isouter=not assigned_only)
+    only = [] if org_ids is None else [orgs.c.id.in_(list(org_ids))]
+    statement = (
+        sa_select(*(orgs.c[name] for name in _ORG_COLUMNS), *list(per_branch.c)[1:])
+        .select_from(join)
+        .where(orgs.c.category != Category.COMMITTEE.value, *only)
+        .order_by(orgs.c.id)
+    )
+    return list(session.connection().execute(statement).all())
+
+
+def _counts_of(row: Row[Any]) -> dict[Audience, tuple[int, int]]:
+    """(assigned, submitted) per audience of one branch's row (audiences it has)."""
+    counts = {}
+    for audience in Audience:
+        assigned = row._mapping[f"{audience.value}_assigned"]
+        if assigned:
+            counts[audience] = (int(assigned), int(row._mapping[f"{audience.value}_submitted"]))
     return counts
 
 
@@ -104,33 +142,8 @@ def assigned_coverage(
     Plain rows, no ORM objects: a tally calls this for a whole county.
     """
     overrides = target_overrides(round_)
-    counts = _assignment_counts(session, round_.id, org_ids)  # type: ignore[arg-type]
-    table = Organization.__table__  # type: ignore[attr-defined]
-    only = [] if org_ids is None else [table.c.id.in_(list(org_ids))]
-    rows = (
-        session.connection()
-        .execute(
-            sa_select(*(table.c[name] for name in _ORG_COLUMNS))
-            .where(table.c.category != Category.COMMITTEE.value, *only)
-            .order_by(table.c.id)
-        )
-        .all()
-    )
-    return {
-        row.id: _branch_coverage(row, counts[row.id], overrides) for row in rows if row.id in counts
-    }
-
-
-_ORG_COLUMNS = (
-    "id",
-    "name",
-    "category",
-    "members",
-    "representatives",
-    "staff",
-    "has_workers_congress",
-    "members_only",
-)
+    rows = _coverage_rows(session, round_.id, org_ids, assigned_only=True)  # type: ignore[arg-type]
+    return {row.id: _branch_coverage(row, _counts_of(row), overrides) for row in rows}
 
 
 def _profile(org: Organization | Row[Any]) -> OrgProfile:
@@ -152,15 +165,8 @@ def round_coverage(
     if round_ is None:
         raise LookupError(f"round {round_id}")
     overrides = target_overrides(round_)
-    counts = _assignment_counts(session, round_id)
-    statement = select(Organization).where(Organization.category != Category.COMMITTEE.value)
-    if org_ids is not None:
-        statement = statement.where(Organization.id.in_(list(org_ids)))  # type: ignore[union-attr]
-    result: dict[int, BranchCoverage] = {}
-    for org in session.exec(statement.order_by(Organization.id)).all():
-        assert org.id is not None
-        result[org.id] = _branch_coverage(org, counts.get(org.id, {}), overrides)
-    return result
+    rows = _coverage_rows(session, round_id, org_ids, assigned_only=False)
+    return {row.id: _branch_coverage(row, _counts_of(row), overrides) for row in rows}
 
 
 def _branch_coverage(

@@ -63,7 +63,7 @@ def test_init_is_safe_to_run_twice(cli: pytest.MonkeyPatch, capsys: pytest.Captu
     second = run(capsys, "init")
 
     assert first[0] == second[0] == 0
-    assert second[1] == first[1] and "0007" in first[1][0]
+    assert second[1] == first[1] and "0008" in first[1][0]
 
 
 def test_commands_refuse_a_database_that_was_not_initialised(
