@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, case, func
+from sqlalchemy import Row, Select, bindparam, func, literal_column
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
@@ -72,7 +72,7 @@ def target_overrides(round_: Round) -> Mapping[str, Decimal]:
 
 
 _AUDIENCES = {audience.value: audience for audience in Audience}  # no enum call per row
-_ORG_COLUMNS = (
+_ORG_COLUMNS = (  # in this order: _branch_coverage reads the profile as row[2:8]
     "id",
     "name",
     "category",
@@ -82,6 +82,36 @@ _ORG_COLUMNS = (
     "has_workers_congress",
     "members_only",
 )
+
+
+@lru_cache(maxsize=4)
+def _coverage_statement(*, assigned_only: bool, some: bool) -> Select[Any]:
+    """The statement of ``_coverage_rows``, built once (a county tally runs it often).
+
+    Parameters: ``round_id``, and ``org_ids`` (expanding) when ``some``.
+    """
+    counts = AssignmentCount.__table__  # type: ignore[attr-defined]
+    pivot = [
+        func.sum(counts.c[column]).filter(counts.c.audience == literal_column(f"'{audience}'"))
+        for audience in Audience
+        for column in ("assigned", "submitted")
+    ]
+    per_branch = sa_select(counts.c.org_id, *pivot).where(
+        counts.c.round_id == bindparam("round_id")
+    )
+    orgs = Organization.__table__  # type: ignore[attr-defined]
+    graded = [orgs.c.category != Category.COMMITTEE.value]
+    if some:
+        per_branch = per_branch.where(counts.c.org_id.in_(bindparam("org_ids", expanding=True)))
+        graded.append(orgs.c.id.in_(bindparam("org_ids", expanding=True)))
+    branches = per_branch.group_by(counts.c.org_id).subquery()
+    join = orgs.join(branches, branches.c.org_id == orgs.c.id, isouter=not assigned_only)
+    return (
+        sa_select(*(orgs.c[name] for name in _ORG_COLUMNS), *list(branches.c)[1:])
+        .select_from(join)
+        .where(*graded)
+        .order_by(orgs.c.id)
+    )
 
 
 def _coverage_rows(
@@ -97,41 +127,21 @@ def _coverage_rows(
     to two columns per audience: a county is a thousand rows, not every assignment.
     ``assigned_only`` leaves out the branches with no assignment in the round.
     """
-    counts = AssignmentCount.__table__  # type: ignore[attr-defined]
-    pivot = [
-        func.sum(case((counts.c.audience == audience.value, counts.c[column]), else_=0)).label(
-            f"{audience.value}_{column}"
-        )
-        for audience in Audience
-        for column in ("assigned", "submitted")
-    ]
-    only = [] if org_ids is None else [counts.c.org_id.in_(list(org_ids))]
-    per_branch = (
-        sa_select(counts.c.org_id, *pivot)
-        .where(counts.c.round_id == round_id, *only)
-        .group_by(counts.c.org_id)
-        .subquery()
-    )
-    orgs = Organization.__table__  # type: ignore[attr-defined]
-    join = orgs.join(per_branch, per_branch.c.org_id == orgs.c.id, isouter=not assigned_only)
-    only = [] if org_ids is None else [orgs.c.id.in_(list(org_ids))]
-    statement = (
-        sa_select(*(orgs.c[name] for name in _ORG_COLUMNS), *list(per_branch.c)[1:])
-        .select_from(join)
-        .where(orgs.c.category != Category.COMMITTEE.value, *only)
-        .order_by(orgs.c.id)
-    )
-    return list(session.connection().execute(statement).all())
+    statement = _coverage_statement(assigned_only=assigned_only, some=org_ids is not None)
+    parameters: dict[str, Any] = {"round_id": round_id}
+    if org_ids is not None:
+        parameters["org_ids"] = list(org_ids)
+    return list(session.connection().execute(statement, parameters).all())
+
+
+_PIVOT = tuple(
+    (audience, len(_ORG_COLUMNS) + 2 * n) for n, audience in enumerate(Audience)
+)  # each audience's (assigned, submitted) columns in a row of _coverage_rows
 
 
 def _counts_of(row: Row[Any]) -> dict[Audience, tuple[int, int]]:
-    """(assigned, submitted) per audience of one branch's row (audiences it has)."""
-    counts = {}
-    for audience in Audience:
-        assigned = row._mapping[f"{audience.value}_assigned"]
-        if assigned:
-            counts[audience] = (int(assigned), int(row._mapping[f"{audience.value}_submitted"]))
-    return counts
+    """(assigned, submitted) per audience of one branch's row (the audiences it has)."""
+    return {audience: (row[at], row[at + 1]) for audience, at in _PIVOT if row[at]}
 
 
 def assigned_coverage(
@@ -141,20 +151,9 @@ def assigned_coverage(
 
     Plain rows, no ORM objects: a tally calls this for a whole county.
     """
-    overrides = target_overrides(round_)
+    overrides = tuple(target_overrides(round_).items())
     rows = _coverage_rows(session, round_.id, org_ids, assigned_only=True)  # type: ignore[arg-type]
     return {row.id: _branch_coverage(row, _counts_of(row), overrides) for row in rows}
-
-
-def _profile(org: Organization | Row[Any]) -> OrgProfile:
-    return OrgProfile(
-        category=Category(org.category),
-        members=org.members,
-        representatives=org.representatives,
-        staff=org.staff,
-        has_workers_congress=org.has_workers_congress,
-        members_only=org.members_only,
-    )
 
 
 def round_coverage(
@@ -164,40 +163,35 @@ def round_coverage(
     round_ = session.get(Round, round_id)
     if round_ is None:
         raise LookupError(f"round {round_id}")
-    overrides = target_overrides(round_)
+    overrides = tuple(target_overrides(round_).items())
     rows = _coverage_rows(session, round_id, org_ids, assigned_only=False)
     return {row.id: _branch_coverage(row, _counts_of(row), overrides) for row in rows}
 
 
-def _branch_coverage(
-    org: Organization | Row[Any],
-    counts: Mapping[Audience, tuple[int, int]],
-    overrides: Mapping[str, Decimal],
-) -> BranchCoverage:
-    def assigned(audience: Audience) -> int:
-        return counts.get(audience, (0, 0))[0]
+_NONE = (0, 0)
 
+
+def _branch_coverage(
+    row: Row[Any],
+    counts: Mapping[Audience, tuple[int, int]],
+    overrides: tuple[tuple[str, Decimal], ...],
+) -> BranchCoverage:
+    """One branch's coverage from its row of ``_coverage_rows`` (a county makes a thousand)."""
+    get = counts.get
     targets = _targets(
-        (
-            org.category,
-            org.members,
-            org.representatives,
-            org.staff,
-            org.has_workers_congress,
-            org.members_only,
-        ),
-        tuple(assigned(a) for a in _PANELS),
-        tuple(overrides.items()),
+        tuple(row[2:8]),  # category, members, representatives, staff, congress, members only
+        (get(_PANELS[0], _NONE)[0], get(_PANELS[1], _NONE)[0], get(_PANELS[2], _NONE)[0]),
+        overrides,
     )
     coverage = {
-        audience: coverage_for(target, counts.get(audience, (0, 0))[1])
+        audience: coverage_for(target, get(audience, _NONE)[1])
         for audience, target in targets.items()
     }
     return BranchCoverage(
-        org_id=org.id,  # type: ignore[arg-type]
-        name=org.name,
-        category=_CATEGORIES[org.category],
-        members_only=org.members_only,
+        org_id=row.id,
+        name=row.name,
+        category=_CATEGORIES[row.category],
+        members_only=row.members_only,
         coverage=coverage,
     )
 
