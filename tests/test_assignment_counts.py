@@ -12,8 +12,6 @@ from __future__ import annotations
 import random
 import re
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,6 +40,7 @@ from tests.factories import (
     build_scored_township,
     points_for_total,
 )
+from tests.support_races import wait_until, waiting_on_a_lock
 
 NOW = datetime(2027, 3, 1, 2, 0, tzinfo=UTC)
 SATISFACTION = get_instrument("satisfaction")
@@ -152,7 +151,7 @@ def _open_assignments(session: Session, instrument_id: str | None = None) -> lis
     return list(session.exec(statement).all())
 
 
-def _tap(engine: Engine, rng: random.Random) -> None:
+def _tap(engine: Engine, rng: random.Random, _round_id: int) -> None:
     """A first answer: pending → in_progress (no count moves)."""
     with transaction(engine) as session:
         todo = _open_assignments(session, "satisfaction")
@@ -162,7 +161,7 @@ def _tap(engine: Engine, rng: random.Random) -> None:
             save_answer(session, assignment_id=rng.choice(todo).id, item_id=item.id, value=value)  # type: ignore[arg-type]
 
 
-def _submit(engine: Engine, rng: random.Random) -> None:
+def _submit(engine: Engine, rng: random.Random, _round_id: int) -> None:
     """A satisfaction ballot or a self-evaluation submitted through the real submit."""
     with transaction(engine) as session:
         todo = [
@@ -197,7 +196,7 @@ def _mass_link(engine: Engine, rng: random.Random, round_id: int) -> None:
         add_mass_assignments(session, person_id=person.id, org_id=org_id, round_id=round_id)  # type: ignore[arg-type]
 
 
-def _delete_person(engine: Engine, rng: random.Random) -> None:
+def _delete_person(engine: Engine, rng: random.Random, _round_id: int) -> None:
     """Someone without a named response is deleted: their assignments go by cascade."""
     with transaction(engine) as session:
         people = session.exec(
@@ -209,7 +208,7 @@ def _delete_person(engine: Engine, rng: random.Random) -> None:
             session.execute(delete(Person).where(Person.id == rng.choice(people)))  # type: ignore[arg-type]
 
 
-def _move_row(engine: Engine, rng: random.Random) -> None:
+def _move_row(engine: Engine, rng: random.Random, _round_id: int) -> None:
     """A write no product path makes (a fixture, a repair): a row changes branch and status."""
     with transaction(engine) as session:
         rows = session.exec(select(Assignment).order_by(Assignment.id)).all()
@@ -234,7 +233,7 @@ def _move_row(engine: Engine, rng: random.Random) -> None:
         )
 
 
-def _reopen(engine: Engine, rng: random.Random) -> None:
+def _reopen(engine: Engine, rng: random.Random, _round_id: int) -> None:
     """A submitted row set back to pending, and a pending one deleted (fixtures do both)."""
     with transaction(engine) as session:
         done = session.exec(select(Assignment.id).where(Assignment.status == "submitted")).all()
@@ -279,27 +278,17 @@ def test_the_counts_equal_a_recomputation_through_a_random_sequence_of_operation
     steps = ["import"] * 6 + ["tap"] * 6 + ["submit"] * 25 + ["mass"] * 5 + ["delete"] * 3
     steps += ["move"] * 5 + ["reopen"] * 4 + ["rerun"] * 2
     rng.shuffle(steps)
+
+    def reimport(engine: Engine, rng: random.Random, _round_id: int) -> None:
+        for _ in range(rng.randint(0, 2)):
+            roster.add()
+        roster.move()
+        _import(engine, roster, rounds)
+
+    do = {"import": reimport, "tap": _tap, "submit": _submit, "mass": _mass_link}
+    do |= {"delete": _delete_person, "move": _move_row, "reopen": _reopen, "rerun": _rerun}
     for step in steps:
-        round_id = rng.choice(rounds)
-        if step == "import":
-            for _ in range(rng.randint(0, 2)):
-                roster.add()
-            roster.move()
-            _import(engine, roster, rounds)
-        elif step == "tap":
-            _tap(engine, rng)
-        elif step == "submit":
-            _submit(engine, rng)
-        elif step == "mass":
-            _mass_link(engine, rng, round_id)
-        elif step == "delete":
-            _delete_person(engine, rng)
-        elif step == "move":
-            _move_row(engine, rng)
-        elif step == "reopen":
-            _reopen(engine, rng)
-        else:
-            _rerun(engine, rng, round_id)
+        do[step](engine, rng, rng.choice(rounds))
         assert_counts_match(engine)
     with transaction(engine) as session:
         close_round(session, round_id=first, now=utcnow())
@@ -386,23 +375,6 @@ def test_migration_0008_backfills_the_counts_and_downgrades_cleanly(engine: Engi
 # --- Two submissions of one branch at once (PostgreSQL) --------------------------------------
 
 
-def _waiting_on_a_lock(engine: Engine) -> bool:
-    with engine.connect() as connection:
-        waiting = connection.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        ).scalar_one()
-    return bool(waiting)
-
-
-def _wait_until(condition: Callable[[], object], limit: float = 30.0) -> None:
-    """Poll a condition (a bounded wait for another thread's state, not a timing assertion)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, "the other transaction never got that far"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("first_of_the_branch", [False, True])
 def test_two_writes_of_one_branch_at_once_both_count(
     engine: Engine, first_of_the_branch: bool
@@ -461,7 +433,7 @@ def test_two_writes_of_one_branch_at_once_both_count(
         write(first, 0)
         racer = threading.Thread(target=write_second)
         racer.start()
-        _wait_until(lambda: second or _waiting_on_a_lock(engine))  # queued behind the first
+        wait_until(lambda: second or waiting_on_a_lock(engine))  # queued behind the first
     racer.join(timeout=30)
     assert second == [None]
     with Session(engine) as session:

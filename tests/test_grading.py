@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -44,6 +42,7 @@ from tests.factories import add_org, add_person, cast_ballot
 from tests.factories import build_graded_township as _graded_township
 from tests.factories import build_scored_township as build_township
 from tests.factories import new_phone as _phone
+from tests.support_races import wait_until, waiting_on_a_lock
 
 NOW = datetime(2027, 3, 20, 2, 0, tzinfo=UTC)
 
@@ -184,28 +183,12 @@ def test_two_organizers_recording_the_same_veto_at_once_record_it_once(engine: E
         record_veto(first, **veto, person_id=None, now=NOW)
         racer = threading.Thread(target=record_second)
         racer.start()
-        _wait_until(lambda: second or _waiting_on_a_lock(engine))  # raced, or queued
+        wait_until(lambda: second or waiting_on_a_lock(engine))  # raced, or queued
     racer.join(timeout=30)
     assert len(second) == 1 and isinstance(second[0], GradingError)
     assert second[0].code == "already_recorded"
     with Session(engine) as session:
         assert len(_audits(session, "grade.veto")) == 1
-
-
-def _waiting_on_a_lock(engine: Engine) -> bool:
-    with engine.connect() as connection:
-        waiting = connection.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        ).scalar_one()
-    return bool(waiting)
-
-
-def _wait_until(condition: Callable[[], object], limit: float = 30.0) -> None:
-    """Poll a condition (a bounded wait for another thread's state, not a timing assertion)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, "the other transaction never got that far"
-        time.sleep(0.02)
 
 
 def test_a_veto_by_its_chinese_name_stops_a_good_proposal(engine: Engine) -> None:
