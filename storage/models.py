@@ -265,7 +265,7 @@ class AssignmentCount(SQLModel, table=True):
 
     Exactly ``COUNT(*)`` and the submitted ones of ``assignment`` grouped by round, branch
     and audience, kept by database triggers on ``assignment`` (migration 0008), so no write
-    site can forget it; a row goes when its last assignment goes (never a row at zero).
+    site can forget it; a row goes in the statement that takes out its last assignment.
     A tally reads these rows instead of grouping every assignment of the round.
 
     Anonymity: a row says only how many of an audience have submitted, which the
@@ -275,7 +275,7 @@ class AssignmentCount(SQLModel, table=True):
 
     __tablename__ = "assignment_count"
     __table_args__ = (
-        CheckConstraint("assigned > 0", name="assigned"),
+        CheckConstraint("assigned >= 0", name="assigned"),
         CheckConstraint("submitted >= 0 AND submitted <= assigned", name="submitted"),
     )
 

@@ -71,7 +71,6 @@ def target_overrides(round_: Round) -> Mapping[str, Decimal]:
     return RoundOptions.from_json(round_.options).targets
 
 
-_AUDIENCES = {audience.value: audience for audience in Audience}  # no enum call per row
 _ORG_COLUMNS = (  # in this order: _branch_coverage reads the profile as row[2:8]
     "id",
     "name",

@@ -375,11 +375,10 @@ def test_migration_0008_backfills_the_counts_and_downgrades_cleanly(engine: Engi
 # --- Two submissions of one branch at once (PostgreSQL) --------------------------------------
 
 
-@pytest.mark.parametrize("first_of_the_branch", [False, True])
-def test_two_writes_of_one_branch_at_once_both_count(
-    engine: Engine, first_of_the_branch: bool
-) -> None:
-    """Two members submit (or are first assigned) at the same moment: the second waits."""
+@pytest.mark.parametrize("write", ["submit", "first", "last"])
+def test_two_writes_of_one_branch_at_once_both_count(engine: Engine, write: str) -> None:
+    """Two members of a branch submit, are first assigned, or their last two assignments
+    are deleted, at the same moment: the second waits for the first, and both count."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite writers already queue (BEGIN IMMEDIATE)")
     with transaction(engine) as session:
@@ -388,23 +387,19 @@ def test_two_writes_of_one_branch_at_once_both_count(
         people = [
             add_person(session, f"并发{n}", org, "member", phone=f"1390000800{n}") for n in (1, 2)
         ]
-        ids = (
-            []
-            if first_of_the_branch
-            else [
-                assign(session, round_, person, org, "satisfaction", "members").id
-                for person in people
-            ]
-        )
-        keys = (round_.id, org.id, people)
+        ids = [
+            assign(session, round_, person, org, "satisfaction", "members").id
+            for person in people
+            if write != "first"
+        ]
+        round_id, org_id, person_ids = round_.id, org.id, [p.id for p in people]
 
-    def write(session: Session, n: int) -> None:
-        round_id, org_id, who = keys
-        if first_of_the_branch:
+    def one(session: Session, n: int) -> None:
+        if write == "first":
             session.add(
                 Assignment(
                     round_id=round_id,  # type: ignore[arg-type]
-                    person_id=who[n].id,  # type: ignore[arg-type]
+                    person_id=person_ids[n],  # type: ignore[arg-type]
                     org_id=org_id,  # type: ignore[arg-type]
                     instrument_id="satisfaction",
                     audience="members",
@@ -412,29 +407,32 @@ def test_two_writes_of_one_branch_at_once_both_count(
                 )
             )
             session.flush()
-            return
-        for item in SATISFACTION.items:
-            if item.kind == "choice":
-                value = AnswerValue(choice=item.options[0].id)
-                save_answer(session, assignment_id=ids[n], item_id=item.id, value=value)
-        submit(session, assignment_id=ids[n], now=utcnow())
+        elif write == "last":
+            session.execute(delete(Assignment).where(Assignment.id == ids[n]))  # type: ignore[arg-type]
+        else:
+            for item in SATISFACTION.items:
+                if item.kind == "choice":
+                    value = AnswerValue(choice=item.options[0].id)
+                    save_answer(session, assignment_id=ids[n], item_id=item.id, value=value)
+            submit(session, assignment_id=ids[n], now=utcnow())
 
     second: list[BaseException | None] = []
 
     def write_second() -> None:
         try:
             with transaction(engine) as other:
-                write(other, 1)
+                one(other, 1)
             second.append(None)
         except BaseException as error:  # reported below, not swallowed
             second.append(error)
 
     with transaction(engine) as first:
-        write(first, 0)
+        one(first, 0)
         racer = threading.Thread(target=write_second)
         racer.start()
         wait_until(lambda: second or waiting_on_a_lock(engine))  # queued behind the first
     racer.join(timeout=30)
     assert second == [None]
     with Session(engine) as session:
-        assert kept(session) == {(keys[0], keys[1], "members"): (2, 2)}
+        both = {} if write == "last" else {(round_id, org_id, "members"): (2, 2)}
+        assert kept(session) == both

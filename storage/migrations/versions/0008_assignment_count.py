@@ -47,12 +47,15 @@ def _remove(row: str) -> str:
     """Count the row out of its (round, branch, audience); the last one takes the row along.
 
     Never an insert: when a round is deleted its counts may have gone first (cascade).
+    The update comes first and the delete looks at what it left: two transactions taking
+    out the last two of a branch at once queue on the row lock, and the second one sees
+    the first one's count (a delete deciding on its own snapshot would miss it).
     """
     key = _KEY.format(row=row)
     return (
-        f"DELETE FROM assignment_count WHERE {key} AND assigned = 1;"
-        " UPDATE assignment_count SET assigned = assigned - 1,"
+        "UPDATE assignment_count SET assigned = assigned - 1,"
         f" submitted = submitted - {_SUBMITTED.format(row=row)} WHERE {key};"
+        f" DELETE FROM assignment_count WHERE {key} AND assigned = 0;"
     )
 
 
@@ -127,7 +130,7 @@ def upgrade() -> None:
         sa.Column("audience", sa.String(length=20), nullable=False),
         sa.Column("assigned", sa.Integer(), nullable=False),
         sa.Column("submitted", sa.Integer(), nullable=False),
-        sa.CheckConstraint("assigned > 0", name=op.f("ck_assignment_count_assigned")),
+        sa.CheckConstraint("assigned >= 0", name=op.f("ck_assignment_count_assigned")),
         sa.CheckConstraint(
             "submitted >= 0 AND submitted <= assigned",
             name=op.f("ck_assignment_count_submitted"),
