@@ -4,7 +4,8 @@ Database triggers on ``assignment`` keep the counts, so whatever writes an assig
 roster import and sync, a mass representative's link, a tap, a submission, a 补测, a
 person deleted, a fixture moving a row — the counts equal a recomputation from
 ``assignment`` after every step. Migration 0008 backfills them and its downgrade drops
-the table and the triggers. On PostgreSQL, two submissions of one branch at once both count.
+the table and the triggers. On PostgreSQL, two writes of one branch at once (submissions,
+first assignments, deletions of the last two) both count.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ Counts = dict[tuple[int, int, str], tuple[int, int]]  # (round, org, audience) �
 
 
 def counted(session: Session) -> Counts:
-    """The counts recomputed from ``assignment``: what ``_assignment_counts`` grouped."""
+    """The counts recomputed from ``assignment``: what coverage grouped before migration 0008."""
     table = Assignment.__table__  # type: ignore[attr-defined]
     submitted = func.sum(text("CASE WHEN status = 'submitted' THEN 1 ELSE 0 END"))
     rows = session.execute(
