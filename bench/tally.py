@@ -35,7 +35,7 @@ from sqlalchemy import Engine, Table, func, insert, select, text
 from sqlmodel import Session
 
 from bot import collector
-from storage import summary, tally_memo
+from storage import participation, summary, tally_memo
 from storage.db import make_engine, upgrade
 from storage.models import (
     Answer,
@@ -355,6 +355,7 @@ def _full(session: Session, round_id: int) -> None:
 
 def _cold(session: Session, round_id: int) -> None:
     with tally_memo.aside():  # as the first tally after the bot started
+        participation.forget_coverage()
         _full(session, round_id)
 
 

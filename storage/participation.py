@@ -152,7 +152,7 @@ def assigned_coverage(
     """
     overrides = tuple(target_overrides(round_).items())
     rows = _coverage_rows(session, round_.id, org_ids, assigned_only=True)  # type: ignore[arg-type]
-    return {row.id: _branch_coverage(row, _counts_of(row), overrides) for row in rows}
+    return {row.id: _coverage_of(row, overrides) for row in rows}
 
 
 def round_coverage(
@@ -164,7 +164,19 @@ def round_coverage(
         raise LookupError(f"round {round_id}")
     overrides = tuple(target_overrides(round_).items())
     rows = _coverage_rows(session, round_id, org_ids, assigned_only=False)
-    return {row.id: _branch_coverage(row, _counts_of(row), overrides) for row in rows}
+    return {row.id: _coverage_of(row, overrides) for row in rows}
+
+
+@lru_cache(maxsize=8192)  # pure: between two tallies most branches' rows are unchanged
+def _coverage_of(row: Row[Any], overrides: tuple[tuple[str, Decimal], ...]) -> BranchCoverage:
+    """One branch's coverage from its row: the same object again for an equal row (and the
+    tally's memo, storage.tally_memo, then finds the branch unchanged at a glance)."""
+    return _branch_coverage(row, _counts_of(row), overrides)
+
+
+def forget_coverage() -> None:
+    """Drop the coverage kept per row: the first tally after a start (bench.tally's cold)."""
+    _coverage_of.cache_clear()
 
 
 _NONE = (0, 0)
