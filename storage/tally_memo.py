@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 KEPT_TALLIES = 4
 """Tallies kept per process: a county round's full tally, its export and an organizer's
-branch view, plus one more round. About 2 MB each for 1,000 branches."""
+branch view, plus one more round. About 4.5 MB each for 1,000 branches (tracemalloc)."""
 
 Input = TypeVar("Input")
 Result = TypeVar("Result")
