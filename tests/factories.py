@@ -36,6 +36,7 @@ from storage.models import (
     RoundPhase,
     TelegramAccount,
 )
+from storage.remedies import order_rerun
 from storage.responses import save_answer, submit
 from storage.types import utcnow
 from surveys.instruments import AnswerValue, get_instrument
@@ -240,6 +241,20 @@ SELF_B = {
     "performance": D(17),
     "mass_evaluation": D(13),
 }  # 85
+
+
+def rerun(session: Session, round_id: int, org_id: int, *, days: int = 3) -> None:
+    """An organizer-less 补测 of one branch, open for ``days`` days from now."""
+    now = utcnow()
+    order_rerun(
+        session,
+        round_id=round_id,
+        org_id=org_id,
+        deadline=now + timedelta(days=days),
+        reason="补测",
+        person_id=None,
+        now=now,
+    )
 
 
 def build_scored_township(session: Session) -> dict[str, int]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import re
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,6 @@ from storage.db import alembic_config, transaction, upgrade
 from storage.models import Assignment, AssignmentCount, Organization, Person, Round
 from storage.participation import assigned_coverage, round_coverage
 from storage.registration import add_mass_assignments
-from storage.remedies import order_rerun
 from storage.responses import save_answer, submit
 from storage.roster import import_roster
 from storage.rounds import close_round, sync_assignments
@@ -40,6 +39,7 @@ from tests.factories import (
     assign,
     build_scored_township,
     points_for_total,
+    rerun,
 )
 from tests.support_races import wait_until, waiting_on_a_lock
 
@@ -254,15 +254,7 @@ def _rerun(engine: Engine, rng: random.Random, round_id: int) -> None:
         org_id = session.exec(
             select(Organization.id).where(Organization.name == rng.choice(BRANCHES))
         ).one()
-        order_rerun(
-            session,
-            round_id=round_id,
-            org_id=org_id,
-            deadline=utcnow() + timedelta(days=3),
-            reason="补测",
-            person_id=None,
-            now=utcnow(),
-        )
+        rerun(session, round_id, org_id)
 
 
 def test_the_counts_equal_a_recomputation_through_a_random_sequence_of_operations(

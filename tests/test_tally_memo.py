@@ -23,7 +23,7 @@ from storage import tally_memo
 from storage.db import transaction
 from storage.grading import decide_grade, record_veto
 from storage.models import Organization, Round, RoundPhase
-from storage.remedies import order_rerun, waive_participation
+from storage.remedies import waive_participation
 from storage.tallies import RoundTally, round_tally
 from storage.types import utcnow
 from tests.factories import (
@@ -32,6 +32,7 @@ from tests.factories import (
     cast_ballot,
     new_phone,
     points_for_total,
+    rerun,
     submit_inspection,
     submit_points,
 )
@@ -99,15 +100,7 @@ def _step(engine: Engine, rng: random.Random, step: str, round_id: int, org_id: 
                 session, round_id=round_id, org_id=org_id, reason="特殊", person_id=None, now=now
             )
         elif step == "rerun":
-            order_rerun(
-                session,
-                round_id=round_id,
-                org_id=org_id,
-                deadline=now + timedelta(days=40),
-                reason="补测",
-                person_id=None,
-                now=now,
-            )
+            rerun(session, round_id, org_id, days=40)
         elif step == "options":
             weights = {"self_evaluation": "0.2", "satisfaction": "0.5", "inspection": "0.3"}
             round_.options = {"weights": weights, "small_group_threshold": 3, "good_share": "0.3"}

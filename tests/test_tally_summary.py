@@ -24,7 +24,6 @@ from storage import tally_reads as reads
 from storage.ballots import fold_due
 from storage.db import alembic_config, transaction, upgrade
 from storage.models import Organization, Round, RoundPhase, SatisfactionBallots
-from storage.remedies import order_rerun
 from storage.responses import save_answer, submit
 from storage.rounds import close_round
 from storage.tallies import round_tally
@@ -39,6 +38,7 @@ from tests.factories import (
     build_scored_township,
     new_phone,
     points_for_total,
+    rerun,
     submit_inspection,
     submit_points,
 )
@@ -119,15 +119,7 @@ def test_the_summaries_equal_a_recomputation_through_a_random_round(engine: Engi
             _vote(engine, rng, round_id, org_id)
         elif step == "rerun":
             with transaction(engine) as session:
-                order_rerun(
-                    session,
-                    round_id=round_id,
-                    org_id=org_id,
-                    deadline=utcnow() + timedelta(days=3),
-                    reason="补测",
-                    person_id=None,
-                    now=utcnow(),
-                )
+                rerun(session, round_id, org_id)
         else:
             _score(engine, rng, round_id, org_id, step)
         assert_summaries_match(engine, round_id)
