@@ -20,10 +20,18 @@ from bot.callbacks import Screen, Stage
 from bot.common import Context, locale_of, services
 from bot.survey_views import DraftState, Survey, View, answered_count, render
 from storage import answering as store
+from storage.answering import OwnerRow, PhaseRow, PinRow, RoundRow
 from storage.db import Session
-from storage.models import Assignment, Draft, Round, RoundInstrument, RoundPhase, TelegramAccount
+from storage.models import Assignment, RoundInstrument, RoundPhase, TelegramAccount
 from storage.registration import find_account
-from storage.responses import Held, WindowState, draft_answers, window_state
+from storage.responses import (
+    AssignmentRow,
+    DraftRow,
+    Held,
+    WindowState,
+    draft_answers,
+    window_state,
+)
 from surveys.i18n import t
 from surveys.instruments import AnswerValue, Instrument, get_instrument
 
@@ -48,7 +56,7 @@ class Request:
         bot = services(context)
         return cls(update, telegram_user_id, bot.now(), bot.settings.zone)
 
-    def asker(self, account: TelegramAccount | None) -> Asker:
+    def asker(self, account: TelegramAccount | OwnerRow | None) -> Asker:
         """The asker, given their account (None: not registered)."""
         locale = locale_of(self.update, account)
         return Asker(self.telegram_user_id, account, locale, self.now, self.zone)
@@ -63,7 +71,7 @@ class Asker:
     """The registered person behind an update, with the step's clock and display zone."""
 
     telegram_user_id: int
-    account: TelegramAccount | None
+    account: TelegramAccount | OwnerRow | None
     locale: str
     now: datetime
     zone: ZoneInfo
@@ -136,18 +144,17 @@ class Loaded:
     """One assignment with everything a step needs, read after taking its lock."""
 
     asker: Asker
-    assignment: Assignment
-    round: Round
-    phase: RoundPhase | None
+    assignment: AssignmentRow
+    round: RoundRow
+    phase: PhaseRow | RoundPhase | None
     instrument: Instrument
     branch_name: str
-    draft: Draft | None
+    draft: DraftRow | None
     _parsed: tuple[tuple[int, int], dict[str, AnswerValue]] | None = None
 
     @property
     def assignment_id(self) -> int:
-        """The assignment's id (always set once loaded)."""
-        assert self.assignment.id is not None
+        """The assignment's id."""
         return self.assignment.id
 
     @property
@@ -189,7 +196,9 @@ class Loaded:
         return lambda: render(survey, state, notice, intro=intro)
 
 
-def _pinned(assignment: Assignment, pin: RoundInstrument | None) -> tuple[Instrument, str]:
+def _pinned(
+    assignment: Assignment | AssignmentRow, pin: RoundInstrument | PinRow | None
+) -> tuple[Instrument, str]:
     """The instrument version the round pinned, and the phase it belongs to."""
     instrument = get_instrument(assignment.instrument_id, pin.version if pin else None)
     return instrument, pin.phase if pin else instrument.phase

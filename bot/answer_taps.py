@@ -43,9 +43,9 @@ from bot.callbacks import (
 from bot.survey_views import missing_text, rest_of_section, thanks_view
 from storage import answering as store
 from storage.db import Session
-from storage.models import Draft
 from storage.responses import (
     AlreadySubmitted,
+    DraftRow,
     Incomplete,
     StaleDraft,
     clear_answer,
@@ -102,7 +102,7 @@ def _start(session: Session, loaded: Loaded, message: Message | None) -> Outcome
     return Outcome(draw=loaded.later(intro=fresh), target=Target.TAPPED, strip=stale)
 
 
-def _shown_message(draft: Draft | None) -> tuple[int, int] | None:
+def _shown_message(draft: DraftRow | None) -> tuple[int, int] | None:
     """(chat id, message id) of the message showing the draft's screen, if known."""
     if draft is None or draft.chat_id is None or draft.message_id is None:
         return None
@@ -169,7 +169,7 @@ def _after_answer(stage: Stage, position: int, count: int) -> tuple[int, Stage]:
     return position + 1, Stage()
 
 
-def save(session: Session, loaded: Loaded, item: Item, value: AnswerValue) -> Draft:
+def save(session: Session, loaded: Loaded, item: Item, value: AnswerValue) -> DraftRow:
     """Keep one answer and move on, in this transaction."""
     screen = loaded.screen()
     position, stage = _after_answer(screen.stage, screen.position, len(loaded.instrument.items))
@@ -186,7 +186,7 @@ def save(session: Session, loaded: Loaded, item: Item, value: AnswerValue) -> Dr
     return loaded.draft
 
 
-def move(session: Session, loaded: Loaded, position: int, stage: Stage) -> Draft:
+def move(session: Session, loaded: Loaded, position: int, stage: Stage) -> DraftRow:
     """Go to another screen without changing answers."""
     loaded.draft = update_draft_view(
         session,

@@ -5,6 +5,8 @@ Read-only; the writes (answers, draft screens, submission) are ``storage.respons
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam
@@ -22,18 +24,54 @@ from storage.models import (
     TelegramAccount,
 )
 from storage.remedies import rerun_window, with_rerun
+from storage.responses import ASSIGNMENT_COLUMNS, DRAFT_COLUMNS, AssignmentRow, DraftRow
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRow:
+    """What a step needs of its round."""
+
+    id: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PinRow:
+    """The instrument version a round pinned, and the phase it belongs to."""
+
+    version: int
+    phase: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseRow:
+    """A phase's window (the columns ``window_state`` reads)."""
+
+    round_id: int
+    phase: str
+    opens_at: datetime | None
+    deadline: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRow:
+    """The Telegram account of the assignment's person."""
+
+    telegram_user_id: int
+    person_id: int
+    language: str | None
 
 
 class StepRow(NamedTuple):
     """One assignment with its round, pin, phase, branch, owner's account and draft."""
 
-    assignment: Assignment
-    round: Round
-    pin: RoundInstrument | None
-    phase: RoundPhase | None
+    assignment: AssignmentRow
+    round: RoundRow
+    pin: PinRow | None
+    phase: PhaseRow | RoundPhase | None
     branch_name: str
-    owner: TelegramAccount | None
-    draft: Draft | None
+    owner: OwnerRow | None
+    draft: DraftRow | None
 
 
 class TodoRow(NamedTuple):
@@ -61,34 +99,58 @@ def _pinned_join(statement: Any) -> Any:
     )
 
 
+_ROUND = Round.__table__  # type: ignore[attr-defined]
+_PIN = RoundInstrument.__table__  # type: ignore[attr-defined]
+_PHASE = RoundPhase.__table__  # type: ignore[attr-defined]
+_ACCOUNT = TelegramAccount.__table__  # type: ignore[attr-defined]
+_DRAFT = Draft.__table__  # type: ignore[attr-defined]
+_ASSIGNMENT = Assignment.__table__  # type: ignore[attr-defined]
+_BRANCH_NAME = Organization.__table__.c.name  # type: ignore[attr-defined]
+_RERUN_DEADLINE = BranchRerun.__table__.c.deadline  # type: ignore[attr-defined]
+# The plain columns a step reads, one group per row type, in this order.
+_GROUPS = (
+    ASSIGNMENT_COLUMNS,
+    (_ROUND.c.id, _ROUND.c.status),
+    (_PIN.c.version, _PIN.c.phase),
+    (_PHASE.c.round_id, _PHASE.c.phase, _PHASE.c.opens_at, _PHASE.c.deadline),
+    (_BRANCH_NAME,),
+    (_ACCOUNT.c.telegram_user_id, _ACCOUNT.c.person_id, _ACCOUNT.c.language),
+    DRAFT_COLUMNS,
+    (_RERUN_DEADLINE,),
+)
+_STEP_COLUMNS = tuple(column for group in _GROUPS for column in group)
+
+
+def _slices() -> list[slice]:
+    """Where each group of ``_GROUPS`` lies in a result row."""
+    bounds, start = [], 0
+    for group in _GROUPS:
+        bounds.append(slice(start, start + len(group)))
+        start += len(group)
+    return bounds
+
+
+_ASSIGNMENT_AT, _ROUND_AT, _PIN_AT, _PHASE_AT, _NAME_AT, _OWNER_AT, _DRAFT_AT, _RERUN_AT = _slices()
+
+
 def _step_query(*, draft_required: bool) -> Any:
-    """Everything a step needs in one round trip (the draft outer-joined, or required)."""
-    columns = (
-        Assignment,
-        Round,
-        RoundInstrument,
-        RoundPhase,
-        Organization.name,
-        TelegramAccount,
-        Draft,
-        BranchRerun.deadline,
-    )
+    """Everything a step needs in one round trip (the draft outer-joined, or required).
+
+    Plain columns, no ORM entities: a tap builds tuples, not mapped objects.
+    """
     statement = (
-        _pinned_join(select(*columns))  # type: ignore[call-overload]
+        _pinned_join(select(*_STEP_COLUMNS).select_from(_ASSIGNMENT))  # type: ignore[call-overload]
         .outerjoin(
-            RoundPhase,
-            and_(
-                col(RoundPhase.round_id) == Assignment.round_id,
-                col(RoundPhase.phase) == RoundInstrument.phase,
-            ),
+            _PHASE,
+            and_(_PHASE.c.round_id == _ASSIGNMENT.c.round_id, _PHASE.c.phase == _PIN.c.phase),
         )
-        .outerjoin(TelegramAccount, col(TelegramAccount.person_id) == Assignment.person_id)
+        .outerjoin(_ACCOUNT, _ACCOUNT.c.person_id == _ASSIGNMENT.c.person_id)
     )
-    on_draft = col(Draft.assignment_id) == Assignment.id
+    on_draft = _DRAFT.c.assignment_id == _ASSIGNMENT.c.id
     if draft_required:
-        statement = statement.join(Draft, on_draft)
+        statement = statement.join(_DRAFT, on_draft)
     else:
-        statement = statement.outerjoin(Draft, on_draft)
+        statement = statement.outerjoin(_DRAFT, on_draft)
     # A branch under 补测 answers in its own window (docs/rules.md §6.4): joined here, so
     # a tap needs no second read for it.
     return statement.outerjoin(
@@ -97,7 +159,26 @@ def _step_query(*, draft_required: bool) -> Any:
             col(BranchRerun.round_id) == Assignment.round_id,
             col(BranchRerun.org_id) == Assignment.org_id,
         ),
-    ).where(col(Assignment.id) == bindparam("assignment_id"))
+    ).where(_ASSIGNMENT.c.id == bindparam("assignment_id"))
+
+
+def _step_row(row: Any) -> StepRow:
+    """A step's rows from one result row of ``_step_query`` (None where outer-joined away)."""
+    pin, phase, owner, draft = (
+        row[_PIN_AT],
+        row[_PHASE_AT],
+        row[_OWNER_AT],
+        row[_DRAFT_AT],
+    )
+    return StepRow(
+        assignment=AssignmentRow(*row[_ASSIGNMENT_AT]),
+        round=RoundRow(*row[_ROUND_AT]),
+        pin=PinRow(*pin) if pin[0] is not None else None,
+        phase=with_rerun(PhaseRow(*phase) if phase[0] is not None else None, row[_RERUN_AT][0]),
+        branch_name=row[_NAME_AT][0],
+        owner=OwnerRow(*owner) if owner[0] is not None else None,
+        draft=DraftRow(*draft) if draft[0] is not None else None,
+    )
 
 
 # Built once, so SQLAlchemy caches their compilation.
@@ -107,11 +188,9 @@ _LOAD = _step_query(draft_required=False)
 # returns the newest versions of the rows it locked (READ COMMITTED re-checks them), so
 # the draft it shows is the one the previous step committed. The other joined rows (round,
 # phase, branch) are as the statement began, as they would be after a separate lock.
-_LOAD_LOCKED = _step_query(draft_required=True).with_for_update(of=[Assignment, Draft])
+_LOAD_LOCKED = _step_query(draft_required=True).with_for_update(of=[_ASSIGNMENT, _DRAFT])
 _LOCK = (
-    select(Assignment.__table__.c.id)  # type: ignore[attr-defined]
-    .where(Assignment.__table__.c.id == bindparam("assignment_id"))  # type: ignore[attr-defined]
-    .with_for_update()
+    select(_ASSIGNMENT.c.id).where(_ASSIGNMENT.c.id == bindparam("assignment_id")).with_for_update()
 )
 
 
@@ -135,17 +214,14 @@ def load_step(*, session: Session, assignment_id: int) -> StepRow | None:
     taken on its own and the read follows.
     """
     params = {"assignment_id": assignment_id}
+    connection = session.connection()
     row = None
-    if session.get_bind().dialect.name != "sqlite":
-        row = session.exec(_LOAD_LOCKED, params=params).first()
+    if connection.dialect.name != "sqlite":
+        row = connection.execute(_LOAD_LOCKED, params).first()
     if row is None:
         lock_assignment(session=session, assignment_id=assignment_id)
-        row = session.exec(_LOAD, params=params).first()
-    if row is None:
-        return None
-    *columns, rerun_deadline = row
-    step = StepRow(*columns)
-    return step._replace(phase=with_rerun(step.phase, rerun_deadline))
+        row = connection.execute(_LOAD, params).first()
+    return _step_row(row) if row is not None else None
 
 
 def round_phase(

@@ -106,12 +106,28 @@ def drop_ballot(
         fold_after_commit(session, now=now, round_id=round_id, org_id=org_id)
 
 
+_ROUND_TABLE = Round.__table__  # type: ignore[attr-defined]
+_PHASE_TABLE = RoundPhase.__table__  # type: ignore[attr-defined]
+# The round's status, options and satisfaction deadline in one read (plain columns).
+_DUE = (
+    select(_ROUND_TABLE.c.status, _ROUND_TABLE.c.options, _PHASE_TABLE.c.deadline)
+    .select_from(_ROUND_TABLE)
+    .outerjoin(
+        _PHASE_TABLE,
+        (_PHASE_TABLE.c.round_id == _ROUND_TABLE.c.id)
+        & (_PHASE_TABLE.c.phase == Phase.SATISFACTION.value),
+    )
+    .where(_ROUND_TABLE.c.id == bindparam("round_id"))
+)
+
+
 def _due(session: Session, round_id: int, waiting: int, now: datetime) -> bool:
-    """Whether a box of this many ballots would fold now (the round is usually in the session)."""
-    round_ = session.get(Round, round_id)
-    if round_ is None or round_.status == "closed":
+    """Whether a box of this many ballots would fold now."""
+    row = session.connection().execute(_DUE, {"round_id": round_id}).first()
+    if row is None or row.status == "closed":
         return True
-    return waiting >= 2 * _threshold(round_.options) or _past_deadline(session, round_id, now)
+    past_deadline = row.deadline is not None and now >= row.deadline
+    return waiting >= 2 * _threshold(row.options) or past_deadline
 
 
 # --- Folding (a transaction of its own) ------------------------------------------------------

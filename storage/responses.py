@@ -11,6 +11,10 @@ the session and would show the revision from before another process's write.
 A caller that already took the lock and read the assignment, its pinned instrument and its
 draft after it (the bot does, in one query per tap) passes them as ``held=Held(...)``, so
 the writers skip reading them a second time.
+
+The assignment and the draft are read as plain rows (``AssignmentRow``, ``DraftRow``) and
+written with Core statements: a survey tap builds no ORM object and leaves nothing in the
+session's identity map (the unit of work's bookkeeping is most of a tap's CPU otherwise).
 """
 
 from __future__ import annotations
@@ -22,9 +26,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import bindparam, inspect, update
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, select
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlmodel import Session
 
 from storage import summary
 from storage.ballots import drop_ballot, make_ballot
@@ -72,16 +75,41 @@ class WindowState(StrEnum):
     CLOSED = "closed"
 
 
+@dataclass(slots=True)
+class AssignmentRow:
+    """The columns of an assignment that answering reads (its status changes in place)."""
+
+    id: int
+    round_id: int
+    person_id: int
+    org_id: int
+    instrument_id: str
+    status: str
+
+
+@dataclass(slots=True)
+class DraftRow:
+    """A draft as stored; the writers below change it in place as they write it."""
+
+    assignment_id: int
+    answers: dict[str, Any]
+    position: int = 0
+    stage: str = "question"
+    chat_id: int | None = None
+    message_id: int | None = None
+    revision: int = 0
+
+
 @dataclass(frozen=True)
 class Held:
     """An assignment this session has locked, with its pinned instrument and draft read after.
 
-    Only valid in the session (and transaction) that took the lock and loaded these objects.
+    Only valid in the session (and transaction) that took the lock and read these rows.
     """
 
-    assignment: Assignment
+    assignment: AssignmentRow
     instrument: Instrument
-    draft: Draft | None
+    draft: DraftRow | None
 
 
 @dataclass(frozen=True)
@@ -96,7 +124,7 @@ class SubmitOutcome:
 # --- Reading -------------------------------------------------------------------------------
 
 
-def instrument_for(session: Session, *, assignment: Assignment) -> Instrument:
+def instrument_for(session: Session, *, assignment: Assignment | AssignmentRow) -> Instrument:
     """The instrument version the assignment's round pinned."""
     pin = session.get(RoundInstrument, (assignment.round_id, assignment.instrument_id))
     version = pin.version if pin is not None else None
@@ -108,7 +136,7 @@ def get_draft(session: Session, *, assignment_id: int) -> Draft | None:
     return session.get(Draft, assignment_id)
 
 
-def draft_answers(draft: Draft | None) -> dict[str, AnswerValue]:
+def draft_answers(draft: Draft | DraftRow | None) -> dict[str, AnswerValue]:
     """The draft's answers as AnswerValues, by item id."""
     if draft is None:
         return {}
@@ -135,13 +163,39 @@ def window_state(round_: Round, phase: RoundPhase | None, now: datetime) -> Wind
 
 # --- Drafts --------------------------------------------------------------------------------
 
+_ASSIGNMENT = Assignment.__table__  # type: ignore[attr-defined]
+_DRAFT = Draft.__table__  # type: ignore[attr-defined]
+# The columns of AssignmentRow and DraftRow, in their fields' order.
+ASSIGNMENT_COLUMNS = tuple(_ASSIGNMENT.c[name] for name in AssignmentRow.__dataclass_fields__)
+DRAFT_COLUMNS = tuple(_DRAFT.c[name] for name in DraftRow.__dataclass_fields__)
+_SAVED_COLUMNS = ("answers", "position", "stage", "chat_id", "message_id", "revision", "updated_at")
+# Every statement of the writers is built once, so SQLAlchemy caches its compilation.
+_KEY = bindparam("key")
+_LOCK_ASSIGNMENT = select(*ASSIGNMENT_COLUMNS).where(_ASSIGNMENT.c.id == _KEY).with_for_update()
+_READ_DRAFT = select(*DRAFT_COLUMNS).where(_DRAFT.c.assignment_id == _KEY)
+_UPDATE_DRAFT = (
+    update(_DRAFT)
+    .where(_DRAFT.c.assignment_id == _KEY)
+    .values({name: bindparam(name) for name in _SAVED_COLUMNS})
+)
+_INSERT_DRAFT = insert(_DRAFT).values(
+    {"assignment_id": _KEY, **{name: bindparam(name) for name in _SAVED_COLUMNS}}
+)
+_DELETE_DRAFT = delete(_DRAFT).where(_DRAFT.c.assignment_id == _KEY)
+_MARK_IN_PROGRESS = update(_ASSIGNMENT).where(_ASSIGNMENT.c.id == _KEY).values(status="in_progress")
+_CLAIM = (
+    update(_ASSIGNMENT)
+    .where(_ASSIGNMENT.c.id == _KEY, _ASSIGNMENT.c.status != "submitted")
+    .values(status="submitted", submitted_at=bindparam("submitted_at"))
+)
 
-def _locked_assignment(session: Session, assignment_id: int) -> Assignment:
+
+def _locked_assignment(session: Session, assignment_id: int) -> AssignmentRow:
     """The assignment, row-locked on PostgreSQL so two bot processes take turns."""
-    statement = select(Assignment).where(Assignment.id == assignment_id).with_for_update()
-    assignment = session.exec(statement).one_or_none()
-    if assignment is None:
+    row = session.connection().execute(_LOCK_ASSIGNMENT, {"key": assignment_id}).first()
+    if row is None:
         raise LookupError(f"assignment {assignment_id}")
+    assignment = AssignmentRow(*row)
     if assignment.status == "submitted":
         raise AlreadySubmitted(assignment_id)
     return assignment
@@ -157,54 +211,37 @@ def _hold(session: Session, assignment_id: int, held: Held | None) -> Held:
         return held
     assignment = _locked_assignment(session, assignment_id)
     instrument = instrument_for(session, assignment=assignment)
-    return Held(assignment, instrument, session.get(Draft, assignment_id))
-
-
-def _draft_for_update(session: Session, held: Held) -> Draft:
-    """The held draft, or a new one added to the session."""
-    if held.draft is not None:
-        return held.draft
-    draft = Draft(assignment_id=held.assignment.id)
-    session.add(draft)
-    return draft
-
-
-_DRAFT = Draft.__table__  # type: ignore[attr-defined]
-_SAVED_COLUMNS = ("answers", "position", "stage", "chat_id", "message_id", "revision", "updated_at")
-# One statement for every draft write, compiled once: a tap's save is a single UPDATE on the
-# session's connection, without the unit of work's bookkeeping.
-_UPDATE_DRAFT = (
-    update(_DRAFT)
-    .where(_DRAFT.c.assignment_id == bindparam("key"))
-    .values({name: bindparam(name) for name in _SAVED_COLUMNS})
-)
+    row = session.connection().execute(_READ_DRAFT, {"key": assignment_id}).first()
+    return Held(assignment, instrument, DraftRow(*row) if row is not None else None)
 
 
 def _save_draft(
-    session: Session, draft: Draft, expected_revision: int | None, **changes: Any
-) -> None:
-    """Apply ``changes`` to the draft, bump its revision and write it at once.
+    session: Session,
+    held: Held,
+    expected_revision: int | None,
+    **changes: Any,
+) -> DraftRow:
+    """Apply ``changes`` to the held draft (a new one if none), bump its revision, write it.
 
-    A draft already in the database (the usual tap) is written with one Core UPDATE and
-    the object is told its new values are the stored ones; a new draft is inserted by the
-    unit of work as before. The caller holds the assignment's lock, so the revision read
-    after that lock is the stored one.
+    One Core UPDATE (an INSERT for the first save); the held row is changed in place and
+    returned. The caller holds the assignment's lock, so the revision read after that lock
+    is the stored one.
     """
+    draft = held.draft
+    fresh = draft is None
+    if draft is None:
+        draft = DraftRow(assignment_id=held.assignment.id, answers={})
     if expected_revision is not None and draft.revision != expected_revision:
         raise StaleDraft(draft.assignment_id)
     changes["revision"] = draft.revision + 1
-    changes["updated_at"] = utcnow()
-    state = inspect(draft)
-    if not state.persistent or state.modified:
-        for name, value in changes.items():
-            setattr(draft, name, value)
-        session.add(draft)
-        session.flush()
-        return
-    values = {name: changes.get(name, getattr(draft, name)) for name in _SAVED_COLUMNS}
-    session.connection().execute(_UPDATE_DRAFT, {"key": draft.assignment_id, **values})
     for name, value in changes.items():
-        set_committed_value(draft, name, value)
+        setattr(draft, name, value)
+    values = {name: getattr(draft, name) for name in _SAVED_COLUMNS if name != "updated_at"}
+    statement = _INSERT_DRAFT if fresh else _UPDATE_DRAFT
+    session.connection().execute(
+        statement, {"key": draft.assignment_id, **values, "updated_at": utcnow()}
+    )
+    return draft
 
 
 def save_answer(
@@ -217,20 +254,19 @@ def save_answer(
     position: int | None = None,
     expected_revision: int | None = None,
     held: Held | None = None,
-) -> Draft:
+) -> DraftRow:
     """Validate one answer and keep it in the draft at once; AnswerError if it does not fit."""
     held = _hold(session, assignment_id, held)
     assignment = held.assignment
     checked = validate_answer(held.instrument.item(item_id), value)
-    draft = _draft_for_update(session, held)
-    # A new dict, so the JSON column is seen as changed.
-    answers = {**draft.answers, item_id: checked.model_dump(mode="json", exclude_none=True)}
+    current = held.draft.answers if held.draft is not None else {}
+    # A new dict: the held row's answers are replaced, never changed under a reader.
+    answers = {**current, item_id: checked.model_dump(mode="json", exclude_none=True)}
     changes = _given(stage=stage, position=position)
-    _save_draft(session, draft, expected_revision, answers=answers, **changes)
+    draft = _save_draft(session, held, expected_revision, answers=answers, **changes)
     if assignment.status != "in_progress":  # the first answer only
+        session.connection().execute(_MARK_IN_PROGRESS, {"key": assignment_id})
         assignment.status = "in_progress"
-        session.add(assignment)
-        session.flush()
     return draft
 
 
@@ -241,12 +277,12 @@ def clear_answer(
     item_id: str,
     expected_revision: int | None = None,
     held: Held | None = None,
-) -> Draft:
+) -> DraftRow:
     """Forget the answer to one item (an optional question skipped after all)."""
-    draft = _draft_for_update(session, _hold(session, assignment_id, held))
-    answers = {key: raw for key, raw in draft.answers.items() if key != item_id}
-    _save_draft(session, draft, expected_revision, answers=answers)
-    return draft
+    held = _hold(session, assignment_id, held)
+    current = held.draft.answers if held.draft is not None else {}
+    answers = {key: raw for key, raw in current.items() if key != item_id}
+    return _save_draft(session, held, expected_revision, answers=answers)
 
 
 def update_draft_view(
@@ -259,12 +295,11 @@ def update_draft_view(
     message_id: int | None = None,
     expected_revision: int | None = None,
     held: Held | None = None,
-) -> Draft:
+) -> DraftRow:
     """Move within the survey or remember which message shows it, without changing answers."""
-    draft = _draft_for_update(session, _hold(session, assignment_id, held))
+    held = _hold(session, assignment_id, held)
     changes = _given(position=position, stage=stage, chat_id=chat_id, message_id=message_id)
-    _save_draft(session, draft, expected_revision, **changes)
-    return draft
+    return _save_draft(session, held, expected_revision, **changes)
 
 
 def _given(**values: Any) -> dict[str, Any]:
@@ -277,12 +312,9 @@ def _given(**values: Any) -> dict[str, Any]:
 
 def _claim_submission(session: Session, assignment_id: int, submitted_at: datetime | None) -> None:
     """Mark submitted only if it was not yet: a double tap or a second process gets nothing."""
-    result = session.execute(
-        update(Assignment)
-        .where(Assignment.id == assignment_id, Assignment.status != "submitted")  # type: ignore[arg-type]
-        .values(status="submitted", submitted_at=submitted_at)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    params = {"key": assignment_id, "submitted_at": submitted_at}
+    result = session.connection().execute(_CLAIM, params)
+    if result.rowcount != 1:
         raise AlreadySubmitted(assignment_id)
 
 
@@ -304,14 +336,15 @@ def submit(
         _claim_submission(session, assignment_id, now)
         total = _store_named_response(session, assignment, instrument, answers, now)
     if draft is not None:
-        session.delete(draft)
+        session.connection().execute(_DELETE_DRAFT, {"key": assignment_id})
+    held.assignment.status = "submitted"
     session.flush()
     return SubmitOutcome(assignment_id=assignment_id, anonymous=instrument.anonymous, total=total)
 
 
 def _store_named_response(
     session: Session,
-    assignment: Assignment,
+    assignment: AssignmentRow,
     instrument: Instrument,
     answers: Mapping[str, AnswerValue],
     now: datetime,
@@ -319,7 +352,7 @@ def _store_named_response(
     """A Response with one Answer per item, each carrying its item score for SQL sums."""
     score = score_response(instrument, answers)
     response = Response(
-        assignment_id=assignment.id,  # type: ignore[arg-type]
+        assignment_id=assignment.id,
         round_id=assignment.round_id,
         org_id=assignment.org_id,
         person_id=assignment.person_id,
@@ -366,7 +399,7 @@ def _answer_row(
 
 def _add_ballot(
     session: Session,
-    assignment: Assignment,
+    assignment: AssignmentRow,
     instrument: Instrument,
     answers: Mapping[str, AnswerValue],
     now: datetime,

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import Engine, event
+from sqlalchemy.orm import Mapper
 
 from bot import answer_state
 from storage.answering import load_step
 from storage.db import transaction
+from storage.models import Assignment, Draft
 from storage.responses import update_draft_view
 from tests.support_answering import MEMBER, assignment_of, draft_of, registered, start_survey
 
@@ -90,6 +92,34 @@ async def test_a_move_without_an_answer_costs_one_read_and_one_write(bot: BotHar
     assert "第 1/9 题" in phone.screen.text
     assert seen.commits == 1, seen.sent
     assert len(seen.sent) == expected_per_answer(bot.engine), seen.sent
+
+
+@contextlib.contextmanager
+def orm_loads() -> Iterator[list[str]]:
+    """The ORM objects built from rows inside the block (any mapped class, any session)."""
+    built: list[str] = []
+
+    def loaded(target: Any, _context: Any) -> None:
+        built.append(type(target).__name__)
+
+    event.listen(Mapper, "load", loaded)
+    try:
+        yield built
+    finally:
+        event.remove(Mapper, "load", loaded)
+
+
+async def test_a_survey_tap_builds_no_orm_objects(bot: BotHarness) -> None:
+    """A tap reads plain columns and writes with Core statements: the identity map, its
+    objects and their row processors are work a tap does not need."""
+    phone = await registered(bot, "member", MEMBER)
+    await start_survey(phone)
+    await phone.tap("满意")
+    with orm_loads() as built:
+        await phone.tap("基本满意")  # an answer
+        await phone.tap("⬅️ 上一题")  # a move
+    assert built == []
+    assert "第 2/9 题" in phone.screen.text
 
 
 async def test_the_next_screen_is_drawn_after_the_taps_transaction_committed(
@@ -170,9 +200,10 @@ def test_a_step_that_waited_for_the_lock_reads_what_the_holder_wrote(
                 holder, assignment_id=mine.id, position=3, expected_revision=step.draft.revision
             )
         else:
-            holder.delete(step.draft)
-            step.assignment.status = "submitted"
-            holder.add(step.assignment)
+            holder.delete(holder.get(Draft, mine.id))
+            submitted = holder.get(Assignment, mine.id)
+            assert submitted is not None
+            submitted.status = "submitted"
         holder.flush()
         reader.start()
         _wait_until_blocked(engine)
