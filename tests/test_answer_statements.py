@@ -22,6 +22,7 @@ from storage.db import transaction
 from storage.models import Assignment, Draft
 from storage.responses import update_draft_view
 from tests.support_answering import MEMBER, assignment_of, draft_of, registered, start_survey
+from tests.support_races import wait_until, waiting_on_a_lock
 
 if TYPE_CHECKING:
     from tests.bot_fixtures import BotHarness, World
@@ -147,28 +148,12 @@ async def test_the_next_screen_is_drawn_after_the_taps_transaction_committed(
 # --- A step that waited for another's lock reads what that one wrote ---------------------
 
 
-def _blocked_on_a_lock(engine: Engine) -> bool:
-    """Whether some connection of this database waits for a row lock (PostgreSQL)."""
-    with engine.connect() as connection:
-        waiting = connection.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ).scalar()
-    return bool(waiting)
-
-
 def _wait_until_blocked(engine: Engine) -> None:
     """Until the reader waits for the holder's lock. SQLite shows no waiters: there the
     reader waits on BEGIN IMMEDIATE (or starts after the commit); either way it must read
     the holder's writes, which is what the test checks."""
-    if engine.dialect.name == "sqlite":
-        return
-    done = threading.Event()
-    for _ in range(1000):
-        if _blocked_on_a_lock(engine):
-            return
-        done.wait(0.01)
-    raise AssertionError("the reading step never waited for the lock")
+    if engine.dialect.name != "sqlite":
+        wait_until(lambda: waiting_on_a_lock(engine))
 
 
 @pytest.mark.parametrize("meanwhile", ["moved", "submitted"])
