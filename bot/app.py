@@ -53,6 +53,9 @@ from surveys.i18n import normalize_locale, t
 log = logging.getLogger(__name__)
 
 WITH_JOBS_KEY = "ceping.with_jobs"
+API_POOL_WAIT = 10.0
+"""Seconds a Bot API request may wait for one of the ``api_connections`` (PTB's default is
+1 s, after which the request fails): in a burst a tap's answer waits its turn, not fails."""
 PRIORITY_GROUP = -1
 """Handler group of modules' priority handlers, before the main list (group 0)."""
 MAX_CONCURRENT_UPDATES = 128
@@ -99,6 +102,8 @@ def build_application(
         .token(token)
         .base_url(base_url or settings.bot_api_url)
         .concurrent_updates(MAX_CONCURRENT_UPDATES)
+        .connection_pool_size(settings.api_connections)
+        .pool_timeout(API_POOL_WAIT)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     locale: str = "zh_CN"
     bot_username: str | None = Field(default=None, description="Used for deep links when offline")
     invitation_days: int = Field(default=30, ge=1)
+    # Connections to the Bot API at most (PTB's default is 256). httpx scans its pool on
+    # every request, so at a meeting's burst a pool grown to a hundred connections cost
+    # more CPU per tap than the survey itself (issue 12); above this, requests wait their
+    # turn (up to bot.app.API_POOL_WAIT seconds) instead of opening another connection.
+    api_connections: int = Field(default=32, ge=1, le=256)
 
     @field_validator("timezone")
     @classmethod

@@ -16,6 +16,7 @@ from telegram import Update
 from bot import app as bot_app
 from bot import collector, reports
 from bot.common import MenuCommand
+from storage.db import engine_for
 from storage.models import AuditLog, TelegramAccount
 from storage.settings import Settings
 from surveys.i18n import MissingMessage, t
@@ -296,6 +297,19 @@ def test_run_freezes_what_start_up_made_and_collects_the_young_less_often(
 
     assert gc.get_freeze_count() > 10_000  # the modules, classes and the Application
     assert gc.get_threshold()[0] == collector.FIRST_GENERATION
+
+
+def test_the_bot_keeps_a_bounded_pool_of_api_connections_where_a_burst_waits(
+    tmp_path: Any,
+) -> None:
+    """A meeting's burst must not grow the pool to hundreds of connections (httpx scans the
+    pool on every request), and a request waiting for one must not fail after PTB's 1 s."""
+    settings = settings_for(tmp_path).model_copy(update={"api_connections": 12})
+    application = bot_app.build_application(settings, engine_for(settings.database_url))
+    client = application.bot.request._client  # type: ignore[attr-defined]
+    pool = client._transport._pool  # httpx's connection pool (private: no public accessor)
+    assert pool._max_connections == 12
+    assert client.timeout.pool == bot_app.API_POOL_WAIT > 1.0
 
 
 def test_run_with_a_webhook_listens_on_the_public_path_with_a_generated_secret(
