@@ -296,12 +296,17 @@ def noop_application(token: str, base_url: str, base_file_url: str) -> Any:
             query.message.edit_text(f"{text}\n{step}", reply_markup=keyboard(step + 1)),  # type: ignore[union-attr]
         )
 
-    app = (
+    from bot.app import API_POOL_WAIT, MAX_CONCURRENT_UPDATES
+    from storage.settings import Settings
+
+    app = (  # the bot's own HTTP settings: the same client, so only the handlers differ
         ApplicationBuilder()
         .token(token)
         .base_url(base_url)
         .base_file_url(base_file_url)
-        .concurrent_updates(128)
+        .concurrent_updates(MAX_CONCURRENT_UPDATES)
+        .connection_pool_size(Settings(_env_file=None).api_connections)  # type: ignore[call-arg]
+        .pool_timeout(API_POOL_WAIT)
         .build()
     )
     app.add_handler(CommandHandler("surveys", listing))
