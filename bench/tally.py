@@ -403,7 +403,7 @@ def report(engine: Engine, round_id: int, one: int) -> None:
     for name, label in (
         ("full", "full tally, one branch changed since the last (live round)"),
         ("repeat", "full tally again, nothing changed"),
-        ("cold", "full tally, first after start (no memo)"),
+        ("cold", "full tally with no memo (the bot takes it itself at start: bot/warm.py)"),
     ):
         ratios = _ratios(times, name)
         print(

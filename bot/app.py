@@ -27,7 +27,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import answering, collector, lang, registration, remind, reports, screen
+from bot import answering, collector, lang, registration, remind, reports, screen, warm
 from bot.common import (
     COMMANDS_KEY,
     PRIVATE,
@@ -53,6 +53,7 @@ from surveys.i18n import normalize_locale, t
 log = logging.getLogger(__name__)
 
 WITH_JOBS_KEY = "ceping.with_jobs"
+WARM_KEY = "ceping.warm_tallies"
 API_POOL_WAIT = 10.0
 """Seconds a Bot API request may wait for one of the ``api_connections`` (PTB's default is
 1 s, after which the request fails): in a burst a tap's answer waits its turn, not fails."""
@@ -88,11 +89,13 @@ def build_application(
     base_url: str | None = None,
     base_file_url: str | None = None,
     with_jobs: bool = True,
+    warm_tallies: bool = True,
 ) -> AnyApplication:
     """The bot: services in bot_data, every handler in order, error handler, menus and jobs.
 
     ``with_jobs=False`` leaves the scheduled jobs out (conversation tests that must not
-    see reminders arrive in the middle of a story).
+    see reminders arrive in the middle of a story). ``warm_tallies=False`` leaves out the
+    tally of each open round taken at start (bot/warm.py), for tests that watch the memo.
     """
     token = settings.require_token()
     install_token_redaction(token)
@@ -114,6 +117,7 @@ def build_application(
     application.bot_data[SERVICES_KEY] = Services(engine, settings, clock)
     application.bot_data[COMMANDS_KEY] = checked(menu_commands())
     application.bot_data[WITH_JOBS_KEY] = with_jobs
+    application.bot_data[WARM_KEY] = warm_tallies
     application.add_handlers(priority_handler_list(), group=PRIORITY_GROUP)
     application.add_handlers(handler_list())
     application.add_error_handler(on_error)
@@ -193,14 +197,17 @@ def module_commands(module: object) -> Sequence[MenuCommand]:
 
 
 async def post_init(application: AnyApplication) -> None:
-    """Publish the command menus, then start the scheduled jobs."""
+    """Publish the command menus, start the scheduled jobs, and tally the open rounds."""
     await publish_default_menus(application)
     if application.bot_data.get(WITH_JOBS_KEY, True):
         await runner.start(application)
+    if application.bot_data.get(WARM_KEY, True):
+        warm.start(application)
 
 
 async def post_shutdown(application: AnyApplication) -> None:
-    """Stop the scheduled jobs."""
+    """Let the start-up tally finish, then stop the scheduled jobs."""
+    await warm.finished(application)
     if application.bot_data.get(WITH_JOBS_KEY, True):
         await runner.stop(application)
 

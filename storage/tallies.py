@@ -24,7 +24,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
 from storage import proposals as grading
 from storage import tally_memo
@@ -452,6 +453,23 @@ def round_tally(
         pools=pools,
         weights=options.composite_weights,
     )
+
+
+def warm_open_rounds(engine: Engine, *, now: datetime) -> list[int]:
+    """Tally each open round as the organizers' screens ask for it; the ids tallied.
+
+    Why: the first tally after a start has no memo and computes every branch, about 2.5×
+    the raw-SQL floor for a county (issue 12); the bot takes it right after it starts
+    (bot/warm.py), so /tally, /grades and a decision then find every unchanged branch kept.
+    The flags are those of ``bot.reports``' county views: proposals, no per-indicator means.
+    """
+    with Session(engine) as session:
+        open_ids = [
+            i for i in session.exec(select(Round.id).where(Round.status == "open")) if i is not None
+        ]
+        for round_id in open_ids:
+            round_tally(session, round_id=round_id, now=now, details=False)
+    return open_ids
 
 
 def _options_key(options: Mapping[str, Any] | None) -> str:

@@ -216,7 +216,12 @@ def world(engine: Engine, clock: FakeClock) -> World:
 
 @contextlib.asynccontextmanager
 async def started_bot(
-    engine: Engine, clock: FakeClock, world: World, *, with_jobs: bool = False
+    engine: Engine,
+    clock: FakeClock,
+    world: World,
+    *,
+    with_jobs: bool = False,
+    warm_tallies: bool = False,
 ) -> AsyncIterator[BotHarness]:
     """Build and run the bot on a fresh fake Bot API (for tests that patch things first).
 
@@ -232,6 +237,7 @@ async def started_bot(
             base_url=api.base_url,
             base_file_url=api.base_file_url,
             with_jobs=with_jobs,
+            warm_tallies=warm_tallies,
         )
         async with running_bot(app, api):
             yield BotHarness(api, app, engine, clock, world, settings)
