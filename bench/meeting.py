@@ -182,7 +182,7 @@ async def serve(phones: int, first_user: int) -> None:
             await read_line()  # "go"
             if command.startswith("paced"):
                 waits = await paced(api, screens, people, rng, float(command.split()[1]))
-                print("latency", " ".join(f"{w:.6f}" for w in waits), flush=True)
+                print("latency", " ".join(w.encode() for w in waits), flush=True)
                 continue
             await asyncio.gather(*(answer(api, screens, p, rng, limit) for p in people))
             print("done", sum(p.taps for p in people), flush=True)
