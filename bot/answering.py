@@ -51,9 +51,11 @@ from bot.common import (
     in_transaction,
     remove_keyboard,
     send_text,
+    services,
 )
 from bot.survey_views import View
 from storage import answering as store
+from storage.ballots import FoldRequest, run_fold, take_fold
 from storage.db import Session
 from storage.models import ROLES
 from storage.responses import AlreadySubmitted, StaleDraft, update_draft_view
@@ -161,8 +163,19 @@ async def on_tap(update: Update, context: Context) -> None:
             _audit_forgery(session, actor, query.data, refusal.detail)
         return refusal.outcome
 
-    outcome = await in_transaction(context, step)
-    await _show(context, outcome, query=query, chat_id=message.chat_id if message else user_id)
+    def step_leaving_the_fold(session: Session) -> tuple[Outcome, FoldRequest | None]:
+        # A submission's fold waits until the person has their screen (see below).
+        return step(session), take_fold(session)
+
+    outcome, fold = await in_transaction(context, step_leaving_the_fold)
+    try:
+        await _show(context, outcome, query=query, chat_id=message.chat_id if message else user_id)
+    finally:
+        if fold is not None:
+            # Its own transaction, after the thanks screen: at a meeting's end every
+            # branch's box fills at once, and the taps waited for the folds queued on the
+            # write lock. The update counts as handled only once the fold is done.
+            await asyncio.to_thread(run_fold, services(context).engine, fold)
 
 
 async def on_unknown_tap(update: Update, context: Context) -> None:
