@@ -102,13 +102,17 @@ def _begin_immediate(connection: Any) -> None:
     """
     turns = _ENGINE_TURNS.get(connection.engine)
     pooled = connection.connection  # what the dialect's commit and rollback are handed
-    if turns is not None:
-        turns.take(pooled)
     try:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-    except BaseException:
+        if turns is not None:
+            turns.take(pooled)
+        # Straight to the driver: SQLAlchemy's statement machinery (events, cursor, result)
+        # costs more than SQLite's BEGIN itself, once per tap.
+        pooled.driver_connection.execute("BEGIN IMMEDIATE")
+    except BaseException as error:
         if turns is not None:
             turns.hand_on(pooled)
+        if isinstance(error, sqlite3.Error):  # as SQLAlchemy's own execute would raise it
+            raise exc.OperationalError("BEGIN IMMEDIATE", None, error) from error
         raise
 
 
