@@ -20,13 +20,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+SLOWEST_SHOWN = 12
+"""Slowest taps printed with their time in the run, so a burst (and where it fell) shows."""
+
 if TYPE_CHECKING:
     from bench.meeting import Child, Phone, Screens
 
 
+@dataclass(frozen=True)
+class Wait:
+    """One tap of the latency run: when it was due, how long its screen took, which kind."""
+
+    at: float  # seconds from the run's start to the tap's scheduled time
+    seconds: float  # from the scheduled time to the edited screen
+    kind: str
+
+    def encode(self) -> str:
+        """As the child prints it to the parent."""
+        return f"{self.at:.4f}:{self.seconds:.6f}:{self.kind}"
+
+    @classmethod
+    def decode(cls, text: str) -> Wait:
+        """What :meth:`encode` printed."""
+        at, seconds, kind = text.split(":")
+        return cls(float(at), float(seconds), kind)
+
+
+TAP_KINDS = {"c": "choice", "k": "skip", "s": "submit", "y": "confirm"}
+"""The kinds of survey tap, by callback action (bot.callbacks.Action); a start is "start"."""
+
+
+def tap_kind(data: str) -> str:
+    """start, choice, skip, submit (提交) or confirm (确认提交, the submission itself)."""
+    if data.startswith("s:"):
+        return "start"
+    return TAP_KINDS.get(data.split(":")[4] if data.count(":") >= 4 else "", "other")
+
+
 async def paced(
     api: Any, screens: Screens, people: list[Phone], rng: random.Random, rate: float
-) -> list[float]:
+) -> list[Wait]:
     """Taps on an open-loop schedule (rate per second, the next idle phone each time) until
     every survey is submitted; each tap's seconds from its scheduled time to its new screen.
 
@@ -38,12 +71,12 @@ async def paced(
     loop = asyncio.get_running_loop()
     idle = list(people)
     busy: set[asyncio.Task[None]] = set()
-    waits: list[float] = []
+    waits: list[Wait] = []
 
     async def one(phone: Phone, data: str, scheduled: float) -> None:
         meeting.tap(api, phone.user_id, phone.screen or {}, data)
         phone.screen = await screens.next(phone.user_id)
-        waits.append(loop.time() - scheduled)
+        waits.append(Wait(scheduled - start, loop.time() - scheduled, tap_kind(data)))
         idle.append(phone)
 
     start, count = loop.time(), 0
@@ -63,18 +96,33 @@ async def paced(
     return waits
 
 
+def percentile(seconds: list[float], share: float) -> float:
+    """The value below which ``share`` of them lie (0.0 for none)."""
+    ordered = sorted(seconds)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
 @dataclass
 class Latency:
     """Tap-to-screen seconds at a fixed tap rate, and the bot process's memory."""
 
-    waits: list[float]
+    waits: list[Wait]
     rate: float
     rss_mb: float
     peak_mb: float
 
-    def percentile(self, share: float) -> float:
-        ordered = sorted(self.waits)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+    def percentile(self, share: float, kind: str | None = None) -> float:
+        """Of every tap, or of one kind's."""
+        return percentile([w.seconds for w in self.waits if kind in (None, w.kind)], share)
+
+    def kinds(self) -> list[str]:
+        """The kinds of tap seen, in the order a survey meets them."""
+        seen = {w.kind for w in self.waits}
+        return [kind for kind in ("start", *TAP_KINDS.values(), "other") if kind in seen]
+
+    def slowest(self, count: int) -> list[Wait]:
+        """The slowest taps, in the order they were due (bursts show as neighbours)."""
+        return sorted(sorted(self.waits, key=lambda w: -w.seconds)[:count], key=lambda w: w.at)
 
 
 def memory_mb() -> tuple[float, float]:
@@ -148,7 +196,7 @@ async def measure_latency(
                     raise RuntimeError(f"unexpected {ready!r}")
                 await child.say("go")
                 line = await child.line()
-            waits = [float(w) for w in line.split()[1:]]
+            waits = [Wait.decode(w) for w in line.split()[1:]]
             return Latency(waits, rate, *memory_mb())
         finally:
             engine.dispose()
@@ -162,6 +210,17 @@ def print_latency(latency: Latency, *, county: bool, memory: bool = True) -> Non
         f"p50 {latency.percentile(0.5) * 1000:5.1f} ms, "
         f"p99 {latency.percentile(0.99) * 1000:5.1f} ms over {len(latency.waits)} taps "
         f"(tap to edited screen, open loop; target p99 < 100 ms)"
+    )
+    by_kind = ", ".join(
+        f"{kind} {1000 * latency.percentile(0.5, kind):.0f}/"
+        f"{1000 * latency.percentile(0.99, kind):.0f}"
+        for kind in latency.kinds()
+    )
+    print(f"  p50/p99 ms by kind of tap:  {by_kind}")
+    slow = latency.slowest(SLOWEST_SHOWN)
+    print(
+        f"  slowest {len(slow)} (s into the run: ms, kind): "
+        + " ".join(f"{w.at:.1f}:{w.seconds * 1000:.0f}:{w.kind}" for w in slow)
     )
     if not memory:
         return

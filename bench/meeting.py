@@ -182,7 +182,7 @@ async def serve(phones: int, first_user: int) -> None:
             await read_line()  # "go"
             if command.startswith("paced"):
                 waits = await paced(api, screens, people, rng, float(command.split()[1]))
-                print("latency", " ".join(f"{w:.6f}" for w in waits), flush=True)
+                print("latency", " ".join(w.encode() for w in waits), flush=True)
                 continue
             await asyncio.gather(*(answer(api, screens, p, rng, limit) for p in people))
             print("done", sum(p.taps for p in people), flush=True)
@@ -377,12 +377,19 @@ class Child:
         with contextlib.suppress(ProcessLookupError):
             await asyncio.wait_for(self.process.wait(), 10)
 
-    async def measure(self, command: str, counter: StatementCounter | None = None) -> Measured:
-        """Let the phones open their lists, then time the taps (and count statements)."""
+    async def measure(
+        self,
+        command: str,
+        counter: StatementCounter | None = None,
+        clock: TransactionClock | None = None,
+    ) -> Measured:
+        """Let the phones open their lists, then time the taps (and count statements and the
+        CPU inside transactions, of the taps only: the lists' reads come before)."""
         await self.say(command)
         if (ready := await self.line()) != "ready":
             raise RuntimeError(f"unexpected {ready!r}")
         before = counter.snapshot() if counter else (0, 0)
+        inside = clock.spent if clock else 0.0
         cpu, wall = time.process_time(), time.perf_counter()
         await self.say("go")
         done = await self.line()
@@ -391,6 +398,8 @@ class Child:
         if counter is not None:
             after = counter.snapshot()
             measured.statements, measured.commits = after[0] - before[0], after[1] - before[1]
+        if clock is not None:
+            measured.transactions = clock.spent - inside
         return measured
 
 
@@ -512,9 +521,7 @@ async def measure_bot(
             counter = StatementCounter(engine)
             with clock.installed():
                 async with polling(bot):
-                    measured = await child.measure("real", counter)
-            measured.transactions = clock.spent
-            return measured
+                    return await child.measure("real", counter, clock)
         finally:
             engine.dispose()
 

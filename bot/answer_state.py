@@ -6,7 +6,7 @@ it is not the asker's or its window is shut, and ends in an ``Outcome`` the hand
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -30,6 +30,7 @@ from storage.responses import (
     Held,
     WindowState,
     draft_answers,
+    lazy_answers,
     window_state,
 )
 from surveys.i18n import t
@@ -150,7 +151,7 @@ class Loaded:
     instrument: Instrument
     branch_name: str
     draft: DraftRow | None
-    _parsed: tuple[tuple[int, int], dict[str, AnswerValue]] | None = None
+    _parsed: tuple[tuple[int, int], Mapping[str, AnswerValue]] | None = None
 
     @property
     def assignment_id(self) -> int:
@@ -168,11 +169,11 @@ class Loaded:
         return Held(self.assignment, self.instrument, self.draft)
 
     @property
-    def answers(self) -> dict[str, AnswerValue]:
-        """The draft's answers, parsed once per draft revision."""
+    def answers(self) -> Mapping[str, AnswerValue]:
+        """The draft's answers of this revision, each parsed once when first read."""
         key = (id(self.draft), self.draft.revision if self.draft else -1)
         if self._parsed is None or self._parsed[0] != key:
-            self._parsed = (key, draft_answers(self.draft))
+            self._parsed = (key, lazy_answers(self.draft))
         return self._parsed[1]
 
     def screen(self) -> Screen:
@@ -191,7 +192,8 @@ class Loaded:
         """A screen (the draft's own by default) with the current answers, to draw later:
         the answers and screen are taken now, in the transaction; the text and buttons
         are drawn when called, after the commit."""
-        state = DraftState(dict(self.answers), screen or self.screen())
+        # No copy needed: a save gives the draft a new answers dict, this one stays as read.
+        state = DraftState(self.answers, screen or self.screen())
         survey = self.survey()
         return lambda: render(survey, state, notice, intro=intro)
 

@@ -16,10 +16,11 @@ counter row of a branch is created at once in the instrument's order and every f
 rewrites them all, so neither row order nor which rows changed tells a ballot.
 
 A fold runs right after the transaction that asked for it commits (``fold_after_commit``):
-a submission, the closing of a round. The jobs' tick calls ``fold_due`` for deadlines. When
-a round closes, what is no longer needed is purged (drafts of its anonymous survey, its
-boxes) and the freed space scrubbed: ``VACUUM`` on PostgreSQL, a WAL checkpoint on SQLite
-(whose ``secure_delete`` is on, see storage.db).
+a submission, the closing of a round; the bot takes a submission's fold out of the commit
+(``take_fold``) and runs it once the person has their screen (``run_fold``). The jobs' tick
+calls ``fold_due`` for deadlines. When a round closes, what is no longer needed is purged
+(drafts of its anonymous survey, its boxes) and the freed space scrubbed: ``VACUUM`` on
+PostgreSQL, a WAL checkpoint on SQLite (whose ``secure_delete`` is on, see storage.db).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -78,31 +80,42 @@ def _insert(session: Session) -> Any:
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-def _locked_box(session: Session, round_id: int, org_id: int) -> SatisfactionBox:
-    """The branch's box, created empty if needed, row-locked on PostgreSQL."""
-    key = {"round_id": round_id, "org_id": org_id}
-    session.execute(
-        _insert(session)(SatisfactionBox.__table__)  # type: ignore[attr-defined]
-        .values(**key, ballots=[])
-        .on_conflict_do_nothing(index_elements=list(key))
+_BOX = SatisfactionBox.__table__  # type: ignore[attr-defined]
+_BOX_KEY = (_BOX.c.round_id == bindparam("box_round")) & (_BOX.c.org_id == bindparam("box_org"))
+# A submission's statements on the box, built once so SQLAlchemy caches their compilation:
+# plain columns and Core writes, no ORM object (the box's sealed column is opened and sealed
+# by its type, as before).
+_READ_BOX = select(_BOX.c.ballots).where(_BOX_KEY).with_for_update()
+_WRITE_BOX = update(_BOX).where(_BOX_KEY).values(ballots=bindparam("box_ballots"))
+
+
+@cache
+def _create_box(dialect: str) -> Any:
+    """INSERT of an empty box that leaves an existing one alone, for this dialect."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(_BOX)
+        .values(round_id=bindparam("box_round"), org_id=bindparam("box_org"), ballots=[])
+        .on_conflict_do_nothing(index_elements=["round_id", "org_id"])
     )
-    statement = (
-        select(SatisfactionBox)
-        .where(col(SatisfactionBox.round_id) == round_id, col(SatisfactionBox.org_id) == org_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return session.exec(statement).one()
+
+
+def _locked_box(session: Session, round_id: int, org_id: int) -> list[Ballot]:
+    """The ballots in the branch's box, created empty if needed, row-locked on PostgreSQL."""
+    key = {"box_round": round_id, "box_org": org_id}
+    connection = session.connection()
+    connection.execute(_create_box(connection.dialect.name), key)
+    return list(connection.execute(_READ_BOX, key).scalar_one())
 
 
 def drop_ballot(
     session: Session, *, round_id: int, org_id: int, ballot: Ballot, now: datetime
 ) -> None:
     """Put a ballot into its branch's box; the counters learn of it only in a later fold."""
-    box = _locked_box(session, round_id, org_id)
-    box.ballots = [*box.ballots, ballot]  # a new list, so the sealed column is rewritten
-    session.add(box)
-    if _due(session, round_id, len(box.ballots), now):  # else spare the tap a transaction
+    ballots = [*_locked_box(session, round_id, org_id), ballot]
+    key = {"box_round": round_id, "box_org": org_id, "box_ballots": ballots}
+    session.connection().execute(_WRITE_BOX, key)  # the whole box sealed again
+    if _due(session, round_id, len(ballots), now):  # else spare the tap a transaction
         fold_after_commit(session, now=now, round_id=round_id, org_id=org_id)
 
 
@@ -150,18 +163,41 @@ def fold_after_commit(
     session.info[_FOLD] = (now, round_id, org_id)
 
 
-@event.listens_for(Session, "after_commit")
-def _fold_when_committed(session: Session) -> None:
+@dataclass(frozen=True)
+class FoldRequest:
+    """A fold a transaction asked for: of which round (None: all) and branch (None: all)."""
+
+    now: datetime
+    round_id: int | None
+    org_id: int | None
+
+
+def take_fold(session: Session) -> FoldRequest | None:
+    """The fold this transaction asked for, taken out so that its commit does not run it.
+
+    For a caller with something more urgent after the commit — the bot answering the person
+    who submitted — which then runs it itself with :func:`run_fold`. If the transaction
+    does not commit, the ballots stay in the box, as on any failed fold.
+    """
     request = session.info.pop(_FOLD, None)
-    if request is None:
-        return
-    now, round_id, org_id = request
-    bind = session.get_bind()
-    engine = bind.engine if isinstance(bind, Connection) else bind
+    return FoldRequest(*request) if request is not None else None
+
+
+def run_fold(engine: Engine, request: FoldRequest) -> None:
+    """Fold what the request covers (its own transaction); a failure is logged, not raised."""
     try:
-        fold_due(engine, now=now, round_id=round_id, org_id=org_id)
+        fold_due(engine, now=request.now, round_id=request.round_id, org_id=request.org_id)
     except Exception as error:  # the ballots wait safely in the box; the next fold takes them
         log.warning("folding the ballot boxes failed, will retry: %s", type(error).__name__)
+
+
+@event.listens_for(Session, "after_commit")
+def _fold_when_committed(session: Session) -> None:
+    request = take_fold(session)
+    if request is None:
+        return
+    bind = session.get_bind()
+    run_fold(bind.engine if isinstance(bind, Connection) else bind, request)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -24,13 +27,124 @@ IDLE_BEFORE_PING = 10.0
 warnings.filterwarnings("ignore", category=exc.SAWarning, message=".*Decimal objects natively.*")
 
 
+BUSY_SECONDS = 15.0
+"""How long a SQLite writer waits for the write lock before "database is locked"."""
+
+
+class WriterTurns:
+    """One SQLite writer at a time per database file in this process, handed over at commit.
+
+    Why: SQLite's own busy handler sleeps between tries (1, 2, 5, 10 … 100 ms), so a writer
+    that found the file locked sleeps on after the holder has committed. At a meeting, when
+    the submissions' folds queued, taps waited up to 105 ms for a lock that was free most of
+    that time. A writer of this process now waits here instead and is woken at the holder's
+    commit or rollback; SQLite's busy timeout is left for writers of other processes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: Any = None  # the pooled connection whose transaction holds the turn
+        self._count = threading.Lock()
+        self.waiting = 0
+
+    def take(self, connection: Any) -> None:
+        """Wait for the turn (as long as SQLite would have), then keep it for this connection."""
+        with self._count:
+            self.waiting += 1
+        try:
+            if not self._lock.acquire(timeout=BUSY_SECONDS):
+                raise sqlite3.OperationalError("database is locked")
+        finally:
+            with self._count:
+                self.waiting -= 1
+        self._holder = connection
+
+    def hand_on(self, connection: Any) -> None:
+        """End this connection's turn, if it holds it (a rollback may come without one).
+
+        ``connection``: the pool's proxy (commit, rollback) or the DBAPI connection under it
+        (the pool's close and invalidate events).
+        """
+        holder = self._holder
+        if holder is None or connection is None:
+            return
+        if holder is connection or getattr(holder, "dbapi_connection", None) is connection:
+            self._holder = None
+            self._lock.release()
+
+
+_TURNS: dict[str, WriterTurns] = {}
+_TURNS_GUARD = threading.Lock()
+
+
+def _turns_of(url: str) -> WriterTurns:
+    """The turns of one database file, shared by every engine of this process on it."""
+    path = str(Path(url.split("///", 1)[1]).resolve())
+    with _TURNS_GUARD:
+        return _TURNS.setdefault(path, WriterTurns())
+
+
+_ENGINE_TURNS: weakref.WeakKeyDictionary[Engine, WriterTurns] = weakref.WeakKeyDictionary()
+
+
+def writers_waiting(engine: Engine) -> int:
+    """SQLite writers of this process waiting for their turn on the engine's file (else 0)."""
+    turns = _ENGINE_TURNS.get(engine)
+    return turns.waiting if turns is not None else 0
+
+
 def _begin_immediate(connection: Any) -> None:
-    """Take the write lock when a transaction starts, so the busy timeout queues writers.
+    """Take the write lock when a transaction starts, so writers queue instead of failing.
 
     A deferred transaction that reads and then writes fails at once with SQLITE_BUSY
-    if another connection wrote in between; IMMEDIATE waits its turn instead.
+    if another connection wrote in between; IMMEDIATE waits its turn instead. A file's
+    writers of this process first take their turn (``WriterTurns``).
     """
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    turns = _ENGINE_TURNS.get(connection.engine)
+    pooled = connection.connection  # what the dialect's commit and rollback are handed
+    try:
+        if turns is not None:
+            turns.take(pooled)
+        # Straight to the driver: SQLAlchemy's statement machinery (events, cursor, result)
+        # costs more than SQLite's BEGIN itself, once per tap.
+        pooled.driver_connection.execute("BEGIN IMMEDIATE")
+    except BaseException as error:
+        if turns is not None:
+            turns.hand_on(pooled)
+        if isinstance(error, sqlite3.Error):  # as SQLAlchemy's own execute would raise it
+            raise exc.OperationalError("BEGIN IMMEDIATE", None, error) from error
+        raise
+
+
+def _take_turns(engine: Engine, turns: WriterTurns) -> None:
+    """Hand the turn on right after the DBAPI commit or rollback of the connection holding it.
+
+    Not at check-in: a session's after_commit hook (a fold) begins its own transaction before
+    the committed connection goes back to the pool.
+    """
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            turns.hand_on(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            turns.hand_on(dbapi_connection)
+
+    def forget(dbapi_connection: Any, *_rest: Any) -> None:
+        turns.hand_on(dbapi_connection)  # closed or invalidated while holding: never stuck
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    event.listen(engine, "close", forget)
+    event.listen(engine, "invalidate", forget)
+    _ENGINE_TURNS[engine] = turns
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -38,7 +152,7 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     # Deleted rows are overwritten with zeros, whatever this build of SQLite defaults to.
     cursor.execute("PRAGMA secure_delete=ON")
@@ -100,6 +214,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             kwargs.setdefault("max_overflow", SQLITE_POOL)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _tune_sqlite)
+        if _is_sqlite_file(url):
+            _take_turns(engine, _turns_of(url))
         event.listen(engine, "begin", _begin_immediate)
         return engine
     engine = create_engine(url, pool_size=10, max_overflow=10, **kwargs)

@@ -19,7 +19,7 @@ session's identity map (the unit of work's bookkeeping is most of a tap's CPU ot
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -141,6 +141,37 @@ def draft_answers(draft: Draft | DraftRow | None) -> dict[str, AnswerValue]:
     if draft is None:
         return {}
     return {item_id: AnswerValue.model_validate(raw) for item_id, raw in draft.answers.items()}
+
+
+class LazyAnswers(Mapping[str, AnswerValue]):
+    """A draft's answers, each parsed when first read: a question's screen reads one of up
+    to dozens, and a tap drew it from all of them parsed (a pydantic validation each)."""
+
+    __slots__ = ("_parsed", "_raw")
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self._raw = raw  # the stored answers: replaced on a save, never changed in place
+        self._parsed: dict[str, AnswerValue] = {}
+
+    def __getitem__(self, item_id: str) -> AnswerValue:
+        parsed = self._parsed.get(item_id)
+        if parsed is None:
+            parsed = self._parsed[item_id] = AnswerValue.model_validate(self._raw[item_id])
+        return parsed
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._raw
+
+
+def lazy_answers(draft: DraftRow | None) -> LazyAnswers:
+    """The draft's answers as AnswerValues by item id, parsed as they are read."""
+    return LazyAnswers(draft.answers if draft is not None else {})
 
 
 def phase_window(session: Session, *, round_id: int, phase: str) -> RoundPhase | None:

@@ -195,3 +195,16 @@ def test_a_step_that_waited_for_the_lock_reads_what_the_holder_wrote(
     reader.join(30)
     expected = [("pending", 2)] if meanwhile == "moved" else [("submitted", None)]
     assert seen == expected
+
+
+async def test_an_anonymous_submission_builds_no_orm_objects(bot: BotHarness) -> None:
+    """确认提交 drops the sealed ballot into the branch's box with Core statements too (the
+    fold, when one is due, is a transaction of its own after the screen)."""
+    from tests.test_anonymity import _answer, _seat_voters, _submit
+
+    (voter,) = _seat_voters(bot, 1)
+    phone = bot.phone(voter.user_id)
+    await _answer(phone, voter)
+    with orm_loads() as built:
+        await _submit(phone)
+    assert built == []
