@@ -24,6 +24,7 @@ from storage.answering import OwnerRow, PhaseRow, PinRow, RoundRow
 from storage.db import Session
 from storage.models import Assignment, RoundInstrument, RoundPhase, TelegramAccount
 from storage.registration import find_account
+from storage.remedies import with_rerun
 from storage.responses import (
     AssignmentRow,
     DraftRow,
@@ -252,11 +253,14 @@ def refuse_unless_answerable(loaded: Loaded) -> None:
 
 def todo_entries(session: Session, person_id: int, locale: str, now: datetime) -> list[TodoEntry]:
     """The person's assignments in open rounds, with their window and progress."""
-    rows, phases = store.todo_rows(session=session, person_id=person_id)
+    rows, phases, reruns = store.todo_rows(session=session, person_id=person_id)
     entries = []
     for assignment, round_, pin, branch_name, draft in rows:
         instrument, phase_name = _pinned(assignment, pin)
-        phase = phases.get((round_.id, phase_name))
+        # A branch in 补测 answers until its own deadline, as its taps are judged.
+        phase = with_rerun(
+            phases.get((round_.id, phase_name)), reruns.get((round_.id, assignment.org_id))
+        )
         entries.append(
             TodoEntry(
                 assignment_id=assignment.id,

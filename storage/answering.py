@@ -236,8 +236,10 @@ def round_phase(
 
 def todo_rows(
     *, session: Session, person_id: int
-) -> tuple[list[TodoRow], dict[tuple[int, str], RoundPhase]]:
-    """The person's assignments in open rounds, and those rounds' phases by (round, phase)."""
+) -> tuple[list[TodoRow], dict[tuple[int, str], RoundPhase], dict[tuple[int, int], datetime]]:
+    """The person's assignments in open rounds, those rounds' phases by (round, phase), and
+    the 补测 deadlines of their branches by (round, org): a branch in 补测 answers until its
+    own deadline (``with_rerun``), and its members' lists must say so."""
     statement = (
         _pinned_join(
             select(Assignment, Round, RoundInstrument, Organization.name, Draft)  # type: ignore[call-overload]
@@ -252,7 +254,16 @@ def todo_rows(
         (phase.round_id, phase.phase): phase
         for phase in session.exec(select(RoundPhase).where(col(RoundPhase.round_id).in_(round_ids)))
     }
-    return rows, phases
+    org_ids = {row.assignment.org_id for row in rows}
+    reruns = {
+        (rerun.round_id, rerun.org_id): rerun.deadline
+        for rerun in session.exec(
+            select(BranchRerun).where(
+                col(BranchRerun.round_id).in_(round_ids), col(BranchRerun.org_id).in_(org_ids)
+            )
+        )
+    }
+    return rows, phases, reruns
 
 
 def unsubmitted_instruments(*, session: Session, person_id: int, round_id: int) -> list[str]:

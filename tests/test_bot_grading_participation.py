@@ -227,3 +227,37 @@ def test_rerun_reminders_reach_that_branch_only_against_its_own_deadline(
     reminded = {m.chat_id for m in due if m.kind == "reminder"}
     assert reminded == {4101}, "the village's member, not the firm's worker"
     assert all(m.expires_at == deadline for m in due if m.kind == "reminder")
+
+
+async def test_surveys_shows_a_late_member_the_reruns_deadline_not_the_rounds(
+    bot: BotHarness,
+) -> None:
+    """After the round's deadline, a member of a branch in 补测 must see the survey open until
+    the 补测's deadline (the tap already honoured it); the list said 已截止."""
+    org_id = _volunteers(bot, ballots=3)
+    organizer = _organizer_phone(bot)
+    _past_the_survey_deadline(bot)
+    await organizer.send("/rerun 志愿者 7 群众外出务工，另行组织测评")
+    member_id = 3002
+    with transaction(bot.engine) as session:
+        round_ = session.get(Round, bot.world.round_id)
+        org = session.get(Organization, org_id)
+        assert round_ is not None and org is not None
+        late = add_person(session, "补测党员", org, "member", phone=new_phone())
+        assign(session, round_, late, org, "satisfaction", "members")
+        session.add(
+            TelegramAccount(
+                person_id=late.id,
+                telegram_user_id=member_id,
+                chat_id=member_id,
+                bound_via="invitation",
+            )
+        )
+    rerun_ends = bot.clock.now + timedelta(days=7)
+    member = bot.phone(member_id)
+    listed = await member.send("/surveys")
+    when = rerun_ends.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y年%m月%d日")
+    assert "已截止" not in listed.text, listed.text
+    assert f"截止 {when}" in listed.text, listed.text
+    started = await member.tap(listed.buttons[0])
+    assert "第 1/9 题" in started.text, started.text
