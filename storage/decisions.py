@@ -14,8 +14,11 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from storage import audit
-from storage.models import DecisionExceptionRow, GradeDecision
+from storage.models import DecisionExceptionRow, GradeDecision, Organization, Person
+from storage.outbox import NewMessage, enqueue
+from storage.scope import holders_of
 from storage.tallies import BranchTally, RoundTally, round_tally
+from surveys.categories import Role
 from surveys.decisions import (
     DecisionException,
     Violation,
@@ -24,6 +27,7 @@ from surveys.decisions import (
     unresolved,
 )
 from surveys.grading import PoolProposal
+from surveys.i18n import t
 from surveys.rules import Grade
 
 
@@ -149,7 +153,38 @@ def request_exception(
             "exception_ids": [row.id for row in rows],
         },
     )
+    _tell_other_organizers(session, rows[0], org_id, grade, now)
     return rows
+
+
+def _tell_other_organizers(
+    session: Session, request: DecisionExceptionRow, org_id: int, grade: Grade, now: datetime
+) -> None:
+    """Queue to every other organizer of the branch that an exception waits for them: only a
+    second organizer may confirm it (docs/rules.md §8), and nothing else would tell them."""
+    org = session.get(Organization, org_id)
+    asker = session.get(Person, request.requested_by)
+    for recipient in holders_of(session, role=Role.ORGANIZER, org_ids=[org_id]):
+        if recipient.person_id == request.requested_by:
+            continue
+        text = t(
+            "grading.exception_notice",
+            recipient.locale,
+            asker=asker.name if asker is not None else "",
+            name=org.name if org is not None else "",
+            grade=t(f"grade.{grade.value}", recipient.locale),
+            reason=request.reason,
+        )
+        message = NewMessage(
+            round_id=request.round_id,
+            person_id=recipient.person_id,
+            chat_id=recipient.chat_id,
+            kind="exception_waiting",
+            slot=f"{org_id}:{request.id}",
+            payload={"text": text},
+            not_before=now,
+        )
+        enqueue(session, message=message, now=now)
 
 
 def pending_exception(

@@ -22,13 +22,12 @@ from storage.grading import GradingError
 from storage.models import (
     GradeDecision,
     Organization,
-    PersonRole,
     ReviewEvent,
     Round,
-    TelegramAccount,
 )
 from storage.outbox import NewMessage, enqueue
 from storage.rounds import branches_in_scope
+from storage.scope import holders_of
 from surveys.categories import Category, Role
 from surveys.i18n import t
 from surveys.options import RoundOptions
@@ -183,26 +182,18 @@ def _tell_committee(
 ) -> None:
     """Queue the return and its reason to every organizer of the branch who uses the bot."""
     org = session.get(Organization, org_id)
-    rows = session.exec(
-        select(PersonRole.person_id, TelegramAccount.chat_id, TelegramAccount.language)
-        .join(TelegramAccount, TelegramAccount.person_id == PersonRole.person_id)  # type: ignore[arg-type]
-        .where(PersonRole.role == Role.ORGANIZER.value)
-    ).all()
-    for person_id, chat_id, language in sorted(set(rows)):
-        if org_id not in branches_in_scope(session, person_id=person_id, role=Role.ORGANIZER):
-            continue
-        locale = language or "zh_CN"
+    for recipient in holders_of(session, role=Role.ORGANIZER, org_ids=[org_id]):
         text = t(
             "review.returned_notice",
-            locale,
+            recipient.locale,
             name=org.name if org else "",
-            grade=t(f"grade.{grade.value}", locale),
+            grade=t(f"grade.{grade.value}", recipient.locale),
             reason=reason,
         )
         message = NewMessage(
             round_id=round_id,
-            person_id=person_id,
-            chat_id=chat_id,
+            person_id=recipient.person_id,
+            chat_id=recipient.chat_id,
             kind="review_returned",
             slot=f"{org_id}:{now.isoformat()}",
             payload={"text": text},
@@ -215,23 +206,16 @@ def tell_reviewers(
     session: Session, *, round_id: int, org_ids: Collection[int], now: datetime
 ) -> int:
     """Queue a notice of newly reported grades to each county reviewer who reviews them."""
-    rows = session.exec(
-        select(PersonRole.person_id, TelegramAccount.chat_id, TelegramAccount.language)
-        .join(TelegramAccount, TelegramAccount.person_id == PersonRole.person_id)  # type: ignore[arg-type]
-        .where(PersonRole.role == Role.COUNTY_REVIEWER.value)
-    ).all()
     told = 0
-    for person_id, chat_id, language in sorted(set(rows)):
+    for recipient in holders_of(session, role=Role.COUNTY_REVIEWER, org_ids=org_ids):
         mine = set(org_ids) & set(
-            branches_in_scope(session, person_id=person_id, role=Role.COUNTY_REVIEWER)
+            branches_in_scope(session, person_id=recipient.person_id, role=Role.COUNTY_REVIEWER)
         )
-        if not mine:
-            continue
-        text = t("review.reported_notice", language or "zh_CN", count=len(mine))
+        text = t("review.reported_notice", recipient.locale, count=len(mine))
         message = NewMessage(
             round_id=round_id,
-            person_id=person_id,
-            chat_id=chat_id,
+            person_id=recipient.person_id,
+            chat_id=recipient.chat_id,
             kind="review_reported",
             slot=now.isoformat(),
             payload={"text": text},

@@ -8,11 +8,12 @@ organization the roster lists them in. Members and masses see no reports at all.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
-from storage.models import Assignment
+from storage.models import Assignment, PersonRole, TelegramAccount
 from storage.rounds import branches_in_scope
 from surveys.categories import Audience, Role
 
@@ -107,3 +108,27 @@ def scope_for(session: Session, *, person_id: int | None, round_id: int) -> Scop
             branches_in_scope(session, person_id=person_id, role=Role.COUNTY_REVIEWER)
         ),
     )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A person the bot can write to: their chat and reply language."""
+
+    person_id: int
+    chat_id: int
+    locale: str
+
+
+def holders_of(session: Session, *, role: Role, org_ids: Collection[int]) -> list[Recipient]:
+    """Everyone who uses the bot and holds ``role`` over at least one of these branches."""
+    rows = session.exec(
+        select(PersonRole.person_id, TelegramAccount.chat_id, TelegramAccount.language)
+        .join(TelegramAccount, TelegramAccount.person_id == PersonRole.person_id)  # type: ignore[arg-type]
+        .where(PersonRole.role == role.value)
+    ).all()
+    wanted = set(org_ids)
+    return [
+        Recipient(person_id, chat_id, language or "zh_CN")
+        for person_id, chat_id, language in sorted(set(rows))
+        if wanted & set(branches_in_scope(session, person_id=person_id, role=role))
+    ]

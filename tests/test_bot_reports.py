@@ -27,6 +27,7 @@ from storage.models import (
     DecisionExceptionRow,
     GradeDecision,
     Organization,
+    OutboxMessage,
     Person,
     PersonRole,
     RectificationItem,
@@ -378,6 +379,24 @@ async def test_an_override_breaking_the_quota_needs_a_reason_and_a_second_organi
         actions = [row.action for row in session.exec(select(AuditLog)).all()]
     assert "grade.exception_request" in actions and "grade.exception_confirm" in actions
     assert "grade.override" in actions
+
+
+async def test_the_other_organizers_are_told_an_exception_waits_for_them(
+    town: BotHarness,
+) -> None:
+    # Nobody would otherwise know to open /grades: the exception waited unseen.
+    second = _second_organizer(town, 2011)
+    phone = phone_of(town, "organizer", ORGANIZER)
+    await _ask_exception(phone)
+    await phone.send("全年无信访，群众公认")
+    with Session(town.engine) as session:
+        told = session.exec(
+            select(OutboxMessage).where(OutboxMessage.kind == "exception_waiting")
+        ).all()
+    assert [row.chat_id for row in told] == [second.user_id], "only the other organizer"
+    text = told[0].payload["text"]
+    for part in ("王组织", "红星村党支部", "“好”", "全年无信访，群众公认", "/grades"):
+        assert part in text, text
 
 
 async def test_an_exception_reason_is_refused_after_30_minutes_of_the_bots_clock(
