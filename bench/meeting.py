@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import sys
 import tempfile
@@ -410,6 +411,21 @@ def taps_per_survey() -> int:
     return len(get_instrument("satisfaction").items) + 3
 
 
+def pin(child: Child) -> None:
+    """This process (the no-op, then the bot) on the first core, the phones on the second.
+
+    Why: a bot's database threads and its event loop hand the GIL to one another on every
+    poll httpx makes of its idle connections; on two cores each hand-over wakes a thread on
+    the other core. Pinned, as one core per worker would be in production (systemd's
+    ``CPUAffinity=``), the hand-overs stay on one core. The no-op is pinned alike.
+    """
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("--pin needs two cores")
+    os.sched_setaffinity(0, {cores[0]})
+    os.sched_setaffinity(child.process.pid, {cores[1]})
+
+
 async def start_child(phones: int) -> Child:
     """The fake Bot API with the phones, in its own process."""
     process = await asyncio.create_subprocess_exec(
@@ -559,6 +575,8 @@ async def run(args: argparse.Namespace) -> None:
 
     collector.settle()  # as `ceping run` does: for the no-op and the real bot alike
     child = await start_child(args.phones)
+    if args.pin:
+        pin(child)
     try:
         base_url, base_file_url, token = [await child.line() for _ in range(3)]
         api = (base_url, base_file_url, token)
@@ -580,6 +598,7 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"ceping meeting bench: {args.phones} phones, {taps_per_survey()} taps each, on {backend}"
         f" ({args.runs} runs; the median run shown)"
+        + ("; this process and the phones pinned to a core each" if args.pin else "")
     )
     print(before.line("no-op handler (PTB only):"))
     print(real.line("bot (answering survey):"))
@@ -627,6 +646,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-county", action="store_true", help="latency run without the county's data"
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="this process on one core and the phones on another (see pin())",
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
