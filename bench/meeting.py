@@ -33,6 +33,7 @@ import contextlib
 import logging
 import os
 import random
+import resource
 import sys
 import tempfile
 import threading
@@ -336,7 +337,9 @@ class Measured:
     taps: int
     cpu: float
     wall: float
-    transactions: float | None = None  # CPU inside the answering transactions (threads)
+    switches: int = 0  # voluntary context switches of this process (threads waiting)
+    transactions: float | None = None  # CPU inside the answering transactions
+    quick: float | None = None  # share of them run quick, on the event loop's thread
     statements: int | None = None  # SQL statements sent (a batch counts once), commits apart
     commits: int | None = None
 
@@ -344,9 +347,11 @@ class Measured:
         """One line of the printed figures."""
         per_tap = 1000 * self.cpu / max(self.taps, 1)
         rate = self.taps / self.wall if self.wall else 0.0
+        switches = self.switches / max(self.taps, 1)
         return (
             f"  {label:<26} {self.taps:>6} taps in {self.wall:6.1f} s ({rate:5.0f}/s), "
-            f"CPU {self.cpu:6.2f} s = {per_tap:5.2f} ms per tap"
+            f"CPU {self.cpu:6.2f} s = {per_tap:5.2f} ms per tap, "
+            f"{switches:5.1f} context switches per tap"
         )
 
 
@@ -390,17 +395,20 @@ class Child:
         if (ready := await self.line()) != "ready":
             raise RuntimeError(f"unexpected {ready!r}")
         before = counter.snapshot() if counter else (0, 0)
-        inside = clock.spent if clock else 0.0
+        inside, quick, total = (clock.spent, clock.quick, clock.total) if clock else (0, 0, 0)
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
         cpu, wall = time.process_time(), time.perf_counter()
         await self.say("go")
         done = await self.line()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        measured = Measured(int(done.split()[1]), cpu, wall)
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - switches
+        measured = Measured(int(done.split()[1]), cpu, wall, switches)
         if counter is not None:
             after = counter.snapshot()
             measured.statements, measured.commits = after[0] - before[0], after[1] - before[1]
         if clock is not None:
             measured.transactions = clock.spent - inside
+            measured.quick = (clock.quick - quick) / max(clock.total - total, 1)
         return measured
 
 
@@ -447,11 +455,14 @@ class StatementCounter:
     def __init__(self, engine: Any) -> None:
         from sqlalchemy import event
 
+        from storage.db import with_quick
+
         self.statements = 0
         self.commits = 0
         self._lock = threading.Lock()
-        event.listen(engine, "before_cursor_execute", self._statement)
-        event.listen(engine, "commit", self._commit)
+        for each in with_quick(engine):  # the taps' quick transactions go beside it
+            event.listen(each, "before_cursor_execute", self._statement)
+            event.listen(each, "commit", self._commit)
 
     def _statement(self, *_args: Any) -> None:
         with self._lock:
@@ -470,31 +481,41 @@ class StatementCounter:
 class TransactionClock:
     """Counts the CPU the answering handlers spend inside their database transactions.
 
-    Replaces ``bot.answering.in_transaction`` for the run with the same thing plus a
-    ``time.thread_time`` around the work in the worker thread.
+    Wraps ``bot.answering.in_transaction`` (the real one: quick on the event loop's thread
+    or on a worker thread, as the bot decides) and times, with ``time.thread_time`` on
+    whichever thread runs it, the work from its start to the end of its commit. Also counts
+    how many transactions ran quick.
     """
 
     def __init__(self) -> None:
         self.spent = 0.0
+        self.quick = 0
+        self.total = 0
         self._lock = threading.Lock()
 
-    async def in_transaction(self, context: Any, work: Any) -> Any:
-        """bot.common.in_transaction, timed."""
-        from bot.common import services
-        from storage.db import transaction
+    def _timed(self, work: Any) -> Any:
+        from sqlalchemy import event
 
-        engine = services(context).engine
-
-        def run() -> Any:
+        def timed(session: Any) -> Any:
             start = time.thread_time()
-            try:
-                with transaction(engine) as session:
-                    return work(session)
-            finally:
+            quick = threading.current_thread() is threading.main_thread()
+
+            def ended(*_args: Any) -> None:
                 with self._lock:
                     self.spent += time.thread_time() - start
+                    self.total += 1
+                    self.quick += quick
 
-        return await asyncio.to_thread(run)
+            event.listen(session, "after_commit", ended, once=True)
+            return work(session)
+
+        return timed
+
+    async def in_transaction(self, context: Any, work: Any, **options: Any) -> Any:
+        """bot.common.in_transaction, timed."""
+        from bot.common import in_transaction
+
+        return await in_transaction(context, self._timed(work), **options)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -613,7 +634,8 @@ async def run(args: argparse.Namespace) -> None:
     )
     if real.transactions is not None:
         inside = 1000 * real.transactions / max(real.taps, 1)
-        print(f"  of which in transactions:   {inside:5.2f} ms CPU per tap (worker threads)")
+        where = f"{real.quick or 0:.0%} of them on the event loop's thread"
+        print(f"  of which in transactions:   {inside:5.2f} ms CPU per tap ({where})")
     if real.statements is not None and real.commits is not None:
         taps = max(real.taps, 1)
         print(

@@ -19,7 +19,6 @@ This module holds the handlers and shows outcomes; a step's loading and checking
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -56,7 +55,7 @@ from bot.common import (
 )
 from bot.survey_views import View
 from storage import answering as store
-from storage.ballots import FoldRequest, run_fold, take_fold
+from storage.ballots import FOLDS, FoldRequest, run_fold, take_fold
 from storage.db import Session
 from storage.models import ROLES
 from storage.responses import AlreadySubmitted, StaleDraft, update_draft_view
@@ -64,11 +63,6 @@ from storage.settings import settings as process_settings
 from surveys.i18n import t
 
 COMMANDS = (MenuCommand("surveys", "answering.command.surveys", roles=frozenset(ROLES)),)
-
-FOLDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ceping-fold")
-"""The submissions' folds, one at a time, beside the taps' worker threads: when every
-branch's box fills at once (a meeting's end), folds holding the shared threads made the
-taps behind them wait (PostgreSQL confirm p99 over 200 ms)."""
 
 CALLBACK_PATTERN = r"^[asl]:"
 """Callback data this module owns (shapes in bot.callbacks); anything else is not ours."""
@@ -173,7 +167,7 @@ async def on_tap(update: Update, context: Context) -> None:
         # A submission's fold waits until the person has their screen (see below).
         return step(session), take_fold(session)
 
-    outcome, fold = await in_transaction(context, step_leaving_the_fold)
+    outcome, fold = await in_transaction(context, step_leaving_the_fold, quick=True)
     try:
         await _show(context, outcome, query=query, chat_id=message.chat_id if message else user_id)
     finally:
@@ -253,7 +247,7 @@ async def on_text(update: Update, context: Context) -> None:
             return _as_message(refusal.outcome)
         return answer_text(session, loaded, text)
 
-    outcome = await in_transaction(context, step)
+    outcome = await in_transaction(context, step, quick=True)
     await _show(context, outcome, query=None, chat_id=message.chat_id)
 
 

@@ -3,7 +3,9 @@
 Database work in a handler goes through :func:`in_transaction`, which runs a plain
 function ``work(session)`` in a worker thread inside one short transaction. Handlers
 then never block the event loop on the database, and with ``concurrent_updates`` a
-meeting of two thousand people is not answered one at a time.
+meeting of two thousand people is not answered one at a time. The answering taps'
+transactions, shorter than the hand-over to a thread, run on the loop when they need not
+wait (``quick=True``).
 
 Commands shown in Telegram's menu and in /help are declared as :class:`MenuCommand`
 tuples named ``COMMANDS`` in each bot module (``bot.registration``, ``bot.answering``,
@@ -13,6 +15,7 @@ tuples named ``COMMANDS`` in each bot module (``bot.registration``, ``bot.answer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -34,7 +37,7 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackContext, filters
 
 from storage import audit as audit_log
-from storage.db import Session, transaction
+from storage.db import Session, WouldWait, quick_transaction, transaction
 from storage.models import AuditLog, TelegramAccount
 from storage.registration import find_account, organization_name, person_by_id, roles_of
 from storage.runtime import SERVICES_KEY, Services
@@ -65,8 +68,16 @@ def services(context: Context) -> Services:
 # --- Database and identity ----------------------------------------------------------------
 
 
-async def in_transaction(context: Context, work: Callable[[Session], T]) -> T:
-    """Run ``work(session)`` in one transaction on a worker thread and return its result."""
+async def in_transaction(
+    context: Context, work: Callable[[Session], T], *, quick: bool = False
+) -> T:
+    """Run ``work(session)`` in one transaction on a worker thread and return its result.
+
+    ``quick``: for a tap's or a typed answer's short transaction, which runs right here on
+    the event loop's thread when it need not wait for the write lock
+    (:func:`storage.db.quick_transaction`, SQLite only); else on a worker thread as any
+    other. ``work`` must then only touch the database, as it may run twice.
+    """
     engine = services(context).engine
 
     def run() -> T:
@@ -74,6 +85,9 @@ async def in_transaction(context: Context, work: Callable[[Session], T]) -> T:
             return work(session)
 
     try:
+        if quick:
+            with contextlib.suppress(WouldWait):  # the lock is taken: wait on a thread
+                return quick_transaction(engine, work)
         return await asyncio.to_thread(run)
     except TextTooLong as too_long:
         await refuse_long_text(context, too_long)

@@ -7,11 +7,12 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -29,6 +30,8 @@ warnings.filterwarnings("ignore", category=exc.SAWarning, message=".*Decimal obj
 
 BUSY_SECONDS = 15.0
 """How long a SQLite writer waits for the write lock before "database is locked"."""
+
+T = TypeVar("T")
 
 
 class WriterTurns:
@@ -58,6 +61,13 @@ class WriterTurns:
             with self._count:
                 self.waiting -= 1
         self._holder = connection
+
+    def try_take(self, connection: Any) -> bool:
+        """Take the turn only if it is free and no writer is queued for it; never wait."""
+        if self.waiting or not self._lock.acquire(blocking=False):
+            return False
+        self._holder = connection
+        return True
 
     def hand_on(self, connection: Any) -> None:
         """End this connection's turn, if it holds it (a rollback may come without one).
@@ -98,12 +108,16 @@ def _begin_immediate(connection: Any) -> None:
 
     A deferred transaction that reads and then writes fails at once with SQLITE_BUSY
     if another connection wrote in between; IMMEDIATE waits its turn instead. A file's
-    writers of this process first take their turn (``WriterTurns``).
+    writers of this process first take their turn (``WriterTurns``); a quick transaction
+    (:func:`quick_transaction`) gives up instead of waiting for it.
     """
     turns = _ENGINE_TURNS.get(connection.engine)
     pooled = connection.connection  # what the dialect's commit and rollback are handed
     try:
-        if turns is not None:
+        if turns is not None and connection.engine in _MAIN_OF_QUICK:
+            if not turns.try_take(pooled):
+                raise WouldWait
+        elif turns is not None:
             turns.take(pooled)
         # Straight to the driver: SQLAlchemy's statement machinery (events, cursor, result)
         # costs more than SQLite's BEGIN itself, once per tap.
@@ -239,6 +253,160 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+# --- Quick transactions: on the caller's own thread, when they need not wait --------------
+
+
+class WouldWait(Exception):
+    """A quick transaction would have waited for the write lock; nothing was done.
+
+    Raised before the first statement ran (at BEGIN), or when SQLite said "busy" later:
+    either way the transaction was rolled back, so the work can be run again elsewhere.
+    """
+
+
+QUICK_POOL = 2
+"""Connections of a file's quick engine: its transactions run one at a time, on one thread."""
+
+CHECKPOINT_EVERY = 200
+"""Quick commits between two WAL checkpoints, which run on a thread of their own."""
+
+SQLITE_BUSY = 5  # the primary result code (extended codes keep it in their low byte)
+
+_QUICK: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+_MAIN_OF_QUICK: weakref.WeakKeyDictionary[Engine, weakref.ref[Engine]] = weakref.WeakKeyDictionary()
+_QUICK_GUARD = threading.Lock()
+CHECKPOINTS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ceping-checkpoint")
+
+
+class _Checkpoints:
+    """Counts a file's quick commits and asks for a PASSIVE checkpoint every so many.
+
+    Why: SQLite's automatic checkpoint runs inside the commit that crosses 1,000 pages,
+    copying the WAL into the database with an fsync, which on the event loop's thread
+    would stall every handler. Quick connections turn it off; this does it on a thread.
+    """
+
+    def __init__(self, main: Engine) -> None:
+        self._main = weakref.ref(main)
+        self.commits = 0
+        self.done = 0
+        self._pending = False
+
+    def count(self) -> None:
+        self.commits += 1
+        if self.commits % CHECKPOINT_EVERY == 0 and not self._pending:
+            self._pending = True
+            CHECKPOINTS.submit(self._run)
+
+    def _run(self) -> None:
+        try:
+            main = self._main()
+            if main is not None:
+                checkpoint(main)
+                self.done += 1
+        finally:
+            self._pending = False
+
+
+_CHECKPOINTS: weakref.WeakKeyDictionary[Engine, _Checkpoints] = weakref.WeakKeyDictionary()
+
+
+def checkpoint(engine: Engine) -> None:
+    """Copy what the WAL holds into the SQLite file, without waiting for anyone (PASSIVE)."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # type: ignore[union-attr]
+    finally:
+        raw.close()
+
+
+def _tune_quick(dbapi_connection: Any, _record: Any) -> None:
+    """A quick connection never waits on SQLite's lock and leaves checkpoints to a thread."""
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
+def _quick_engine(engine: Engine) -> Engine | None:
+    """The quick engine beside a SQLite file's engine (made on first use); else None."""
+    if engine.dialect.name != "sqlite" or _ENGINE_TURNS.get(engine) is None:
+        return None
+    with _QUICK_GUARD:
+        quick = _QUICK.get(engine)
+        if quick is None:
+            quick = create_engine(
+                engine.url,
+                connect_args={"check_same_thread": False},
+                pool_size=QUICK_POOL,
+                max_overflow=QUICK_POOL,
+                hide_parameters=True,
+            )
+            event.listen(quick, "connect", _tune_sqlite)
+            event.listen(quick, "connect", _tune_quick)
+            _take_turns(quick, _ENGINE_TURNS[engine])
+            event.listen(quick, "begin", _begin_immediate)
+            _MAIN_OF_QUICK[quick] = weakref.ref(engine)
+            _CHECKPOINTS[quick] = _Checkpoints(engine)
+            _QUICK[engine] = quick
+        return quick
+
+
+def with_quick(engine: Engine) -> list[Engine]:
+    """The engine and, for a SQLite file, the quick engine beside it: where its statements go
+    (for whoever counts them, as the tests and benches do)."""
+    quick = _quick_engine(engine)
+    return [engine] if quick is None else [engine, quick]
+
+
+def main_engine(engine: Engine) -> Engine:
+    """The engine a quick engine stands beside (any other engine is its own)."""
+    main = _MAIN_OF_QUICK.get(engine)
+    resolved = main() if main is not None else None
+    return resolved if resolved is not None else engine
+
+
+def is_quick(engine: Engine) -> bool:
+    """Whether this engine's transactions run on the thread of the event loop."""
+    return engine in _MAIN_OF_QUICK
+
+
+def quick_checkpoints(engine: Engine) -> int:
+    """How many checkpoints the quick commits on this engine's file asked for have run."""
+    quick = _QUICK.get(engine)
+    return _CHECKPOINTS[quick].done if quick is not None else 0
+
+
+def _is_busy(error: BaseException | None) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == SQLITE_BUSY
+
+
+def quick_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
+    """``work(session)`` in one transaction, now and on this thread, if it need not wait.
+
+    For the event loop's own thread: a tap's transaction takes about a millisecond of CPU,
+    and handing it to a worker thread cost more than that again in the GIL passed back and
+    forth between the loop and the thread (issue 12). Only a SQLite file has it: the quick
+    transaction takes the writers' turn only if it is free and nobody is queued for it, and
+    its connections do not wait on SQLite's lock (a writer of another process holds it).
+
+    Raises :class:`WouldWait`, with everything rolled back, where it would have waited, and
+    for any other database; ``work`` must then be safe to run again (it only touched the
+    database). A fold the transaction asks for runs on a thread (storage.ballots).
+    """
+    quick = _quick_engine(engine)
+    if quick is None:
+        raise WouldWait
+    try:
+        with transaction(quick) as session:
+            result = work(session)
+    except exc.OperationalError as error:
+        if _is_busy(error.orig):
+            raise WouldWait from error
+        raise
+    _CHECKPOINTS[quick].count()
+    return result
 
 
 def alembic_config(engine: Engine) -> Config:

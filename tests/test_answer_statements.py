@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapper
 
 from bot import answer_state
 from storage.answering import load_step
-from storage.db import transaction
+from storage.db import transaction, with_quick
 from storage.models import Assignment, Draft
 from storage.responses import update_draft_view
 from tests.support_answering import MEMBER, assignment_of, draft_of, registered, start_survey
@@ -51,13 +51,16 @@ class Statements:
 def counting(engine: Engine) -> Iterator[Statements]:
     """Count what the engine sends inside the block."""
     seen = Statements()
-    event.listen(engine, "before_cursor_execute", seen.statement)
-    event.listen(engine, "commit", seen.commit)
+    engines = with_quick(engine)  # a tap's transaction may run on the quick engine
+    for each in engines:
+        event.listen(each, "before_cursor_execute", seen.statement)
+        event.listen(each, "commit", seen.commit)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", seen.statement)
-        event.remove(engine, "commit", seen.commit)
+        for each in engines:
+            event.remove(each, "before_cursor_execute", seen.statement)
+            event.remove(each, "commit", seen.commit)
 
 
 def expected_per_answer(engine: Engine) -> int:
