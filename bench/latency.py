@@ -16,12 +16,18 @@ import gc
 import random
 import subprocess
 import sys
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 SLOWEST_SHOWN = 12
 """Slowest taps printed with their time in the run, so a burst (and where it fell) shows."""
+
+STALL_SECONDS = 0.020
+"""A gap in the bot's event loop longer than this is printed beside the slowest taps."""
+TICK_SECONDS = 0.002
 
 if TYPE_CHECKING:
     from bench.meeting import Child, Phone, Screens
@@ -102,6 +108,64 @@ def percentile(seconds: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
+class Pauses:
+    """Where the bot process stopped serving during a latency run: its garbage collections
+    and its event loop's stalls, in seconds from the run's start (to set beside the slowest
+    taps: both processes read the same monotonic clock)."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.collections: list[tuple[float, float, int]] = []  # (at, seconds, generation)
+        self.stalls: list[tuple[float, float]] = []  # (at, seconds)
+        self._began = 0.0
+
+    def _collecting(self, phase: str, info: dict[str, int]) -> None:
+        now = time.monotonic()
+        if phase == "start":
+            self._began = now
+        else:
+            began = self._began - self.start
+            self.collections.append((began, now - self._began, info["generation"]))
+
+    async def _ticks(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(TICK_SECONDS)
+            late = time.monotonic() - before - TICK_SECONDS
+            if late > STALL_SECONDS:
+                self.stalls.append((before - self.start, late))
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[Pauses]:
+        """Record collections and stalls while the block runs."""
+        self.start = time.monotonic()
+        gc.callbacks.append(self._collecting)
+        ticks = asyncio.create_task(self._ticks())
+        try:
+            yield self
+        finally:
+            ticks.cancel()
+            gc.callbacks.remove(self._collecting)
+
+    def line(self, whose: str = "bot's") -> str:
+        """The pauses, as printed."""
+        full = [c for c in self.collections if c[2] == 2]
+        longest = max(self.collections, key=lambda c: c[1], default=None)
+        longest_text = (
+            f"longest {longest[1] * 1000:.0f} ms (generation {longest[2]}) at {longest[0]:.1f} s"
+            if longest
+            else "none"
+        )
+        stalls = " ".join(
+            f"{at:.1f}:{seconds * 1000:.0f}" for at, seconds in sorted(self.stalls)[:SLOWEST_SHOWN]
+        )
+        return (
+            f"  {whose + ' pauses:':<27} {len(self.collections)} collections"
+            f" ({len(full)} full), {longest_text}; loop stalls over"
+            f" {STALL_SECONDS * 1000:.0f} ms (s: ms): {stalls or 'none'}"
+        )
+
+
 @dataclass
 class Latency:
     """Tap-to-screen seconds at a fixed tap rate, and the bot process's memory."""
@@ -110,6 +174,8 @@ class Latency:
     rate: float
     rss_mb: float
     peak_mb: float
+    pauses: Pauses | None = None
+    phones_pauses: str = ""  # the phones' process's, as it printed them
 
     def percentile(self, share: float, kind: str | None = None) -> float:
         """Of every tap, or of one kind's."""
@@ -194,10 +260,12 @@ async def measure_latency(
                 await child.say(f"paced {rate}")
                 if (ready := await child.line()) != "ready":
                     raise RuntimeError(f"unexpected {ready!r}")
-                await child.say("go")
-                line = await child.line()
+                async with Pauses().watching() as pauses:
+                    await child.say("go")
+                    line = await child.line()
+                    phones_pauses = await child.line()
             waits = [Wait.decode(w) for w in line.split()[1:]]
-            return Latency(waits, rate, *memory_mb())
+            return Latency(waits, rate, *memory_mb(), pauses, phones_pauses)
         finally:
             engine.dispose()
 
@@ -222,6 +290,10 @@ def print_latency(latency: Latency, *, county: bool, memory: bool = True) -> Non
         f"  slowest {len(slow)} (s into the run: ms, kind): "
         + " ".join(f"{w.at:.1f}:{w.seconds * 1000:.0f}:{w.kind}" for w in slow)
     )
+    if latency.pauses is not None:
+        print(latency.pauses.line())
+    if latency.phones_pauses:
+        print(latency.phones_pauses)
     if not memory:
         return
     print(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -44,7 +45,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.latency import measure_latency, paced, print_latency
+from bench.latency import Pauses, measure_latency, paced, print_latency
 
 PHONES = 200
 BRANCHES = 10
@@ -180,11 +181,19 @@ async def serve(phones: int, first_user: int) -> None:
             limit = int(command.split()[1]) if command.startswith("noop") else 10**6
             people = [Phone(first_user + n) for n in range(phones)]
             await asyncio.gather(*(open_list(api, screens, p) for p in people))
+            # The request log grows by every round's taps; without this, a full collection
+            # walking it stopped the phones for 270 ms late in a latency run (printed as the
+            # phones' pauses), which showed as the slowest taps although the bot had served
+            # them in time.
+            gc.collect()
+            gc.freeze()
             print("ready", flush=True)
             await read_line()  # "go"
             if command.startswith("paced"):
-                waits = await paced(api, screens, people, rng, float(command.split()[1]))
+                async with Pauses().watching() as pauses:
+                    waits = await paced(api, screens, people, rng, float(command.split()[1]))
                 print("latency", " ".join(w.encode() for w in waits), flush=True)
+                print(pauses.line("phones'"), flush=True)
                 continue
             await asyncio.gather(*(answer(api, screens, p, rng, limit) for p in people))
             print("done", sum(p.taps for p in people), flush=True)
