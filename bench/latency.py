@@ -5,6 +5,10 @@ by default, the next idle phone each time, until every survey is submitted; each
 latency runs from its scheduled time to the edited screen. The bot serves a database that
 also holds bench.tally's county (1,000 branches, 50,000 respondents), and its resident
 memory (now and peak, from /proc/self/status) is printed beside the 200 MB target.
+
+Beside the slowest taps it prints both processes' pauses (garbage collections and gaps in
+the event loop over 20 ms), so a burst of slow taps can be told apart: the bot stopped, or
+the phones did.
 """
 
 from __future__ import annotations
