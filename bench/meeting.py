@@ -347,6 +347,7 @@ class Measured:
     cpu: float
     wall: float
     switches: int = 0  # voluntary context switches of this process (threads waiting)
+    system: float = 0.0  # of ``cpu``, the kernel's (switches, sockets, futexes)
     transactions: float | None = None  # CPU inside the answering transactions
     quick: float | None = None  # share of them run quick, on the event loop's thread
     statements: int | None = None  # SQL statements sent (a batch counts once), commits apart
@@ -360,7 +361,8 @@ class Measured:
         return (
             f"  {label:<26} {self.taps:>6} taps in {self.wall:6.1f} s ({rate:5.0f}/s), "
             f"CPU {self.cpu:6.2f} s = {per_tap:5.2f} ms per tap, "
-            f"{switches:5.1f} context switches per tap"
+            f"{switches:5.1f} context switches per tap, "
+            f"{100 * self.system / max(self.cpu, 1e-9):3.0f}% of the CPU in the kernel"
         )
 
 
@@ -405,13 +407,15 @@ class Child:
             raise RuntimeError(f"unexpected {ready!r}")
         before = counter.snapshot() if counter else (0, 0)
         inside, quick, total = (clock.spent, clock.quick, clock.total) if clock else (0, 0, 0)
-        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu, wall = time.process_time(), time.perf_counter()
         await self.say("go")
         done = await self.line()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - switches
-        measured = Measured(int(done.split()[1]), cpu, wall, switches)
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        switches = used.ru_nvcsw - usage.ru_nvcsw
+        system = used.ru_stime - usage.ru_stime
+        measured = Measured(int(done.split()[1]), cpu, wall, switches, system)
         if counter is not None:
             after = counter.snapshot()
             measured.statements, measured.commits = after[0] - before[0], after[1] - before[1]
