@@ -74,9 +74,9 @@ async def in_transaction(
     """Run ``work(session)`` in one transaction on a worker thread and return its result.
 
     ``quick``: for a tap's or a typed answer's short transaction, which runs right here on
-    the event loop's thread when it need not wait for the write lock
-    (:func:`storage.db.quick_transaction`, SQLite only); else on a worker thread as any
-    other. ``work`` must then only touch the database, as it may run twice.
+    the event loop's thread when it need not wait for a lock
+    (:func:`storage.db.quick_transaction`: a SQLite file or PostgreSQL); else on a worker
+    thread as any other. ``work`` must then only touch the database, as it may run twice.
     """
     engine = services(context).engine
 

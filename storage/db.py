@@ -267,7 +267,7 @@ class WouldWait(Exception):
 
 
 QUICK_POOL = 2
-"""Connections of a file's quick engine: its transactions run one at a time, on one thread."""
+"""Connections of a quick engine: its transactions run one at a time, on the loop's thread."""
 
 CHECKPOINT_EVERY = 200
 """Quick commits between two WAL checkpoints, which run on a thread of their own."""
@@ -328,33 +328,89 @@ def _tune_quick(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
 
+def _has_quick(engine: Engine) -> bool:
+    """A SQLite file (in memory, there is no lock to give up on) or PostgreSQL."""
+    if engine.dialect.name == "sqlite":
+        return _ENGINE_TURNS.get(engine) is not None
+    return engine.dialect.name == "postgresql"
+
+
 def _quick_engine(engine: Engine) -> Engine | None:
-    """The quick engine beside a SQLite file's engine (made on first use); else None."""
-    if engine.dialect.name != "sqlite" or _ENGINE_TURNS.get(engine) is None:
+    """The quick engine beside a SQLite file's or PostgreSQL's engine (made on first use)."""
+    if not _has_quick(engine):
         return None
     with _QUICK_GUARD:
         quick = _QUICK.get(engine)
         if quick is None:
-            quick = create_engine(
-                engine.url,
-                connect_args={"check_same_thread": False},
-                pool_size=QUICK_POOL,
-                max_overflow=QUICK_POOL,
-                hide_parameters=True,
-            )
-            event.listen(quick, "connect", _tune_sqlite)
-            event.listen(quick, "connect", _tune_quick)
-            _take_turns(quick, _ENGINE_TURNS[engine])
-            event.listen(quick, "begin", _begin_immediate)
+            if engine.dialect.name == "sqlite":
+                quick = _quick_sqlite(engine)
+                _CHECKPOINTS[quick] = _Checkpoints(engine)
+            else:
+                quick = _quick_postgresql(engine)
             _MAIN_OF_QUICK[quick] = weakref.ref(engine)
-            _CHECKPOINTS[quick] = _Checkpoints(engine)
             _QUICK[engine] = quick
+            # Its connections go with the main engine's: a PostgreSQL database whose engine
+            # was disposed must have no session of ours left (it may be dropped next).
+            event.listen(engine, "engine_disposed", lambda _engine: quick.dispose())
         return quick
 
 
+def _quick_sqlite(engine: Engine) -> Engine:
+    """A SQLite file's engine whose writers never wait (``_begin_immediate``, ``_tune_quick``)."""
+    quick = create_engine(
+        engine.url,
+        connect_args={"check_same_thread": False},
+        pool_size=QUICK_POOL,
+        max_overflow=QUICK_POOL,
+        hide_parameters=True,
+    )
+    event.listen(quick, "connect", _tune_sqlite)
+    event.listen(quick, "connect", _tune_quick)
+    _take_turns(quick, _ENGINE_TURNS[engine])
+    event.listen(quick, "begin", _begin_immediate)
+    return quick
+
+
+QUICK_LOCK_TIMEOUT_MS = 1
+"""How long a quick PostgreSQL statement waits for a row lock before it gives up (WouldWait):
+another transaction holds the person's assignment, so the tap waits on a worker thread."""
+
+QUICK_STATEMENT_TIMEOUT_MS = 250
+"""The longest a quick PostgreSQL statement may hold up the event loop (a statement takes a
+fraction of a millisecond; a server that slow gets the tap on a worker thread instead)."""
+
+QUICK_NETWORK_TIMEOUT_MS = 2000
+"""A quick connection whose server stops answering is given up on after this (libpq's
+``tcp_user_timeout``), rather than freezing the event loop until TCP itself gives up."""
+
+_GIVE_UP_SQLSTATES = frozenset({"55P03", "57014"})  # lock_not_available, query_canceled
+
+
+def _quick_postgresql(engine: Engine) -> Engine:
+    """A PostgreSQL engine whose sessions give up instead of waiting (``_GIVE_UP_SQLSTATES``)."""
+    timeouts = {
+        "lock_timeout": QUICK_LOCK_TIMEOUT_MS,
+        "statement_timeout": QUICK_STATEMENT_TIMEOUT_MS,
+    }
+    options = " ".join(f"-c {name}={ms}" for name, ms in timeouts.items())
+    quick = create_engine(
+        engine.url,
+        connect_args={
+            "options": options,
+            "connect_timeout": max(1, QUICK_NETWORK_TIMEOUT_MS // 1000),
+            "tcp_user_timeout": QUICK_NETWORK_TIMEOUT_MS,
+        },
+        pool_size=QUICK_POOL,
+        max_overflow=QUICK_POOL,
+        hide_parameters=True,
+    )
+    _ping_when_rested(quick)
+    return quick
+
+
 def with_quick(engine: Engine) -> list[Engine]:
-    """The engine and, for a SQLite file, the quick engine beside it: where its statements go
-    (for whoever counts them, as the tests and benches do)."""
+    """The engine and, for a SQLite file or PostgreSQL, the quick engine beside it: where its
+    statements go (for whoever counts them, as the tests and benches do)."""
     quick = _quick_engine(engine)
     return [engine] if quick is None else [engine, quick]
 
@@ -374,10 +430,14 @@ def is_quick(engine: Engine) -> bool:
 def quick_checkpoints(engine: Engine) -> int:
     """How many checkpoints the quick commits on this engine's file asked for have run."""
     quick = _QUICK.get(engine)
-    return _CHECKPOINTS[quick].done if quick is not None else 0
+    checkpoints = _CHECKPOINTS.get(quick) if quick is not None else None
+    return checkpoints.done if checkpoints is not None else 0
 
 
 def _is_busy(error: BaseException | None) -> bool:
+    """SQLite said "busy", or PostgreSQL gave up waiting for a lock or on a slow statement."""
+    if getattr(error, "sqlstate", None) in _GIVE_UP_SQLSTATES:
+        return True
     code = getattr(error, "sqlite_errorcode", None)
     return isinstance(code, int) and code & 0xFF == SQLITE_BUSY
 
@@ -387,12 +447,15 @@ def quick_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
 
     For the event loop's own thread: a tap's transaction takes about a millisecond of CPU,
     and handing it to a worker thread cost more than that again in the GIL passed back and
-    forth between the loop and the thread (issue 12). Only a SQLite file has it: the quick
+    forth between the loop and the thread (issue 12). On a SQLite file, the quick
     transaction takes the writers' turn only if it is free and nobody is queued for it, and
-    its connections do not wait on SQLite's lock (a writer of another process holds it).
+    its connections do not wait on SQLite's lock (a writer of another process holds it). On
+    PostgreSQL its connections wait at most ``QUICK_LOCK_TIMEOUT_MS`` for a row lock (another
+    transaction holds the person's assignment) and ``QUICK_STATEMENT_TIMEOUT_MS`` for any
+    statement, so the loop is never held up for long.
 
     Raises :class:`WouldWait`, with everything rolled back, where it would have waited, and
-    for any other database; ``work`` must then be safe to run again (it only touched the
+    for SQLite in memory; ``work`` must then be safe to run again (it only touched the
     database). A fold the transaction asks for runs on a thread (storage.ballots).
     """
     quick = _quick_engine(engine)
@@ -405,7 +468,9 @@ def quick_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
         if _is_busy(error.orig):
             raise WouldWait from error
         raise
-    _CHECKPOINTS[quick].count()
+    checkpoints = _CHECKPOINTS.get(quick)
+    if checkpoints is not None:
+        checkpoints.count()
     return result
 
 

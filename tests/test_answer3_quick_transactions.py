@@ -2,11 +2,13 @@
 
 Handing a millisecond's transaction to a worker thread cost the bot more CPU than the
 transaction itself: the loop and the thread passed the GIL back and forth some 80 times a
-tap. On a SQLite file a quick transaction (storage.db.quick_transaction) runs right where it
-is asked for, but only if nothing would make it wait: the writers' turn is free and no writer
-of another process holds SQLite's lock. Otherwise it gives up before it wrote anything
-(WouldWait) and the tap waits on a worker thread as before. Its connections leave the WAL's
-checkpoints to a thread, and a fold it asks for runs on the folds' thread.
+tap (about 100 on PostgreSQL). A quick transaction (storage.db.quick_transaction) runs right
+where it is asked for, but only if nothing would make it wait. On a SQLite file: the
+writers' turn is free and no writer of another process holds SQLite's lock. On PostgreSQL: no
+other transaction holds a row it locks for longer than a millisecond, and no statement takes
+longer than a quarter of a second. Otherwise it gives up, with nothing written (WouldWait),
+and the tap waits on a worker thread as before. SQLite's quick connections leave the WAL's
+checkpoints to a thread, and a fold a quick transaction asks for runs on the folds' thread.
 """
 
 from __future__ import annotations
@@ -56,6 +58,26 @@ def sqlite_file(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture
+def postgresql(engine: Engine, backend: str) -> Iterator[Engine]:
+    """This run's PostgreSQL database with one table more (dropped afterwards)."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's quick transactions")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE tap (n INTEGER)"))
+    try:
+        yield engine
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE tap"))
+
+
+@pytest.fixture
+def quick_database(backend: str, request: pytest.FixtureRequest) -> Engine:
+    """A database with quick transactions and a ``tap`` table: a SQLite file or PostgreSQL."""
+    return request.getfixturevalue("sqlite_file" if backend == "sqlite" else "postgresql")
+
+
 def _insert(n: int) -> Any:
     def work(session: Any) -> str:
         session.connection().execute(text("INSERT INTO tap (n) VALUES (:n)"), {"n": n})
@@ -92,10 +114,10 @@ class OtherWriter:
         self._thread.join(HOLD_SECONDS)
 
 
-def test_a_quick_transaction_runs_on_the_calling_thread(sqlite_file: Engine) -> None:
-    ran_on = quick_transaction(sqlite_file, _insert(1))
+def test_a_quick_transaction_runs_on_the_calling_thread(quick_database: Engine) -> None:
+    ran_on = quick_transaction(quick_database, _insert(1))
     assert ran_on == threading.current_thread().name
-    assert _taps(sqlite_file) == [1]
+    assert _taps(quick_database) == [1]
 
 
 def test_it_gives_up_without_writing_while_a_writer_of_this_process_holds_the_turn(
@@ -127,14 +149,63 @@ def test_it_gives_up_while_another_process_holds_the_lock(sqlite_file: Engine) -
     assert _taps(sqlite_file) == [1]
 
 
-def test_other_databases_have_no_quick_transactions(engine: Engine, backend: str) -> None:
-    """PostgreSQL (and SQLite in memory) run every transaction on a worker thread."""
-    if backend == "sqlite":
-        engine = make_engine("sqlite://")
+def test_sqlite_in_memory_has_no_quick_transactions() -> None:
+    """Its one connection is shared by every thread: its transactions all run on a worker."""
+    engine = make_engine("sqlite://")
     ran: list[bool] = []
     with pytest.raises(WouldWait):
         quick_transaction(engine, lambda _session: ran.append(True))
     assert ran == []
+
+
+def test_on_postgresql_it_gives_up_without_writing_while_another_transaction_holds_a_row(
+    postgresql: Engine,
+) -> None:
+    quick_transaction(postgresql, _insert(1))
+    other = OtherWriter(postgresql, "UPDATE tap SET n = 10 WHERE n = 1")
+    other.start()
+
+    def insert_then_update(session: Any) -> None:
+        _insert(2)(session)
+        session.connection().execute(text("UPDATE tap SET n = 20 WHERE n = 1"))
+
+    try:
+        with pytest.raises(WouldWait):
+            quick_transaction(postgresql, insert_then_update)
+    finally:
+        other.commit()
+    assert _taps(postgresql) == [10]  # the other's update; nothing of the quick one's
+    quick_transaction(postgresql, insert_then_update)  # the row is free again
+    assert _taps(postgresql) == [2, 10]
+
+
+def test_on_postgresql_a_slow_statement_gives_up_without_writing(postgresql: Engine) -> None:
+    """A server that slow would hold up every handler: the tap goes to a thread instead.
+    (Without the statement timeout this test would sleep a minute, then fail.)"""
+
+    def insert_then_sleep(session: Any) -> None:
+        _insert(1)(session)
+        session.connection().execute(text("SELECT pg_sleep(60)"))
+
+    with pytest.raises(WouldWait):
+        quick_transaction(postgresql, insert_then_sleep)
+    assert _taps(postgresql) == []
+
+
+def test_disposing_an_engine_closes_its_quick_connections(postgresql: Engine) -> None:
+    """Else a PostgreSQL database could not be dropped after its engine was disposed."""
+    own = make_engine(postgresql.url.render_as_string(hide_password=False))
+    quick_transaction(own, _insert(1))
+    before = _sessions(postgresql)
+    own.dispose()
+    assert before - _sessions(postgresql) == 1  # the quick engine's one (the main had none)
+
+
+def _sessions(engine: Engine) -> int:
+    """Sessions open on the database (pg_stat_activity is read afresh in each transaction)."""
+    with engine.connect() as connection:
+        sessions = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        return int(connection.execute(text(sessions)).scalar_one())
 
 
 def test_quick_commits_are_checkpointed_on_a_thread(
@@ -195,43 +266,58 @@ def _spy_on_taps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 async def test_a_meeting_s_taps_run_on_the_event_loop(
-    bot: BotHarness, backend: str, monkeypatch: pytest.MonkeyPatch
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads = _spy_on_taps(monkeypatch)
     (voter,) = _seat_voters(bot, 1)
     phone = bot.phone(voter.user_id)
     await _answer(phone, voter)
     await _submit(phone)
-    loop_thread = threading.current_thread().name
     assert threads, "no tap was applied"
+    assert set(threads) == {threading.current_thread().name}
+
+
+LOCK_ASSIGNMENTS = {
+    "sqlite": "UPDATE round SET name = name",  # any write takes SQLite's one lock
+    "postgresql": "SELECT id FROM assignment FOR UPDATE",  # as a writer of answers does
+}
+
+
+def _tap_is_waiting(engine: Engine, backend: str) -> bool:
+    """A tap's transaction is queued for the lock: SQLite's turn, or a PostgreSQL row lock."""
     if backend == "sqlite":
-        assert set(threads) == {loop_thread}
-    else:
-        assert loop_thread not in threads
+        return writers_waiting(engine) > 0
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as connection:
+        return connection.execute(text(waiting)).scalar_one() > 0
 
 
 async def test_a_tap_waits_on_a_thread_while_another_writer_holds_the_lock(
     bot: BotHarness, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The tap is applied once the other writer commits, with nothing lost."""
-    if backend != "sqlite":
-        pytest.skip("SQLite's single writer: PostgreSQL's writers do not queue for one lock")
     threads = _spy_on_taps(monkeypatch)
     (voter,) = _seat_voters(bot, 1)
     phone = bot.phone(voter.user_id)
     await phone.send("/surveys")
-    other = OtherWriter(bot.engine, "UPDATE round SET name = name")
+    other = OtherWriter(bot.engine, LOCK_ASSIGNMENTS[backend])
     await asyncio.to_thread(other.start)
     try:
         tapped = asyncio.ensure_future(phone.tap(next(b for b in phone.buttons if "满意度" in b)))
-        await asyncio.to_thread(wait_until, lambda: writers_waiting(bot.engine) or tapped.done())
+        await asyncio.to_thread(
+            wait_until, lambda: _tap_is_waiting(bot.engine, backend) or tapped.done()
+        )
         assert not tapped.done()  # the tap is queued for the lock, not answered without it
     finally:
         await asyncio.to_thread(other.commit)
     await tapped
     first = CHOICE_ITEMS[0]
     assert LABELS[(first.id, voter.ballot[first.id])] in phone.buttons  # its first question
-    # Tried on the loop, given up at BEGIN, then applied once on a worker thread.
+    # Tried on the loop, given up (SQLite: at BEGIN; PostgreSQL: at the lock), then applied
+    # once on a worker thread.
     loop_thread = threading.current_thread().name
     assert threads[0] == loop_thread and len(threads) == 2, threads
     assert threads[1] != loop_thread
