@@ -350,6 +350,7 @@ class Measured:
     system: float = 0.0  # of ``cpu``, the kernel's (switches, sockets, futexes)
     transactions: float | None = None  # CPU inside the answering transactions
     quick: float | None = None  # share of them run quick, on the event loop's thread
+    held: float | None = None  # wall time of the quick ones (the loop waited on the database)
     statements: int | None = None  # SQL statements sent (a batch counts once), commits apart
     commits: int | None = None
 
@@ -407,6 +408,7 @@ class Child:
             raise RuntimeError(f"unexpected {ready!r}")
         before = counter.snapshot() if counter else (0, 0)
         inside, quick, total = (clock.spent, clock.quick, clock.total) if clock else (0, 0, 0)
+        held = clock.held if clock else 0.0
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu, wall = time.process_time(), time.perf_counter()
         await self.say("go")
@@ -422,6 +424,7 @@ class Child:
         if clock is not None:
             measured.transactions = clock.spent - inside
             measured.quick = (clock.quick - quick) / max(clock.total - total, 1)
+            measured.held = clock.held - held
         return measured
 
 
@@ -502,6 +505,7 @@ class TransactionClock:
 
     def __init__(self) -> None:
         self.spent = 0.0
+        self.held = 0.0  # wall time of the quick ones: the event loop could do nothing else
         self.quick = 0
         self.total = 0
         self._lock = threading.Lock()
@@ -510,12 +514,13 @@ class TransactionClock:
         from sqlalchemy import event
 
         def timed(session: Any) -> Any:
-            start = time.thread_time()
+            start, began = time.thread_time(), time.perf_counter()
             quick = threading.current_thread() is threading.main_thread()
 
             def ended(*_args: Any) -> None:
                 with self._lock:
                     self.spent += time.thread_time() - start
+                    self.held += (time.perf_counter() - began) if quick else 0.0
                     self.total += 1
                     self.quick += quick
 
@@ -649,6 +654,9 @@ async def run(args: argparse.Namespace) -> None:
         inside = 1000 * real.transactions / max(real.taps, 1)
         where = f"{real.quick or 0:.0%} of them on the event loop's thread"
         print(f"  of which in transactions:   {inside:5.2f} ms CPU per tap ({where})")
+        if real.quick and real.held is not None:
+            held = 1000 * real.held / max(real.taps, 1)
+            print(f"  the loop held by them:      {held:5.2f} ms wall per tap (CPU, round trips)")
     if real.statements is not None and real.commits is not None:
         taps = max(real.taps, 1)
         print(
