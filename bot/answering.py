@@ -55,7 +55,7 @@ from bot.common import (
 )
 from bot.survey_views import View
 from storage import answering as store
-from storage.ballots import FOLDS, FoldRequest, run_fold, take_fold
+from storage.ballots import FoldRequest, queue_fold, take_fold
 from storage.db import Session
 from storage.models import ROLES
 from storage.responses import AlreadySubmitted, StaleDraft, update_draft_view
@@ -176,7 +176,7 @@ async def on_tap(update: Update, context: Context) -> None:
             # branch's box fills at once, and the taps waited for the folds queued on the
             # write lock. The update counts as handled only once the fold is done.
             engine = services(context).engine
-            await asyncio.get_running_loop().run_in_executor(FOLDS, run_fold, engine, fold)
+            await asyncio.wrap_future(queue_fold(engine, fold))
 
 
 async def on_unknown_tap(update: Update, context: Context) -> None:

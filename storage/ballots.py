@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -199,6 +200,36 @@ def run_fold(engine: Engine, request: FoldRequest) -> None:
         log.warning("folding the ballot boxes failed, will retry: %s", type(error).__name__)
 
 
+_QUEUED: dict[tuple[Engine, int | None, int | None], tuple[FoldRequest, Future[None]]] = {}
+_QUEUED_GUARD = threading.Lock()
+
+
+def queue_fold(engine: Engine, request: FoldRequest) -> Future[None]:
+    """Run the fold on ``FOLDS``; a request for a branch whose fold is queued joins that one.
+
+    At a meeting's end every confirmation of a branch asks for a fold; one fold not yet
+    started takes all their ballots (they were committed before it reads the box), so the
+    queue holds one fold per branch instead of one per full box, and the confirmations wait
+    behind fewer holders of the box's lock.
+    """
+    key = (engine, request.round_id, request.org_id)
+    with _QUEUED_GUARD:
+        queued = _QUEUED.get(key)
+        if queued is not None:
+            earlier, future = queued
+            _QUEUED[key] = (replace(earlier, now=max(earlier.now, request.now)), future)
+            return future
+        future = FOLDS.submit(_run_queued, key)
+        _QUEUED[key] = (request, future)
+        return future
+
+
+def _run_queued(key: tuple[Engine, int | None, int | None]) -> None:
+    with _QUEUED_GUARD:  # from here on, a new request queues a fold of its own
+        request, _future = _QUEUED.pop(key)
+    run_fold(key[0], request)
+
+
 @event.listens_for(Session, "after_commit")
 def _fold_when_committed(session: Session) -> None:
     request = take_fold(session)
@@ -208,7 +239,7 @@ def _fold_when_committed(session: Session) -> None:
     engine = bind.engine if isinstance(bind, Connection) else bind
     if is_quick(engine):
         # Never on the event loop's thread: a fold holds the write lock for a while.
-        FOLDS.submit(run_fold, main_engine(engine), request)
+        queue_fold(main_engine(engine), request)
         return
     run_fold(engine, request)
 

@@ -17,6 +17,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,6 +248,44 @@ def test_a_fold_asked_for_in_a_quick_transaction_runs_on_the_folds_thread(
     engine, thread = folded[0]
     assert engine is sqlite_file
     assert thread.startswith("ceping-fold")
+
+
+def test_requests_for_a_branch_whose_fold_is_queued_join_that_fold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a meeting's end each confirmation asks for its branch's fold; one queued fold not
+    yet started serves them all (with the latest time), so fewer folds hold the box's lock."""
+    folded: list[tuple[int | None, object]] = []
+    monkeypatch.setattr(
+        ballots, "run_fold", lambda _engine, request: folded.append((request.org_id, request.now))
+    )
+    engine = make_engine("sqlite://")
+    first = utcnow()
+    later = first + timedelta(seconds=1)
+    started, release = threading.Event(), threading.Event()
+
+    def hold_the_folds_thread() -> None:
+        started.set()
+        release.wait(HOLD_SECONDS)
+
+    ballots.FOLDS.submit(hold_the_folds_thread)
+    assert started.wait(HOLD_SECONDS)
+    try:
+        futures = [
+            ballots.queue_fold(engine, ballots.FoldRequest(first, 1, 7)),
+            ballots.queue_fold(engine, ballots.FoldRequest(later, 1, 7)),
+            ballots.queue_fold(engine, ballots.FoldRequest(first, 1, 8)),
+        ]
+    finally:
+        release.set()
+    for future in futures:
+        future.result(HOLD_SECONDS)
+    assert futures[0] is futures[1]
+    assert folded == [(7, later), (8, first)]
+    # Once its fold has started, a branch's next request gets a fold of its own.
+    ballots.queue_fold(engine, ballots.FoldRequest(later, 1, 7)).result(HOLD_SECONDS)
+    assert folded == [(7, later), (8, first), (7, later)]
+    engine.dispose()
 
 
 # --- Through the bot --------------------------------------------------------------------------
