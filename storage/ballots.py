@@ -282,6 +282,20 @@ def _boxes(session: Session, round_id: int | None, org_id: int | None) -> Sequen
     ).all()
 
 
+@dataclass(frozen=True)
+class _RoundFacts:
+    """What a fold reads of a box's round: read once, before any box is locked."""
+
+    round: Round
+    deadline: datetime | None  # of its satisfaction phase
+    instrument: Instrument  # its satisfaction form
+
+    def final(self, now: datetime) -> bool:
+        """Whether every ballot is folded now (the round closed or the phase is over)."""
+        closed = self.round.status == "closed"
+        return closed or (self.deadline is not None and now >= self.deadline)
+
+
 def fold_due_boxes(
     *, session: Session, now: datetime, round_id: int | None = None, org_id: int | None = None
 ) -> tuple[int, set[int]]:
@@ -289,19 +303,24 @@ def fold_due_boxes(
 
     The caller's transaction must write nothing that names a person.
     """
+    known: dict[int, _RoundFacts | None] = {}
+    if round_id is not None:
+        # Read before the boxes are locked: each round trip made while holding a branch's
+        # box is one its voters wait for (a meeting's end). A round closed meanwhile asks
+        # for a fold of its own once that commits.
+        _round_facts(session, round_id, known)
     folded, closed = 0, set()
     for box in _boxes(session, round_id, org_id):
-        round_ = session.get(Round, box.round_id)
-        if round_ is None:
+        facts = _round_facts(session, box.round_id, known)
+        if facts is None:
             continue
-        final = round_.status == "closed" or _past_deadline(session, box.round_id, now)
-        if round_.status == "closed":
+        if facts.round.status == "closed":
             closed.add(box.round_id)
-        threshold = _threshold(round_.options)
+        threshold = _threshold(facts.round.options)
         count = len(box.ballots)
-        take = count if final else (count - threshold if count >= 2 * threshold else 0)
+        take = count if facts.final(now) else (count - threshold if count >= 2 * threshold else 0)
         if take > 0:
-            _fold(session, box, take)
+            _fold(session, box, take, facts.instrument)
             folded += take
     if round_id is not None:
         round_ = session.get(Round, round_id)
@@ -310,17 +329,30 @@ def fold_due_boxes(
     return folded, closed
 
 
+def _round_facts(
+    session: Session, round_id: int, known: dict[int, _RoundFacts | None]
+) -> _RoundFacts | None:
+    if round_id not in known:
+        round_ = session.get(Round, round_id)
+        phase = session.get(RoundPhase, (round_id, Phase.SATISFACTION.value))
+        known[round_id] = (
+            None
+            if round_ is None
+            else _RoundFacts(
+                round=round_,
+                deadline=phase.deadline if phase is not None else None,
+                instrument=_satisfaction_instrument(session, round_id),
+            )
+        )
+    return known[round_id]
+
+
 def _threshold(options: Mapping[str, Any]) -> int:
     """The small-group threshold of the round (the same default as storage.tallies)."""
     try:
         return max(1, int(options.get("small_group_threshold", DEFAULT_THRESHOLD)))
     except (TypeError, ValueError):
         return DEFAULT_THRESHOLD
-
-
-def _past_deadline(session: Session, round_id: int, now: datetime) -> bool:
-    phase = session.get(RoundPhase, (round_id, Phase.SATISFACTION.value))
-    return phase is not None and now >= phase.deadline
 
 
 def _satisfaction_instrument(session: Session, round_id: int) -> Instrument:
@@ -335,14 +367,13 @@ def _satisfaction_instrument(session: Session, round_id: int) -> Instrument:
     return get_instrument(pin.instrument_id, pin.version)
 
 
-def _fold(session: Session, box: SatisfactionBox, take: int) -> None:
+def _fold(session: Session, box: SatisfactionBox, take: int, instrument: Instrument) -> None:
     """Move a random subset of take ballots from the box into the branch's counters."""
     ballots = list(box.ballots)
     _random.shuffle(ballots)
     chosen, kept = ballots[:take], ballots[take:]
     box.ballots = kept
     session.add(box)
-    instrument = _satisfaction_instrument(session, box.round_id)
     key = {"round_id": box.round_id, "org_id": box.org_id}
     delta = _add_counts(session, instrument, key, chosen)
     # The summary moves with the counters, from the same counts, in this same transaction.
@@ -375,34 +406,20 @@ def _add_counts(
     for ballot in chosen:
         for item_id, option_id in ballot.get("c", []):
             delta[(item_id, option_id)] = delta.get((item_id, option_id), 0) + 1
-    rows = [{**key, "item_id": i, "option_id": o} for i, o in delta]
-    table = SatisfactionTally.__table__  # type: ignore[attr-defined]
-    session.execute(
-        _insert(session)(table)
-        .values(count=0)
-        .on_conflict_do_nothing(index_elements=["round_id", "org_id", "item_id", "option_id"]),
-        rows,
-    )
-    additions = [
-        {"b_round": key["round_id"], "b_org": key["org_id"], "b_item": i, "b_option": o, "delta": n}
-        for (i, o), n in delta.items()
-    ]
-    session.execute(_add_statement(), additions)
+    rows = [{**key, "item_id": i, "option_id": o, "count": n} for (i, o), n in delta.items()]
+    session.execute(_add_statement(session.get_bind().dialect.name), rows)
     return delta
 
 
 @cache
-def _add_statement() -> Any:
+def _add_statement(dialect: str) -> Any:
+    """Create the rows that are missing and add to every one, in one statement (one trip)."""
     table = SatisfactionTally.__table__  # type: ignore[attr-defined]
-    return (
-        update(table)
-        .where(
-            table.c.round_id == bindparam("b_round"),
-            table.c.org_id == bindparam("b_org"),
-            table.c.item_id == bindparam("b_item"),
-            table.c.option_id == bindparam("b_option"),
-        )
-        .values(count=table.c.count + bindparam("delta"))
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=["round_id", "org_id", "item_id", "option_id"],
+        set_={"count": table.c.count + statement.excluded.count},
     )
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from cryptography.exceptions import InvalidTag
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlmodel import Session, select
 
 from storage.ballots import fold_due
@@ -115,6 +115,41 @@ def test_a_fold_creates_every_counter_row_of_the_branch_in_the_forms_order(
     ]
     assert {(i, o): n for i, o, n in rows}[("q1", "dissatisfied")] == 3
     assert _counted(engine) == (3, 0)
+
+
+def test_a_branch_s_fold_makes_three_statements_while_it_holds_the_box(engine: Engine, box) -> None:
+    """Voters of the branch wait while its fold holds the box (a meeting's end), so the fold
+    reads the round, its phase and its form before, and adds to the counters in one
+    statement: it then writes the counters, the branch's summary and the box, nothing else."""
+    for assignment_id in box["voters"][:9]:  # under twice the threshold: nothing folded yet
+        _vote(engine, assignment_id)
+    with Session(engine) as session:
+        deadline = session.get(RoundPhase, (box["round"], "satisfaction")).deadline  # type: ignore[union-attr]
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert fold_due(engine, now=deadline, round_id=box["round"], org_id=box["org"]) == 9
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    box_read = next(
+        n
+        for n, sql in enumerate(statements)
+        if sql.startswith("SELECT") and "FROM satisfaction_box" in sql
+    )
+    while_held = [sql.split(" (")[0].split(" SET")[0] for sql in statements[box_read + 1 :]]
+    assert sorted(while_held) == [
+        "INSERT INTO satisfaction_ballots",
+        "INSERT INTO satisfaction_tally",
+        "UPDATE satisfaction_box",
+    ]
+    assert _counted(engine) == (9, 0)
+    with Session(engine) as session:
+        q1 = session.get(SatisfactionTally, (box["round"], box["org"], "q1", "satisfied"))
+        assert q1 is not None and q1.count == 9
 
 
 def test_closing_the_round_purges_the_anonymous_drafts(engine: Engine, box) -> None:
