@@ -68,10 +68,16 @@ def tap_kind(data: str) -> str:
 
 
 async def paced(
-    api: Any, screens: Screens, people: list[Phone], rng: random.Random, rate: float
+    api: Any,
+    screens: Screens,
+    people: list[Phone],
+    rng: random.Random,
+    rate: float,
+    limit: int = 10**6,
 ) -> list[Wait]:
     """Taps on an open-loop schedule (rate per second, the next idle phone each time) until
-    every survey is submitted; each tap's seconds from its scheduled time to its new screen.
+    every survey is submitted (or each phone tapped ``limit`` times, for the no-op bot);
+    each tap's seconds from its scheduled time to its new screen.
 
     Measured from the schedule, not from when a phone got round to it, so a slow bot shows
     as latency instead of silently lowering the rate.
@@ -85,6 +91,7 @@ async def paced(
 
     async def one(phone: Phone, data: str, scheduled: float) -> None:
         meeting.tap(api, phone.user_id, phone.screen or {}, data)
+        phone.taps += 1
         phone.screen = await screens.next(phone.user_id)
         waits.append(Wait(scheduled - start, loop.time() - scheduled, tap_kind(data)))
         idle.append(phone)
@@ -97,7 +104,7 @@ async def paced(
             await asyncio.wait(busy, return_when=asyncio.FIRST_COMPLETED)
         phone = idle.pop(0) if idle else None
         data = meeting.pick(phone.screen, rng) if phone is not None and phone.screen else None
-        if phone is None or data is None:
+        if phone is None or data is None or phone.taps >= limit:
             continue  # that phone has submitted: it leaves the schedule
         task = asyncio.create_task(one(phone, data, scheduled))
         busy.add(task)
@@ -261,17 +268,43 @@ async def measure_latency(
             )
             reset_peak_memory()
             async with meeting.polling(bot):
-                await child.say(f"paced {rate}")
-                if (ready := await child.line()) != "ready":
-                    raise RuntimeError(f"unexpected {ready!r}")
-                async with Pauses().watching() as pauses:
-                    await child.say("go")
-                    line = await child.line()
-                    phones_pauses = await child.line()
-            waits = [Wait.decode(w) for w in line.split()[1:]]
+                waits, pauses, phones_pauses = await _paced_run(child, f"paced {rate}")
             return Latency(waits, rate, *memory_mb(), pauses, phones_pauses)
         finally:
             engine.dispose()
+
+
+async def measure_noop_latency(child: Child, api: tuple[str, str, str], rate: float) -> Latency:
+    """PTB alone (bench.meeting's no-op Application) on the same schedule, as many taps per
+    phone as the survey takes: the floor this machine puts under the bot's latency."""
+    from bench import meeting
+
+    base_url, base_file_url, token = api
+    async with meeting.polling(meeting.noop_application(token, base_url, base_file_url)):
+        command = f"paced {rate} {meeting.taps_per_survey()}"
+        waits, pauses, phones_pauses = await _paced_run(child, command)
+    return Latency(waits, rate, *memory_mb(), pauses, phones_pauses)
+
+
+async def _paced_run(child: Child, command: str) -> tuple[list[Wait], Pauses, str]:
+    """One paced run of the phones against the Application now polling."""
+    await child.say(command)
+    if (ready := await child.line()) != "ready":
+        raise RuntimeError(f"unexpected {ready!r}")
+    async with Pauses().watching() as pauses:
+        await child.say("go")
+        line = await child.line()
+        phones_pauses = await child.line()
+    return [Wait.decode(w) for w in line.split()[1:]], pauses, phones_pauses
+
+
+def print_floor(floor: Latency) -> None:
+    """The no-op's latency on the same schedule, under the bot's."""
+    print(
+        f"  no-op at {floor.rate:.0f} taps/s:        "
+        f"p50 {floor.percentile(0.5) * 1000:5.1f} ms, p99 {floor.percentile(0.99) * 1000:5.1f} ms"
+        f" over {len(floor.waits)} taps (PTB alone, the same schedule: this machine's floor)"
+    )
 
 
 def print_latency(latency: Latency, *, county: bool, memory: bool = True) -> None:

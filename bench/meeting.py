@@ -19,7 +19,9 @@ another process), only the client's side of every round trip. A figure, not a te
 
 The latency run taps at ``--rate`` per second on an open-loop schedule (bench/latency.py);
 when that is above the rate the bot served flat out, it is run again at 80% of the
-flat-out rate, so the figures show both the overload and what a sustained rate costs.
+flat-out rate, so the figures show both the overload and what a sustained rate costs. The
+no-op Application is run on the same schedule beside each: PTB's own latency at that rate
+on this machine, the floor under the bot's (on a slow machine 100 taps/s is over it).
 
 The phones live beside the fake server rather than in a third process because a tap must
 open its callback query id on the server (as Telegram does) before the bot may answer it.
@@ -45,7 +47,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.latency import Pauses, measure_latency, paced, print_latency
+from bench.latency import (
+    Pauses,
+    measure_latency,
+    measure_noop_latency,
+    paced,
+    print_floor,
+    print_latency,
+)
 
 PHONES = 200
 BRANCHES = 10
@@ -189,9 +198,12 @@ async def serve(phones: int, first_user: int) -> None:
             gc.freeze()
             print("ready", flush=True)
             await read_line()  # "go"
-            if command.startswith("paced"):
+            if command.startswith("paced"):  # "paced RATE [TAPS PER PHONE]"
+                rate, *taps = command.split()[1:]
                 async with Pauses().watching() as pauses:
-                    waits = await paced(api, screens, people, rng, float(command.split()[1]))
+                    waits = await paced(
+                        api, screens, people, rng, float(rate), *(int(n) for n in taps)
+                    )
                 print("latency", " ".join(w.encode() for w in waits), flush=True)
                 print(pauses.line("phones'"), flush=True)
                 continue
@@ -624,12 +636,14 @@ async def run(args: argparse.Namespace) -> None:
         middle = sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]
         before, real, after = rounds[middle]  # the median run's figures are printed
         latency = await measure_latency(args, child, api)
-        sustained = None
+        floor = await measure_noop_latency(child, api, args.rate)
+        sustained = sustained_floor = None
         flat_out = real.taps / real.wall if real.wall else 0.0
         if flat_out < args.rate:
             # The asked rate is above what this machine served flat out: the queue only
             # grows there, so also show the latency at a rate it sustains.
             sustained = await measure_latency(args, child, api, rate=SUSTAINED_SHARE * flat_out)
+            sustained_floor = await measure_noop_latency(child, api, sustained.rate)
         await child.say("quit")
     finally:
         await child.close()
@@ -664,6 +678,7 @@ async def run(args: argparse.Namespace) -> None:
             f"(+ {real.commits / taps:4.2f} commits; a batch counts once)"
         )
     print_latency(latency, county=not args.no_county)
+    print_floor(floor)
     if sustained is not None:
         print(
             f"  flat out the bot served {real.taps / real.wall:.0f} taps/s "
@@ -671,6 +686,8 @@ async def run(args: argparse.Namespace) -> None:
             f"{args.rate:.0f}/s is above that, so also at {SUSTAINED_SHARE:.0%} of it:"
         )
         print_latency(sustained, county=not args.no_county, memory=False)
+        if sustained_floor is not None:
+            print_floor(sustained_floor)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
