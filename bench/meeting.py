@@ -21,7 +21,9 @@ The latency run taps at ``--rate`` per second on an open-loop schedule (bench/la
 when that is above the rate the bot served flat out, it is run again at 80% of the
 flat-out rate, so the figures show both the overload and what a sustained rate costs. The
 no-op Application is run on the same schedule beside each: PTB's own latency at that rate
-on this machine, the floor under the bot's (on a slow machine 100 taps/s is over it).
+on this machine, the floor under the bot's (on a slow machine 100 taps/s is over it). Before
+each latency run ten more members answer the whole survey, unmeasured (``WARM_PHONES``): the
+run's Application and engine are new, and a cold start saturated its first seconds.
 
 The phones live beside the fake server rather than in a third process because a tap must
 open its callback query id on the server (as Telegram does) before the bot may answer it.
@@ -172,6 +174,23 @@ async def answer(api: Any, screens: Screens, phone: Phone, rng: random.Random, l
         phone.screen = await screens.next(phone.user_id)
 
 
+WARM_PHONES = 10
+"""Members beyond the measured phones (one per branch) who answer the whole survey before a
+latency run, unmeasured: each run builds a new Application and engine, and a bot that has
+been running meets a meeting with its HTTP pool open and its statements compiled."""
+
+
+async def warm_up(
+    api: Any, screens: Screens, phones: int, first_user: int, rng: random.Random, command: str
+) -> None:
+    """The warm-up phones tap through their survey (as many taps as it takes, for the no-op)."""
+    taps = command.split()[2:]
+    limit = int(taps[0]) if taps else 10**6
+    warm = [Phone(first_user + phones + n) for n in range(WARM_PHONES)]
+    await asyncio.gather(*(open_list(api, screens, p) for p in warm))
+    await asyncio.gather(*(answer(api, screens, p, rng, limit) for p in warm))
+
+
 async def read_line() -> str:
     """One command from the parent on stdin."""
     return (await asyncio.to_thread(sys.stdin.readline)).strip()
@@ -190,6 +209,8 @@ async def serve(phones: int, first_user: int) -> None:
             limit = int(command.split()[1]) if command.startswith("noop") else 10**6
             people = [Phone(first_user + n) for n in range(phones)]
             await asyncio.gather(*(open_list(api, screens, p) for p in people))
+            if command.startswith("paced"):
+                await warm_up(api, screens, phones, first_user, rng, command)
             # The request log grows by every round's taps; without this, a full collection
             # walking it stopped the phones for 270 ms late in a latency run (printed as the
             # phones' pauses), which showed as the slowest taps although the bot had served
