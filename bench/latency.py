@@ -299,6 +299,19 @@ async def _paced_run(child: Child, command: str) -> tuple[list[Wait], Pauses, st
     return [Wait.decode(w) for w in line.split()[1:]], pauses, phones_pauses
 
 
+def median_run(latencies: list[Latency]) -> Latency:
+    """The run whose p99 is the median of the runs' (the one printed in full)."""
+    ranked = sorted(latencies, key=lambda latency: latency.percentile(0.99))
+    return ranked[len(ranked) // 2]
+
+
+def print_runs(latencies: list[Latency]) -> None:
+    """Every latency run's p99 and its confirmations' p99, so the spread shows."""
+    p99 = " ".join(f"{1000 * latency.percentile(0.99):.1f}" for latency in latencies)
+    confirm = " ".join(f"{1000 * latency.percentile(0.99, 'confirm'):.0f}" for latency in latencies)
+    print(f"  p99 ms per latency run:     {p99} (confirm: {confirm}); the median run shown above")
+
+
 def print_floor(floor: Latency) -> None:
     """The no-op's latency on the same schedule, under the bot's."""
     print(

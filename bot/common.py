@@ -15,8 +15,8 @@ tuples named ``COMMANDS`` in each bot module (``bot.registration``, ``bot.answer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +37,7 @@ from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, CallbackContext, filters
 
 from storage import audit as audit_log
-from storage.db import Session, WouldWait, quick_transaction, transaction
+from storage.db import Session, WouldWait, quick_transaction, transaction, wait_for_turn
 from storage.models import AuditLog, TelegramAccount
 from storage.registration import find_account, organization_name, person_by_id, roles_of
 from storage.runtime import SERVICES_KEY, Services
@@ -48,6 +48,10 @@ from surveys.text import split_message
 
 T = TypeVar("T")
 Context = CallbackContext[Any, Any, Any, Any]
+
+QUICK_WAIT_SECONDS = 1.0
+"""How long a quick transaction waits on the loop for a SQLite writer of this process (a
+fold) to hand the turn on before it goes to wait on a worker thread as any other."""
 
 PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
 """New messages in a private chat (edits are not answered twice)."""
@@ -76,7 +80,10 @@ async def in_transaction(
     ``quick``: for a tap's or a typed answer's short transaction, which runs right here on
     the event loop's thread when it need not wait for a lock
     (:func:`storage.db.quick_transaction`: a SQLite file or PostgreSQL); else on a worker
-    thread as any other. ``work`` must then only touch the database, as it may run twice.
+    thread as any other. Where a SQLite writer of this process holds the turn, it waits for
+    its turn in the writers' queue without holding the loop and tries here again (up to
+    ``QUICK_WAIT_SECONDS``). ``work`` must then only touch the database, as it may run
+    several times.
     """
     engine = services(context).engine
 
@@ -86,8 +93,16 @@ async def in_transaction(
 
     try:
         if quick:
-            with contextlib.suppress(WouldWait):  # the lock is taken: wait on a thread
-                return quick_transaction(engine, work)
+            deadline, kept = time.monotonic() + QUICK_WAIT_SECONDS, None
+            while True:
+                try:
+                    return quick_transaction(engine, work, kept)
+                except WouldWait as would_wait:
+                    # A turn of this process's: queue for it and try here again.
+                    left = deadline - time.monotonic()
+                    kept = await wait_for_turn(engine, would_wait, left) if left > 0 else None
+                    if kept is None:
+                        break  # anything else would wait: wait on a thread
         return await asyncio.to_thread(run)
     except TextTooLong as too_long:
         await refuse_long_text(context, too_long)

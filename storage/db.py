@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import sqlite3
 import threading
 import time
 import warnings
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -34,40 +38,110 @@ BUSY_SECONDS = 15.0
 T = TypeVar("T")
 
 
+class _Waiter:
+    """A writer queued for the turn: a thread (``event``) or a quick writer on a loop."""
+
+    def __init__(self, granted: Callable[[], None] | None = None) -> None:
+        self.event = threading.Event() if granted is None else None
+        self._granted = granted
+
+    def grant(self) -> None:
+        """The turn is now this waiter's (called on the thread that handed it on)."""
+        if self.event is not None:
+            self.event.set()
+        elif self._granted is not None:
+            self._granted()
+
+
 class WriterTurns:
     """One SQLite writer at a time per database file in this process, handed over at commit.
 
     Why: SQLite's own busy handler sleeps between tries (1, 2, 5, 10 … 100 ms), so a writer
     that found the file locked sleeps on after the holder has committed. At a meeting, when
     the submissions' folds queued, taps waited up to 105 ms for a lock that was free most of
-    that time. A writer of this process now waits here instead and is woken at the holder's
-    commit or rollback; SQLite's busy timeout is left for writers of other processes.
+    that time. A writer of this process now waits here instead and is given the turn at the
+    holder's commit or rollback; SQLite's busy timeout is left for writers of other
+    processes.
+
+    The waiters are served in the order they came (first come, first served): a thread, or a
+    quick writer of the event loop (:func:`turn_handed_on`), for which the turn is kept
+    until it claims it on the loop. Without the order, the folds of a meeting's end (queued
+    back to back on their thread) took the turn one after another while the taps woken on
+    the loop were still on their way to it, and a confirmation waited 200 ms.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._holder: Any = None  # the pooled connection whose transaction holds the turn
-        self._count = threading.Lock()
-        self.waiting = 0
+        self._guard = threading.Lock()
+        self._holder: Any = None  # a pooled connection, or the _Waiter it is kept for
+        self._busy = False
+        self._queue: deque[_Waiter] = deque()
+        self.handed_on = 0  # how many turns have ended: a quick writer's clock (try_take)
+
+    @property
+    def waiting(self) -> int:
+        """Writers queued for the turn, threads and quick writers alike."""
+        return len(self._queue)
 
     def take(self, connection: Any) -> None:
         """Wait for the turn (as long as SQLite would have), then keep it for this connection."""
-        with self._count:
-            self.waiting += 1
-        try:
-            if not self._lock.acquire(timeout=BUSY_SECONDS):
-                raise sqlite3.OperationalError("database is locked")
-        finally:
-            with self._count:
-                self.waiting -= 1
-        self._holder = connection
+        with self._guard:
+            if not self._busy:
+                self._busy, self._holder = True, connection
+                return
+            waiter = _Waiter()
+            self._queue.append(waiter)
+        assert waiter.event is not None
+        if not waiter.event.wait(BUSY_SECONDS):
+            with self._guard:
+                if waiter in self._queue:  # else it was granted meanwhile: take it
+                    self._queue.remove(waiter)
+                    raise sqlite3.OperationalError("database is locked")
+        with self._guard:
+            self._holder = connection
 
-    def try_take(self, connection: Any) -> bool:
-        """Take the turn only if it is free and no writer is queued for it; never wait."""
-        if self.waiting or not self._lock.acquire(blocking=False):
-            return False
-        self._holder = connection
-        return True
+    def try_take(self, connection: Any) -> int | None:
+        """Take the turn only if it is free and no writer is queued for it; never wait.
+
+        None when taken; else how many turns had ended when it was found taken, for
+        :meth:`queue_quick`.
+        """
+        with self._guard:
+            if self._busy:
+                return self.handed_on
+            self._busy, self._holder = True, connection
+            return None
+
+    def queue_quick(self, seen: int, granted: Callable[[], None]) -> _Waiter | None:
+        """Queue a quick writer that found the turn taken after ``seen`` turns had ended.
+
+        ``granted`` is called, on the thread that hands the turn on, once the turn is kept
+        for it; the writer then claims it (:meth:`claim`) or gives it back (:meth:`give_back`).
+        None, and nothing queued, if the turn has ended since: try again at once.
+        """
+        with self._guard:
+            if self.handed_on != seen or not self._busy:
+                return None
+            waiter = _Waiter(granted)
+            self._queue.append(waiter)
+            return waiter
+
+    def claim(self, waiter: _Waiter, connection: Any) -> bool:
+        """Take the turn kept for this quick writer, for this connection."""
+        with self._guard:
+            if self._holder is not waiter:
+                return False
+            self._holder = connection
+            return True
+
+    def give_back(self, waiter: _Waiter) -> None:
+        """A quick writer that will not use its turn: unqueue it, or pass its turn on."""
+        with self._guard:
+            if waiter in self._queue:
+                self._queue.remove(waiter)
+                return
+            granted = self._pass_on() if self._holder is waiter else None
+        if granted is not None:
+            granted.grant()
 
     def hand_on(self, connection: Any) -> None:
         """End this connection's turn, if it holds it (a rollback may come without one).
@@ -75,12 +149,27 @@ class WriterTurns:
         ``connection``: the pool's proxy (commit, rollback) or the DBAPI connection under it
         (the pool's close and invalidate events).
         """
-        holder = self._holder
-        if holder is None or connection is None:
+        if connection is None:
             return
-        if holder is connection or getattr(holder, "dbapi_connection", None) is connection:
-            self._holder = None
-            self._lock.release()
+        with self._guard:
+            holder = self._holder
+            if holder is None or not (
+                holder is connection or getattr(holder, "dbapi_connection", None) is connection
+            ):
+                return
+            granted = self._pass_on()
+        if granted is not None:
+            granted.grant()
+
+    def _pass_on(self) -> _Waiter | None:
+        """End the turn (the guard held): the first waiter's now, else free."""
+        self.handed_on += 1
+        if not self._queue:
+            self._busy, self._holder = False, None
+            return None
+        waiter = self._queue.popleft()
+        self._holder = waiter
+        return waiter
 
 
 _TURNS: dict[str, WriterTurns] = {}
@@ -98,7 +187,8 @@ _ENGINE_TURNS: weakref.WeakKeyDictionary[Engine, WriterTurns] = weakref.WeakKeyD
 
 
 def writers_waiting(engine: Engine) -> int:
-    """SQLite writers of this process waiting for their turn on the engine's file (else 0)."""
+    """SQLite writers of this process waiting for their turn on the engine's file (else 0):
+    on threads, and quick ones waiting on an event loop (:func:`wait_for_turn`)."""
     turns = _ENGINE_TURNS.get(engine)
     return turns.waiting if turns is not None else 0
 
@@ -115,8 +205,12 @@ def _begin_immediate(connection: Any) -> None:
     pooled = connection.connection  # what the dialect's commit and rollback are handed
     try:
         if turns is not None and connection.engine in _MAIN_OF_QUICK:
-            if not turns.try_take(pooled):
-                raise WouldWait
+            kept = _KEPT.get()
+            seen = (
+                None if kept is not None and turns.claim(kept, pooled) else turns.try_take(pooled)
+            )
+            if seen is not None:
+                raise WouldWait(turns_seen=seen)
         elif turns is not None:
             turns.take(pooled)
         # Straight to the driver: SQLAlchemy's statement machinery (events, cursor, result)
@@ -263,7 +357,13 @@ class WouldWait(Exception):
 
     Raised before the first statement ran (at BEGIN), or when SQLite said "busy" later:
     either way the transaction was rolled back, so the work can be run again elsewhere.
+    ``turns_seen``: when it found a SQLite file's writers' turn taken by a writer of this
+    process, how many turns had ended then (for :func:`wait_for_turn`); else None.
     """
+
+    def __init__(self, *, turns_seen: int | None = None) -> None:
+        super().__init__()
+        self.turns_seen = turns_seen
 
 
 QUICK_POOL = 2
@@ -442,7 +542,9 @@ def _is_busy(error: BaseException | None) -> bool:
     return isinstance(code, int) and code & 0xFF == SQLITE_BUSY
 
 
-def quick_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
+def quick_transaction(
+    engine: Engine, work: Callable[[Session], T], kept: KeptTurn | None = None
+) -> T:
     """``work(session)`` in one transaction, now and on this thread, if it need not wait.
 
     For the event loop's own thread: a tap's transaction takes about a millisecond of CPU,
@@ -457,12 +559,13 @@ def quick_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
     Raises :class:`WouldWait`, with everything rolled back, where it would have waited, and
     for SQLite in memory; ``work`` must then be safe to run again (it only touched the
     database). A fold the transaction asks for runs on a thread (storage.ballots).
+    ``kept``: the writers' turn kept for it (:func:`wait_for_turn`).
     """
     quick = _quick_engine(engine)
     if quick is None:
         raise WouldWait
     try:
-        with transaction(quick) as session:
+        with kept or contextlib.nullcontext(), transaction(quick) as session:
             result = work(session)
     except exc.OperationalError as error:
         if _is_busy(error.orig):
@@ -472,6 +575,78 @@ def quick_transaction(engine: Engine, work: Callable[[Session], T]) -> T:
     if checkpoints is not None:
         checkpoints.count()
     return result
+
+
+class KeptTurn:
+    """A SQLite file's writers' turn, kept for one quick transaction (:func:`wait_for_turn`).
+
+    Passed to :func:`quick_transaction`, which claims it at BEGIN; whatever happens, the
+    turn is given back when that transaction is over, never left kept for nobody.
+    """
+
+    def __init__(self, turns: WriterTurns | None = None, waiter: _Waiter | None = None) -> None:
+        self._turns, self._waiter = turns, waiter
+        self._token: contextvars.Token[_Waiter | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _KEPT.set(self._waiter)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._token is not None:
+            _KEPT.reset(self._token)
+        if self._turns is not None and self._waiter is not None:
+            self._turns.give_back(self._waiter)  # nothing to give back once claimed
+
+
+_KEPT: contextvars.ContextVar[_Waiter | None] = contextvars.ContextVar(
+    "ceping_kept_turn", default=None
+)
+
+
+async def wait_for_turn(engine: Engine, would_wait: WouldWait, timeout: float) -> KeptTurn | None:
+    """Queue, without holding the event loop, for the writers' turn a quick transaction found
+    taken; the turn kept for it once its waiters before it are done.
+
+    For a quick transaction that gave up because a writer of this process (a fold, a tap on
+    a worker thread) held a SQLite file's turn: run again on the loop's thread with the kept
+    turn, it takes a millisecond, where on a worker thread it took several (the GIL passed
+    back and forth with the loop; at a meeting's end every tap behind a fold was sent there
+    and they queued behind one another). A turn that ended meanwhile gives an empty
+    KeptTurn: try again at once. None, at once, where nothing of this process holds the turn
+    (PostgreSQL, another process's lock), and after ``timeout``.
+    """
+    quick = _quick_engine(engine)
+    turns = _ENGINE_TURNS.get(quick) if quick is not None else None
+    if would_wait.turns_seen is None or turns is None:
+        return None
+    loop = asyncio.get_running_loop()
+    kept: asyncio.Future[None] = loop.create_future()
+    queued: list[_Waiter] = []
+
+    def resolve() -> None:
+        if kept.done():  # given up meanwhile (timeout, cancelled): pass the turn on
+            turns.give_back(queued[0])
+        else:
+            kept.set_result(None)
+
+    def granted() -> None:  # on the thread that handed the turn on
+        try:
+            loop.call_soon_threadsafe(resolve)
+        except RuntimeError:  # the loop is closed: nobody will claim it
+            turns.give_back(queued[0])
+
+    waiter = turns.queue_quick(would_wait.turns_seen, granted)
+    if waiter is None:
+        return KeptTurn()
+    queued.append(waiter)
+    try:
+        await asyncio.wait_for(kept, timeout)
+    except BaseException as error:  # timeout or cancelled: unqueue, or pass the turn on
+        turns.give_back(waiter)
+        if isinstance(error, TimeoutError):
+            return None
+        raise
+    return KeptTurn(turns, waiter)
 
 
 def alembic_config(engine: Engine) -> Config:

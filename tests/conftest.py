@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,10 +83,12 @@ def engine(database_url: str, _postgres_engine: Engine | None) -> Iterator[Engin
 
 @pytest.fixture(autouse=True)
 def _collector_as_found() -> Iterator[None]:
-    """``ceping run`` tunes the garbage collector for its process (bot/collector.py); a test
+    """``ceping run`` tunes the garbage collector and the GIL's switch interval for its
+    process (bot/collector.py); a test
     that calls it must not leave the rest of the suite with that process's settings."""
-    threshold = gc.get_threshold()
+    threshold, switching = gc.get_threshold(), sys.getswitchinterval()
     yield
     if gc.get_freeze_count():
         gc.unfreeze()
     gc.set_threshold(*threshold)
+    sys.setswitchinterval(switching)

@@ -25,6 +25,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 import bot.answering
+import bot.common as bot_common
 import storage.db as db
 from bot import answer_taps
 from storage import ballots
@@ -87,6 +88,11 @@ def _insert(n: int) -> Any:
     return work
 
 
+def _write(engine: Engine, n: int) -> None:
+    with transaction(engine) as session:
+        session.connection().execute(text("INSERT INTO tap (n) VALUES (:n)"), {"n": n})
+
+
 def _taps(engine: Engine) -> list[int]:
     with engine.connect() as connection:
         return list(connection.execute(text("SELECT n FROM tap ORDER BY n")).scalars())
@@ -133,6 +139,84 @@ def test_it_gives_up_without_writing_while_a_writer_of_this_process_holds_the_tu
         other.commit()
     assert _taps(sqlite_file) == [1]
     assert quick_transaction(sqlite_file, _insert(3)) and _taps(sqlite_file) == [1, 3]
+
+
+async def _queued_behind_another_writer(engine: Engine) -> tuple[OtherWriter, asyncio.Future[Any]]:
+    """Another writer of this process holds the turn; a quick writer gave up and queued."""
+    other = OtherWriter(engine, "INSERT INTO tap (n) VALUES (1)")
+    await asyncio.to_thread(other.start)
+    with pytest.raises(WouldWait) as gave_up:
+        quick_transaction(engine, _insert(2))
+    queued = asyncio.ensure_future(db.wait_for_turn(engine, gave_up.value, 5.0))
+    await asyncio.to_thread(wait_until, lambda: writers_waiting(engine) == 1)
+    return other, queued
+
+
+async def test_a_quick_writer_queues_for_the_turn_and_writes_with_the_turn_kept_for_it(
+    sqlite_file: Engine,
+) -> None:
+    other, queued = await _queued_behind_another_writer(sqlite_file)
+    try:  # a thread that comes later queues behind it
+        later = threading.Thread(target=lambda: _write(sqlite_file, 4))
+        later.start()
+        await asyncio.to_thread(wait_until, lambda: writers_waiting(sqlite_file) == 2)
+    finally:
+        await asyncio.to_thread(other.commit)
+    kept = await queued
+    assert kept is not None
+    assert quick_transaction(sqlite_file, _insert(3), kept) == threading.current_thread().name
+    await asyncio.to_thread(later.join, HOLD_SECONDS)
+    with sqlite_file.connect() as connection:  # in the order they were written
+        written = connection.execute(text("SELECT n FROM tap ORDER BY rowid")).scalars()
+        assert list(written) == [1, 3, 4]  # first come, first served
+
+
+async def test_a_turn_kept_for_a_quick_writer_that_does_not_use_it_is_passed_on(
+    sqlite_file: Engine,
+) -> None:
+    other, queued = await _queued_behind_another_writer(sqlite_file)
+    await asyncio.to_thread(other.commit)
+    kept = await queued
+    assert kept is not None
+
+    def refuse(_session: Any) -> None:
+        raise LookupError("gave up before writing")
+
+    with pytest.raises(LookupError):
+        quick_transaction(sqlite_file, refuse, kept)
+    # On a turn still kept, this would wait BUSY_SECONDS and fail ("database is locked").
+    await asyncio.to_thread(_write, sqlite_file, 5)
+    assert _taps(sqlite_file) == [1, 5]
+
+
+async def test_a_quick_writer_that_gives_up_waiting_leaves_the_queue(sqlite_file: Engine) -> None:
+    other = OtherWriter(sqlite_file, "INSERT INTO tap (n) VALUES (1)")
+    await asyncio.to_thread(other.start)
+    try:
+        with pytest.raises(WouldWait) as gave_up:
+            quick_transaction(sqlite_file, _insert(2))
+        assert await db.wait_for_turn(sqlite_file, gave_up.value, 0.01) is None
+        assert writers_waiting(sqlite_file) == 0
+    finally:
+        await asyncio.to_thread(other.commit)
+    # The turn ended between giving up and queueing: try again at once, nothing kept.
+    assert await db.wait_for_turn(sqlite_file, gave_up.value, 5.0) is not None
+    assert quick_transaction(sqlite_file, _insert(3)) and _taps(sqlite_file) == [1, 3]
+
+
+async def test_no_waiting_on_the_loop_for_a_lock_of_another_process(sqlite_file: Engine) -> None:
+    other = sqlite3.connect(sqlite_file.url.database or "", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(WouldWait) as gave_up:
+            quick_transaction(sqlite_file, _insert(1))
+        waiting = db.wait_for_turn(sqlite_file, gave_up.value, 5.0)
+        with pytest.raises(StopIteration) as answered:  # at once, never suspended
+            waiting.send(None)
+        assert answered.value.value is None
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
 
 
 def test_it_gives_up_while_another_process_holds_the_lock(sqlite_file: Engine) -> None:
@@ -334,29 +418,101 @@ def _tap_is_waiting(engine: Engine, backend: str) -> bool:
         return connection.execute(text(waiting)).scalar_one() > 0
 
 
-async def test_a_tap_waits_on_a_thread_while_another_writer_holds_the_lock(
-    bot: BotHarness, backend: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The tap is applied once the other writer commits, with nothing lost."""
-    threads = _spy_on_taps(monkeypatch)
+async def _open_list(bot: BotHarness) -> tuple[Any, Any]:
+    """A voter who has opened their list of surveys."""
     (voter,) = _seat_voters(bot, 1)
     phone = bot.phone(voter.user_id)
     await phone.send("/surveys")
-    other = OtherWriter(bot.engine, LOCK_ASSIGNMENTS[backend])
-    await asyncio.to_thread(other.start)
+    return voter, phone
+
+
+def _tap_survey(phone: Any) -> asyncio.Future[Any]:
+    """Tap the satisfaction survey in the list (the tap is not answered yet)."""
+    return asyncio.ensure_future(phone.tap(next(b for b in phone.buttons if "满意度" in b)))
+
+
+def _shows_first_question(phone: Any, voter: Any) -> bool:
+    first = CHOICE_ITEMS[0]
+    return LABELS[(first.id, voter.ballot[first.id])] in phone.buttons
+
+
+async def _tap_while_another_writer_holds_the_lock(
+    bot: BotHarness, backend: str, phone: Any
+) -> asyncio.Future[Any]:
+    """Tap the survey while another writer of this process holds the lock, seen waiting for
+    it (the loop free meanwhile: this test runs on it); the writer then commits."""
+    holder = OtherWriter(bot.engine, LOCK_ASSIGNMENTS[backend])
+    await asyncio.to_thread(holder.start)
     try:
-        tapped = asyncio.ensure_future(phone.tap(next(b for b in phone.buttons if "满意度" in b)))
+        tapped = _tap_survey(phone)
         await asyncio.to_thread(
             wait_until, lambda: _tap_is_waiting(bot.engine, backend) or tapped.done()
         )
         assert not tapped.done()  # the tap is queued for the lock, not answered without it
     finally:
-        await asyncio.to_thread(other.commit)
+        await asyncio.to_thread(holder.commit)
+    return tapped
+
+
+async def test_a_tap_waits_on_a_thread_while_another_writer_holds_the_lock(
+    bot: BotHarness, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: another transaction holds the row; SQLite: another process the file."""
+    threads = _spy_on_taps(monkeypatch)
+    voter, phone = await _open_list(bot)
+    if backend == "sqlite":
+        other = sqlite3.connect(bot.engine.url.database or "", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        tapped = _tap_survey(phone)
+        await asyncio.to_thread(wait_until, lambda: len(threads) == 2 or tapped.done())
+        assert not tapped.done()  # the tap waits in SQLite's busy handler
+        other.execute("COMMIT")
+        other.close()
+    else:
+        tapped = await _tap_while_another_writer_holds_the_lock(bot, backend, phone)
     await tapped
-    first = CHOICE_ITEMS[0]
-    assert LABELS[(first.id, voter.ballot[first.id])] in phone.buttons  # its first question
+    assert _shows_first_question(phone, voter)
     # Tried on the loop, given up (SQLite: at BEGIN; PostgreSQL: at the lock), then applied
     # once on a worker thread.
     loop_thread = threading.current_thread().name
     assert threads[0] == loop_thread and len(threads) == 2, threads
     assert threads[1] != loop_thread
+
+
+async def test_a_tap_waits_on_the_loop_while_a_writer_of_this_process_holds_the_turn(
+    bot: BotHarness, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite: a fold or a worker thread of this process holds the writers' turn. The tap
+    waits for it to be handed on without holding the loop, then runs on the loop's thread:
+    on a worker thread it took several times as long (the GIL passed to and fro)."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's writers' turn")
+    threads = _spy_on_taps(monkeypatch)
+    voter, phone = await _open_list(bot)
+    tapped = await _tap_while_another_writer_holds_the_lock(bot, backend, phone)
+    await tapped
+    assert _shows_first_question(phone, voter)
+    loop_thread = threading.current_thread().name
+    assert threads == [loop_thread, loop_thread]
+
+
+async def test_a_tap_goes_to_a_thread_when_the_turn_is_not_handed_on_soon(
+    bot: BotHarness, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite's writers' turn")
+    monkeypatch.setattr(bot_common, "QUICK_WAIT_SECONDS", 0.05)
+    threads = _spy_on_taps(monkeypatch)
+    voter, phone = await _open_list(bot)
+    holder = OtherWriter(bot.engine, LOCK_ASSIGNMENTS[backend])
+    await asyncio.to_thread(holder.start)
+    try:
+        tapped = _tap_survey(phone)
+        await asyncio.to_thread(wait_until, lambda: len(threads) == 2 or tapped.done())
+        assert not tapped.done()  # waiting for the turn, now on a worker thread
+    finally:
+        await asyncio.to_thread(holder.commit)
+    await tapped
+    assert _shows_first_question(phone, voter)
+    assert threads[0] == threading.current_thread().name
+    assert threads[1] != threads[0] and len(threads) == 2, threads

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+import sys
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -289,14 +290,17 @@ def test_run_polls_for_every_update_type_without_dropping_pending_ones(
 def test_run_freezes_what_start_up_made_and_collects_the_young_less_often(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
+    """And a thread holding a SQLite write lock gets the GIL back from the loop sooner."""
     monkeypatch.setattr(bot_app.Application, "run_polling", lambda self, **kw: None)
     gc.unfreeze()
     assert gc.get_freeze_count() == 0
+    assert sys.getswitchinterval() != collector.SWITCH_INTERVAL
 
     bot_app.run(settings_for(tmp_path))
 
     assert gc.get_freeze_count() > 10_000  # the modules, classes and the Application
     assert gc.get_threshold()[0] == collector.FIRST_GENERATION
+    assert sys.getswitchinterval() == collector.SWITCH_INTERVAL
 
 
 def test_the_bot_keeps_a_bounded_pool_of_api_connections_where_a_burst_waits(
