@@ -310,6 +310,11 @@ def print_runs(latencies: list[Latency]) -> None:
     p99 = " ".join(f"{1000 * latency.percentile(0.99):.1f}" for latency in latencies)
     confirm = " ".join(f"{1000 * latency.percentile(0.99, 'confirm'):.0f}" for latency in latencies)
     print(f"  p99 ms per latency run:     {p99} (confirm: {confirm}); the median run shown above")
+    slowest = "; ".join(
+        " ".join(f"{w.at:.1f}:{w.seconds * 1000:.0f}:{w.kind}" for w in latency.slowest(3))
+        for latency in latencies
+    )
+    print(f"  slowest 3 of each run:      {slowest}")
 
 
 def print_floor(floor: Latency) -> None:
