@@ -64,7 +64,7 @@ class WriterTurns:
     processes.
 
     The waiters are served in the order they came (first come, first served): a thread, or a
-    quick writer of the event loop (:func:`turn_handed_on`), for which the turn is kept
+    quick writer of the event loop (:func:`wait_for_turn`), for which the turn is kept
     until it claims it on the loop. Without the order, the folds of a meeting's end (queued
     back to back on their thread) took the turn one after another while the taps woken on
     the loop were still on their way to it, and a confirmation waited 200 ms.
